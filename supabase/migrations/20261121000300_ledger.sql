@@ -1,0 +1,232 @@
+-- Wallets and the append-only double-entry ledger that maintains their balances.
+
+-- Section - wallets
+create table public.wallets (
+  id uuid primary key default gen_random_uuid(),
+  account_id uuid not null references public.accounts (id) on delete restrict,
+  currency text not null references public.currencies (code),
+  balance bigint not null default 0 check (balance >= 0),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  unique (account_id, currency)
+);
+alter table public.wallets enable row level security;
+comment on column public.wallets.balance is 'Minor units; maintained only by ledger_entries triggers, never written directly.';
+
+create policy "Members can read their accounts' wallets" on public.wallets
+  for select to authenticated using (settle.is_member(account_id));
+
+-- The balance moves only through the ledger trigger below, which sets settle.ledger_posting.
+create function settle.guard_wallet_balance() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  if new.balance is distinct from old.balance
+     and coalesce(current_setting('settle.ledger_posting', true), '') <> 'on' then
+    perform settle.fail(400, 'invalid_request', 'wallet balances change only through the ledger');
+  end if;
+  if new.account_id <> old.account_id or new.currency <> old.currency then
+    perform settle.fail(400, 'invalid_request', 'a wallet''s account and currency are fixed');
+  end if;
+  new.updated_at := now();
+  return new;
+end
+$$;
+create trigger wallets_guard_balance before update on public.wallets
+  for each row execute function settle.guard_wallet_balance();
+
+create function settle.guard_wallet_insert() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  if new.balance <> 0 then
+    perform settle.fail(400, 'invalid_request', 'a wallet starts at zero');
+  end if;
+  return new;
+end
+$$;
+create trigger wallets_guard_insert before insert on public.wallets
+  for each row execute function settle.guard_wallet_insert();
+
+-- Section - ledger
+create table public.ledger_transactions (
+  id uuid primary key default gen_random_uuid(),
+  kind text not null check (kind in ('topup', 'purchase', 'refund', 'adjustment')),
+  idempotency_key text not null unique check (length(idempotency_key) between 1 and 200),
+  order_id uuid,
+  description text,
+  created_at timestamptz not null default now()
+);
+alter table public.ledger_transactions enable row level security;
+comment on column public.ledger_transactions.idempotency_key is 'One effect, one key (e.g. order_paid:<order id>): posting the same key twice is a no-op.';
+
+create table public.ledger_entries (
+  id bigint generated always as identity primary key,
+  transaction_id uuid not null references public.ledger_transactions (id),
+  wallet_id uuid references public.wallets (id),
+  account_id uuid references public.accounts (id),
+  system_account text check (system_account ~ '^[a-z_]+:[a-z0-9_]+$'),
+  currency text not null references public.currencies (code),
+  amount bigint not null check (amount <> 0),
+  created_at timestamptz not null default now(),
+  check ((wallet_id is null) <> (system_account is null)),
+  check ((wallet_id is null) = (account_id is null))
+);
+alter table public.ledger_entries enable row level security;
+create index ledger_entries_transaction_id_idx on public.ledger_entries (transaction_id);
+create index ledger_entries_wallet_id_idx on public.ledger_entries (wallet_id);
+create index ledger_entries_account_id_idx on public.ledger_entries (account_id);
+comment on column public.ledger_entries.amount is 'Signed minor units: positive credits the wallet or system account, negative debits it.';
+comment on column public.ledger_entries.system_account is 'House accounts such as gateway:razorpay (money the gateway holds for us) or revenue:plans.';
+
+create policy "Members can read their accounts' ledger entries" on public.ledger_entries
+  for select to authenticated using (settle.is_member(account_id));
+create policy "Members can read ledger transactions touching their accounts" on public.ledger_transactions
+  for select to authenticated using (
+    exists (
+      select 1 from public.ledger_entries e
+      where e.transaction_id = ledger_transactions.id and settle.is_member(e.account_id)
+    )
+  );
+
+create function settle.refuse_ledger_change() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  perform settle.fail(400, 'invalid_request',
+    'the ledger is append-only: ' || tg_op || ' on ' || tg_table_name || ' is refused; post a correcting transaction');
+  return null;
+end
+$$;
+create trigger ledger_entries_append_only before update or delete on public.ledger_entries
+  for each row execute function settle.refuse_ledger_change();
+create trigger ledger_entries_no_truncate before truncate on public.ledger_entries
+  for each statement execute function settle.refuse_ledger_change();
+create trigger ledger_transactions_append_only before update or delete on public.ledger_transactions
+  for each row execute function settle.refuse_ledger_change();
+create trigger ledger_transactions_no_truncate before truncate on public.ledger_transactions
+  for each statement execute function settle.refuse_ledger_change();
+
+-- Applies a wallet entry to the wallet balance; the balance check refuses overdrafts.
+create function settle.apply_ledger_entry() returns trigger
+language plpgsql set search_path = ''
+as $$
+declare
+  v_wallet public.wallets;
+begin
+  if new.wallet_id is null then
+    return new;
+  end if;
+  select * into v_wallet from public.wallets where id = new.wallet_id;
+  if v_wallet.currency <> new.currency or v_wallet.account_id <> new.account_id then
+    perform settle.fail(400, 'invalid_request', 'ledger entry does not match its wallet''s account or currency');
+  end if;
+  perform set_config('settle.ledger_posting', 'on', true);
+  begin
+    update public.wallets set balance = balance + new.amount where id = new.wallet_id;
+  exception when check_violation then
+    perform set_config('settle.ledger_posting', 'off', true);
+    raise exception using errcode = 'ST409', message = 'insufficient wallet balance',
+      hint = 'insufficient_funds';
+  end;
+  perform set_config('settle.ledger_posting', 'off', true);
+  return new;
+end
+$$;
+create trigger ledger_entries_apply before insert on public.ledger_entries
+  for each row execute function settle.apply_ledger_entry();
+
+-- Checked at commit, once all entries of a transaction exist.
+create function settle.check_transaction_balanced() returns trigger
+language plpgsql set search_path = ''
+as $$
+declare
+  v_currency text;
+  v_sum numeric;
+begin
+  select e.currency, sum(e.amount) into v_currency, v_sum
+  from public.ledger_entries e
+  where e.transaction_id = new.transaction_id
+  group by e.currency
+  having sum(e.amount) <> 0
+  limit 1;
+  if found then
+    perform settle.fail(400, 'invalid_request', format(
+      'ledger transaction %s is unbalanced: %s entries sum to %s', new.transaction_id, v_currency, v_sum));
+  end if;
+  return null;
+end
+$$;
+create constraint trigger ledger_entries_balanced after insert on public.ledger_entries
+  deferrable initially deferred
+  for each row execute function settle.check_transaction_balanced();
+
+-- Posts a balanced transaction once per idempotency key. p_entries is a JSON array of
+-- {"wallet_id"| "system_account", "currency", "amount"}. Returns the transaction id, or null
+-- when the key was already posted.
+create function settle.post_transaction(
+  p_kind text, p_idempotency_key text, p_order_id uuid, p_description text, p_entries jsonb
+) returns uuid
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_tx uuid;
+  v_entry jsonb;
+  v_wallet public.wallets;
+begin
+  insert into public.ledger_transactions (kind, idempotency_key, order_id, description)
+  values (p_kind, p_idempotency_key, p_order_id, p_description)
+  on conflict (idempotency_key) do nothing
+  returning id into v_tx;
+  if v_tx is null then
+    return null;
+  end if;
+  for v_entry in select * from jsonb_array_elements(p_entries) loop
+    if v_entry ? 'wallet_id' then
+      select * into v_wallet from public.wallets where id = (v_entry ->> 'wallet_id')::uuid;
+      insert into public.ledger_entries (transaction_id, wallet_id, account_id, currency, amount)
+      values (v_tx, v_wallet.id, v_wallet.account_id, v_entry ->> 'currency', (v_entry ->> 'amount')::bigint);
+    else
+      insert into public.ledger_entries (transaction_id, system_account, currency, amount)
+      values (v_tx, v_entry ->> 'system_account', v_entry ->> 'currency', (v_entry ->> 'amount')::bigint);
+    end if;
+  end loop;
+  return v_tx;
+end
+$$;
+
+-- The wallet of an account in a currency, created on first use.
+create function settle.ensure_wallet(p_account_id uuid, p_currency text) returns uuid
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_id uuid;
+begin
+  insert into public.wallets (account_id, currency) values (p_account_id, p_currency)
+  on conflict (account_id, currency) do nothing
+  returning id into v_id;
+  if v_id is null then
+    select id into v_id from public.wallets where account_id = p_account_id and currency = p_currency;
+  end if;
+  return v_id;
+end
+$$;
+
+-- Section - new users
+-- Every new auth user gets a personal account, owner membership and a wallet.
+create function settle.handle_new_user() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_account uuid;
+begin
+  insert into public.accounts (name, personal_owner_id)
+  values (coalesce(nullif(left(new.email, 200), ''), 'Personal account'), new.id)
+  returning id into v_account;
+  insert into public.account_members (account_id, user_id, role) values (v_account, new.id, 'owner');
+  perform settle.ensure_wallet(v_account, 'INR');
+  return new;
+end
+$$;
+create trigger on_auth_user_created after insert on auth.users
+  for each row execute function settle.handle_new_user();
