@@ -1,0 +1,64 @@
+// `deno task dev`: database (SUPABASE_DB_URL or embedded PGlite), migrations, seed, stack.
+import { connect, migrate } from "./db.ts";
+import { startStack } from "./stack.ts";
+import { userToken } from "./keys.ts";
+
+async function embeddedDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
+  await Deno.mkdir(".settle", { recursive: true });
+  const db = await PGlite.create({ dataDir: ".settle/pglite" });
+  const port = Number(Deno.env.get("EMBEDDED_DB_PORT") ?? 54322);
+  // PGlite runs one transaction at a time; several client sockets share it.
+  const server = new PGLiteSocketServer({ db, port, host: "127.0.0.1", maxConnections: 8 });
+  await server.start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      await server.stop();
+      await db.close();
+    },
+  };
+}
+
+const external = Deno.env.get("SUPABASE_DB_URL");
+const embedded = external ? undefined : await embeddedDatabase();
+const dbUrl = external ?? embedded!.url;
+
+const sql = connect(dbUrl, 1);
+const applied = await migrate(sql, { seed: true });
+await sql.end();
+
+const env: Record<string, string> = {};
+for (const [k, v] of Object.entries(Deno.env.toObject())) {
+  if (/^(RAZORPAY_|ALLOWED_ORIGINS|LOG_REQUESTS|DB_POOL_MAX|WEBHOOK_)/.test(k)) env[k] = v;
+}
+const stack = await startStack({
+  dbUrl,
+  devPages: true,
+  // pglite-socket interleaves extended-protocol messages of concurrent sockets on its one
+  // backend, so the embedded database gets exactly one pooled connection.
+  env: { DB_POOL_MAX: embedded ? "1" : "10", ...env },
+});
+const alice = await userToken("00000000-0000-4000-8000-00000000a11c", {
+  email: "alice@example.com",
+  expiresInSeconds: 24 * 3600,
+});
+
+console.log(`settle is running
+  database      ${embedded ? "embedded PGlite (.settle/pglite) at " : ""}${dbUrl}
+  migrations    ${applied.length ? applied.join(", ") : "up to date"}
+  functions     ${stack.functionsUrl}/{create-order,verify,webhook}
+  simulator     ${stack.simulatorUrl}/razorpay  (Razorpay API + /_sim controls)
+  demo page     ${stack.url}/
+  anon key      ${stack.anonKey}
+  alice's JWT   ${alice}
+`);
+
+const stop = async () => {
+  await stack.close();
+  await embedded?.stop();
+  Deno.exit(0);
+};
+Deno.addSignalListener("SIGINT", stop);
+Deno.addSignalListener("SIGTERM", stop);

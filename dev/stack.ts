@@ -1,0 +1,146 @@
+// The local stack: every edge function behind one router, and the gateway simulator.
+import { type App, createApp } from "../shared/app.ts";
+import { type Config, loadConfig } from "../shared/config.ts";
+import { json } from "../shared/http.ts";
+import { handler as createOrder } from "../supabase/functions/create-order/handler.ts";
+import { handler as verify } from "../supabase/functions/verify/handler.ts";
+import { handler as webhook } from "../supabase/functions/webhook/handler.ts";
+import {
+  RazorpaySimulator,
+  SimulatedConnectionReset,
+  simulatedResetResponse,
+} from "./simulator/razorpay.ts";
+import { anonKey, LOCAL_JWT_SECRET, serviceRoleKey } from "./keys.ts";
+
+export const FUNCTIONS = { "create-order": createOrder, verify, webhook } as const;
+
+export const LOCAL_RAZORPAY = {
+  keyId: "rzp_test_SettleLocal001",
+  keySecret: "settle_local_razorpay_key_secret",
+  webhookSecret: "settle_local_razorpay_webhook_secret",
+};
+
+export interface StackOptions {
+  dbUrl: string;
+  /** 0 picks a free port (tests); the defaults are Supabase's local ports. */
+  port?: number;
+  simulatorPort?: number;
+  hostname?: string;
+  /** Extra environment on top of the local defaults. */
+  env?: Record<string, string>;
+  /** Serve the demo page and the local token helper (dev only). */
+  devPages?: boolean;
+  quiet?: boolean;
+}
+
+export interface Stack {
+  url: string;
+  functionsUrl: string;
+  simulatorUrl: string;
+  anonKey: string;
+  serviceRoleKey: string;
+  jwtSecret: string;
+  app: App;
+  config: Config;
+  razorpay: RazorpaySimulator;
+  close(): Promise<void>;
+}
+
+function listen(port: number, hostname: string, fn: (req: Request) => Promise<Response>) {
+  let resolveAddr: (a: Deno.NetAddr) => void;
+  const addr = new Promise<Deno.NetAddr>((r) => (resolveAddr = r));
+  const server = Deno.serve({
+    port,
+    hostname,
+    onListen: (a) => resolveAddr(a as Deno.NetAddr),
+    onError: (err) => {
+      console.error(err);
+      return json(500, { error: { code: "internal_error", message: "internal error" } });
+    },
+  }, fn);
+  return { server, addr };
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const razorpay = new RazorpaySimulator({ ...LOCAL_RAZORPAY });
+
+  const sim = listen(opts.simulatorPort ?? 54330, hostname, async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname === "/razorpay" || url.pathname.startsWith("/razorpay/")) {
+      url.pathname = url.pathname.slice("/razorpay".length) || "/";
+      try {
+        return await razorpay.fetch(new Request(url, req));
+      } catch (err) {
+        if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+        throw err;
+      }
+    }
+    return json(404, { error: { code: "not_found", message: "simulator: /razorpay/..." } });
+  });
+  const simAddr = await sim.addr;
+  const simulatorUrl = `http://${hostname}:${simAddr.port}`;
+
+  // The router's port must be known before the app is configured (webhook URL), so bind first.
+  let route: (req: Request) => Promise<Response> = () =>
+    Promise.resolve(json(503, { error: { code: "starting", message: "starting" } }));
+  const router = listen(opts.port ?? 54321, hostname, (req) => route(req));
+  const routerAddr = await router.addr;
+  const url = `http://${hostname}:${routerAddr.port}`;
+
+  const env: Record<string, string> = {
+    SUPABASE_URL: url,
+    SUPABASE_DB_URL: opts.dbUrl,
+    SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET,
+    ALLOWED_ORIGINS: `${url},http://localhost:${routerAddr.port}`,
+    RAZORPAY_KEY_ID: LOCAL_RAZORPAY.keyId,
+    RAZORPAY_KEY_SECRET: LOCAL_RAZORPAY.keySecret,
+    RAZORPAY_WEBHOOK_SECRET: LOCAL_RAZORPAY.webhookSecret,
+    RAZORPAY_API_URL: `${simulatorUrl}/razorpay`,
+    RAZORPAY_TIMEOUT_MS: "5000",
+    DB_POOL_MAX: "10",
+    ...(opts.quiet ? { LOG_REQUESTS: "false" } : {}),
+    ...opts.env,
+  };
+  const config = loadConfig((k) => env[k]);
+  // Local JWTs are HS256 with the CLI secret; there is no local JWKS to fetch.
+  const app = createApp({ ...config, supabaseUrl: undefined });
+  razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
+
+  const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));
+  const keys = { anon: await anonKey(), service: await serviceRoleKey() };
+  const devPages = opts.devPages ? await import("./pages.ts") : undefined;
+
+  route = async (req) => {
+    const path = new URL(req.url).pathname;
+    const m = path.match(/^\/functions\/v1\/([a-z0-9-]+)(\/.*)?$/);
+    if (m) {
+      const h = handlers.get(m[1]);
+      if (h) return await h(req);
+      return json(404, { error: { code: "not_found", message: `no function ${m[1]}` } });
+    }
+    if (devPages) {
+      const res = await devPages.serve(req, { app, anonKey: keys.anon, simulatorUrl });
+      if (res) return res;
+    }
+    return json(404, { error: { code: "not_found", message: "not found" } });
+  };
+
+  return {
+    url,
+    functionsUrl: `${url}/functions/v1`,
+    simulatorUrl,
+    anonKey: keys.anon,
+    serviceRoleKey: keys.service,
+    jwtSecret: LOCAL_JWT_SECRET,
+    app,
+    config,
+    razorpay,
+    async close() {
+      await razorpay.idle();
+      await router.server.shutdown();
+      await sim.server.shutdown();
+      await app.sql.end({ timeout: 5 });
+    },
+  };
+}

@@ -1,0 +1,52 @@
+// The per-isolate application context: config, pool, authenticator, gateways, clock.
+import { type Authenticator, createAuthenticator } from "./auth.ts";
+import { type Config, loadConfig } from "./config.ts";
+import { createPool, type Sql } from "./db.ts";
+import { HttpError } from "./http.ts";
+import { createRazorpayGateway } from "./gateways/razorpay/mod.ts";
+import type { GatewayName, PaymentGateway } from "./gateways/types.ts";
+
+export interface App {
+  config: Config;
+  sql: Sql;
+  authenticate: Authenticator;
+  gateway(name: GatewayName): PaymentGateway;
+  now(): Date;
+}
+
+export interface AppOptions {
+  fetch?: typeof fetch;
+  now?: () => Date;
+  sql?: Sql;
+}
+
+export function createApp(config: Config, opts: AppOptions = {}): App {
+  const now = opts.now ?? (() => new Date());
+  const gateways: Partial<Record<GatewayName, PaymentGateway>> = {};
+  if (config.razorpay) gateways.razorpay = createRazorpayGateway(config.razorpay, opts.fetch);
+  return {
+    config,
+    sql: opts.sql ?? createPool(config.dbUrl, config.dbPoolMax),
+    authenticate: createAuthenticator({
+      jwks: config.jwks,
+      jwksUrl: config.supabaseUrl
+        ? `${config.supabaseUrl}/auth/v1/.well-known/jwks.json`
+        : undefined,
+      hsSecret: config.jwtSecret,
+      now,
+    }),
+    gateway(name) {
+      const g = gateways[name];
+      if (!g) throw new HttpError(400, "invalid_request", `gateway ${name} is not configured`);
+      return g;
+    },
+    now,
+  };
+}
+
+let shared: App | undefined;
+
+/** The app for deployed functions, built from the environment on first use. */
+export function defaultApp(): App {
+  return shared ??= createApp(loadConfig());
+}

@@ -1,0 +1,103 @@
+// Configuration from the environment: read once, validated, fails fast naming what is missing.
+import type { JSONWebKeySet } from "jose";
+
+export interface RazorpayConfig {
+  keyId: string;
+  keySecret: string;
+  /** Current secret first; a previous one keeps verifying events signed before a rotation. */
+  webhookSecrets: string[];
+  apiUrl: string;
+  timeoutMs: number;
+}
+
+export interface Config {
+  dbUrl: string;
+  dbPoolMax: number;
+  supabaseUrl?: string;
+  jwks?: JSONWebKeySet;
+  jwtSecret?: string;
+  /** Exact origins allowed by CORS; ["*"] allows any. */
+  allowedOrigins: string[];
+  razorpay?: RazorpayConfig;
+  webhookBodyLimitBytes: number;
+  /** One JSON log line per request (LOG_REQUESTS=false silences it, e.g. in tests). */
+  logRequests: boolean;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = (key: string) => string | undefined;
+
+function required(env: Env, key: string): string {
+  const value = env(key)?.trim();
+  if (!value) throw new ConfigError(`${key} is undefined`);
+  return value;
+}
+
+function positiveInt(env: Env, key: string, fallback: number): number {
+  const raw = env(key)?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) <= 0) {
+    throw new ConfigError(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+}
+
+function url(env: Env, key: string, fallback?: string): string {
+  const value = env(key)?.trim() || fallback;
+  if (!value) throw new ConfigError(`${key} is undefined`);
+  try {
+    return new URL(value).toString().replace(/\/$/, "");
+  } catch {
+    throw new ConfigError(`${key} is not a URL: ${JSON.stringify(value)}`);
+  }
+}
+
+/** A gateway is optional as a whole, but once one of its variables is set all must be. */
+function razorpay(env: Env): RazorpayConfig | undefined {
+  const keys = ["RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET"];
+  if (keys.every((k) => !env(k)?.trim())) return undefined;
+  const previous = env("RAZORPAY_WEBHOOK_SECRET_PREVIOUS")?.trim();
+  return {
+    keyId: required(env, "RAZORPAY_KEY_ID"),
+    keySecret: required(env, "RAZORPAY_KEY_SECRET"),
+    webhookSecrets: [required(env, "RAZORPAY_WEBHOOK_SECRET"), ...(previous ? [previous] : [])],
+    apiUrl: url(env, "RAZORPAY_API_URL", "https://api.razorpay.com"),
+    timeoutMs: positiveInt(env, "RAZORPAY_TIMEOUT_MS", 10_000),
+  };
+}
+
+export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
+  const jwksRaw = env("SUPABASE_JWKS")?.trim();
+  let jwks: JSONWebKeySet | undefined;
+  if (jwksRaw) {
+    try {
+      jwks = JSON.parse(jwksRaw);
+    } catch {
+      throw new ConfigError("SUPABASE_JWKS is not valid JSON");
+    }
+    if (!Array.isArray(jwks?.keys)) throw new ConfigError("SUPABASE_JWKS has no keys array");
+  }
+  const jwtSecret = env("JWT_SECRET")?.trim() || env("SUPABASE_JWT_SECRET")?.trim() || undefined;
+  const supabaseUrl = env("SUPABASE_URL")?.trim() ? url(env, "SUPABASE_URL") : undefined;
+  if (!jwks && !jwtSecret && !supabaseUrl) {
+    throw new ConfigError(
+      "no JWT verification key: set SUPABASE_JWKS, SUPABASE_URL (for its JWKS) or SUPABASE_JWT_SECRET",
+    );
+  }
+  return {
+    dbUrl: required(env, "SUPABASE_DB_URL"),
+    dbPoolMax: positiveInt(env, "DB_POOL_MAX", 10),
+    supabaseUrl,
+    jwks,
+    jwtSecret,
+    allowedOrigins: (env("ALLOWED_ORIGINS") ?? "").split(",").map((s) => s.trim()).filter(
+      Boolean,
+    ),
+    razorpay: razorpay(env),
+    webhookBodyLimitBytes: positiveInt(env, "WEBHOOK_BODY_LIMIT_BYTES", 256 * 1024),
+    logRequests: env("LOG_REQUESTS")?.trim() !== "false",
+  };
+}

@@ -1,0 +1,103 @@
+// A small fetch-based Razorpay API client: configurable base URL, timeouts, typed errors.
+import type { RzpCollection, RzpErrorBody, RzpOrder, RzpPayment } from "./wire.ts";
+import { GatewayError } from "../types.ts";
+
+export interface RazorpayClientOptions {
+  keyId: string;
+  keySecret: string;
+  apiUrl: string;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+/** Razorpay answered with an error body. */
+export class RazorpayApiError extends GatewayError {
+  constructor(readonly httpStatus: number, readonly body: RzpErrorBody | undefined) {
+    super(
+      // A gateway outage is "unavailable"; anything else it said is a gateway error.
+      httpStatus === 503 || httpStatus === 504 ? 503 : 502,
+      "razorpay",
+      `razorpay answered ${httpStatus}: ${body?.error?.description ?? "no error body"}`,
+      body,
+    );
+  }
+}
+
+export class RazorpayClient {
+  readonly #auth: string;
+  readonly #fetch: typeof fetch;
+
+  constructor(readonly opts: RazorpayClientOptions) {
+    // Razorpay requires exactly "Basic base64(key_id:key_secret)".
+    this.#auth = "Basic " + btoa(`${opts.keyId}:${opts.keySecret}`);
+    this.#fetch = opts.fetch ?? fetch;
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown, headers: HeadersInit = {}) {
+    const h = new Headers(headers);
+    h.set("authorization", this.#auth);
+    if (body !== undefined) h.set("content-type", "application/json");
+    let res: Response;
+    try {
+      res = await this.#fetch(this.opts.apiUrl + path, {
+        method,
+        headers: h,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+    } catch (err) {
+      const name = (err as Error)?.name;
+      throw new GatewayError(
+        503,
+        "razorpay",
+        name === "TimeoutError" ? "razorpay timed out" : "razorpay unreachable",
+        String(err),
+      );
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      throw new GatewayError(503, "razorpay", "razorpay connection dropped", String(err));
+    }
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok) throw new RazorpayApiError(res.status, parsed as RzpErrorBody | undefined);
+    if (parsed === undefined) {
+      throw new GatewayError(502, "razorpay", "razorpay answered without a JSON body");
+    }
+    return parsed as T;
+  }
+
+  createOrder(params: {
+    amount: number;
+    currency: string;
+    receipt: string;
+    notes?: Record<string, string>;
+  }): Promise<RzpOrder> {
+    return this.#request("POST", "/v1/orders", params);
+  }
+
+  /** Orders carrying a receipt: how a retry finds an order an earlier, failed attempt created. */
+  async ordersByReceipt(receipt: string): Promise<RzpOrder[]> {
+    const q = new URLSearchParams({ receipt, count: "10" });
+    return (await this.#request<RzpCollection<RzpOrder>>("GET", `/v1/orders?${q}`)).items;
+  }
+
+  fetchOrder(orderId: string): Promise<RzpOrder> {
+    return this.#request("GET", `/v1/orders/${encodeURIComponent(orderId)}`);
+  }
+
+  async orderPayments(orderId: string): Promise<RzpPayment[]> {
+    const path = `/v1/orders/${encodeURIComponent(orderId)}/payments`;
+    return (await this.#request<RzpCollection<RzpPayment>>("GET", path)).items;
+  }
+
+  fetchPayment(paymentId: string): Promise<RzpPayment> {
+    return this.#request("GET", `/v1/payments/${encodeURIComponent(paymentId)}`);
+  }
+}

@@ -1,0 +1,110 @@
+// The Razorpay gateway: orders, checkout signatures, webhooks and payment reads.
+import { z } from "zod";
+import { HttpError } from "../../http.ts";
+import { sha256Hex } from "../../crypto.ts";
+import { CURRENCY_EXPONENTS } from "../../money.ts";
+import type { RazorpayConfig } from "../../config.ts";
+import type { GatewayOrder, NormalizedEvent, OrderTerms, PaymentGateway } from "../types.ts";
+import { RazorpayClient } from "./client.ts";
+import { verifyPaymentSignature, verifyWebhookSignature } from "./signature.ts";
+import { normalizeWebhook, resultFromPayments } from "./wire.ts";
+
+const verifyBody = z.object({
+  razorpay_order_id: z.string().regex(/^order_[A-Za-z0-9]{14}$/, "not a Razorpay order id"),
+  razorpay_payment_id: z.string().regex(/^pay_[A-Za-z0-9]{14}$/, "not a Razorpay payment id"),
+  razorpay_signature: z.string().regex(/^[0-9a-f]{64}$/, "not a hex HMAC-SHA256 signature"),
+}).strict();
+
+function invalidSignature(message: string): HttpError {
+  return new HttpError(400, "invalid_signature", message);
+}
+
+export function createRazorpayGateway(
+  config: RazorpayConfig,
+  fetchImpl?: typeof fetch,
+): PaymentGateway {
+  const client = new RazorpayClient({ ...config, fetch: fetchImpl });
+
+  return {
+    name: "razorpay",
+
+    checkAmount(amount, currency) {
+      // Razorpay's API pages require three-decimal amounts to end in 0 (GATEWAY_FACTS C).
+      if (CURRENCY_EXPONENTS[currency] === 3 && amount % 10 !== 0) {
+        throw new HttpError(
+          400,
+          "invalid_request",
+          `razorpay takes ${currency} amounts in multiples of 10`,
+        );
+      }
+    },
+
+    async createOrder(terms: OrderTerms): Promise<GatewayOrder> {
+      // The receipt is our order id: a retry after an unclear failure finds the order the
+      // earlier attempt may have created instead of making a second one.
+      if (terms.attempts > 0) {
+        const existing = (await client.ordersByReceipt(terms.orderId)).find((o) =>
+          o.receipt === terms.orderId && o.amount === terms.amount &&
+          o.currency.toUpperCase() === terms.currency
+        );
+        if (existing) return { gatewayOrderId: existing.id };
+      }
+      const order = await client.createOrder({
+        amount: terms.amount,
+        currency: terms.currency,
+        receipt: terms.orderId,
+        notes: { settle_order_id: terms.orderId, account_id: terms.accountId },
+      });
+      return { gatewayOrderId: order.id };
+    },
+
+    checkout(order) {
+      return {
+        key_id: config.keyId,
+        order_id: order.gatewayOrderId,
+        amount: order.amount,
+        currency: order.currency,
+      };
+    },
+
+    verifyReference(body) {
+      return typeof body.razorpay_order_id === "string" ? body.razorpay_order_id : null;
+    },
+
+    async verifyCheckout(order, body) {
+      const input = verifyBody.parse(body);
+      // The order id in the signed message is ours (from the database), never the client's.
+      const ok = await verifyPaymentSignature({
+        orderId: order.gatewayOrderId,
+        paymentId: input.razorpay_payment_id,
+        signature: input.razorpay_signature,
+        keySecret: config.keySecret,
+      });
+      if (!ok) throw invalidSignature("razorpay_signature does not match this order and payment");
+      // A valid checkout signature proves the payment of this order's full amount
+      // (orders are created without partial_payment).
+      return {
+        kind: "captured",
+        gatewayPaymentId: input.razorpay_payment_id,
+        amount: null,
+        currency: null,
+      };
+    },
+
+    async parseWebhook(rawBody: string, headers: Headers): Promise<NormalizedEvent[]> {
+      const signature = headers.get("x-razorpay-signature");
+      if (!signature) throw invalidSignature("missing X-Razorpay-Signature");
+      if (!(await verifyWebhookSignature(rawBody, signature, config.webhookSecrets))) {
+        throw invalidSignature("X-Razorpay-Signature does not match the body");
+      }
+      // Razorpay sends a unique x-razorpay-event-id; without one, the body itself is the identity.
+      const header = headers.get("x-razorpay-event-id");
+      const eventId = header && header.length <= 255 ? header : `body:${await sha256Hex(rawBody)}`;
+      return [normalizeWebhook(rawBody, eventId)];
+    },
+
+    async fetchPayment(order) {
+      return resultFromPayments(await client.orderPayments(order.gatewayOrderId));
+    },
+  };
+}

@@ -1,0 +1,137 @@
+// Razorpay wire types (GATEWAY_FACTS A2–A7) and their mapping to settle's normalized events.
+import { z } from "zod";
+import type { NormalizedEvent, PaymentKind, PaymentResult } from "../types.ts";
+
+export interface RzpOrder {
+  id: string;
+  entity: "order";
+  amount: number;
+  amount_paid: number;
+  amount_due: number;
+  currency: string;
+  receipt: string | null;
+  status: "created" | "attempted" | "paid";
+  attempts: number;
+  notes: Record<string, string> | [];
+  created_at: number;
+}
+
+export interface RzpPayment {
+  id: string;
+  entity: "payment";
+  amount: number;
+  currency: string;
+  status: "created" | "authorized" | "captured" | "refunded" | "failed";
+  order_id: string | null;
+  captured: boolean;
+  amount_refunded: number;
+  refund_status: null | "partial" | "full";
+  error_code: string | null;
+  error_description: string | null;
+  error_reason?: string | null;
+  created_at: number;
+}
+
+export interface RzpCollection<T> {
+  entity: "collection";
+  count: number;
+  items: T[];
+}
+
+export interface RzpErrorBody {
+  error: {
+    code: string;
+    description: string;
+    field?: string | null;
+    source?: string;
+    step?: string;
+    reason?: string;
+    metadata?: Record<string, unknown>;
+  };
+}
+
+const paymentEntity = z.object({
+  id: z.string(),
+  amount: z.number().int(),
+  currency: z.string(),
+  status: z.string(),
+  order_id: z.string().nullable().optional(),
+  error_code: z.string().nullable().optional(),
+  error_description: z.string().nullable().optional(),
+});
+
+const envelope = z.object({
+  entity: z.literal("event"),
+  event: z.string().min(1).max(200),
+  created_at: z.number().int().optional(),
+  payload: z.object({
+    payment: z.object({ entity: paymentEntity }).optional(),
+    order: z.object({ entity: z.object({ id: z.string() }).loose() }).optional(),
+  }).loose(),
+}).loose();
+
+const KINDS: Record<string, PaymentKind> = {
+  "payment.authorized": "authorized",
+  "payment.captured": "captured",
+  "order.paid": "captured",
+  "payment.failed": "failed",
+};
+
+/** Maps a verified webhook body; events settle does not act on come back with kind null. */
+export function normalizeWebhook(raw: string, eventId: string): NormalizedEvent {
+  let parsed: z.infer<typeof envelope>;
+  try {
+    parsed = envelope.parse(JSON.parse(raw));
+  } catch {
+    // Signed by Razorpay but not an envelope we understand: stored, not acted on.
+    return {
+      gateway: "razorpay",
+      eventId,
+      type: "unparsed",
+      kind: null,
+      gatewayOrderId: null,
+      gatewayPaymentId: null,
+      amount: null,
+      currency: null,
+      occurredAt: null,
+      failureCode: null,
+      failureReason: null,
+      raw,
+    };
+  }
+  const payment = parsed.payload.payment?.entity;
+  const kind = KINDS[parsed.event] ?? null;
+  return {
+    gateway: "razorpay",
+    eventId,
+    type: parsed.event,
+    kind: payment ? kind : null,
+    gatewayOrderId: payment?.order_id ?? parsed.payload.order?.entity.id ?? null,
+    gatewayPaymentId: payment?.id ?? null,
+    amount: payment?.amount ?? null,
+    currency: payment?.currency.toUpperCase() ?? null,
+    occurredAt: parsed.created_at ? new Date(parsed.created_at * 1000) : null,
+    failureCode: kind === "failed" ? payment?.error_code ?? null : null,
+    failureReason: kind === "failed" ? payment?.error_description ?? null : null,
+    raw,
+  };
+}
+
+/** The order's payment state from its payments: any captured payment wins. */
+export function resultFromPayments(payments: RzpPayment[]): PaymentResult {
+  const captured = payments.find((p) => p.status === "captured" || p.status === "refunded");
+  const pick = (p: RzpPayment, kind: PaymentResult["kind"]): PaymentResult => ({
+    kind,
+    gatewayPaymentId: p.id,
+    amount: p.amount,
+    currency: p.currency.toUpperCase(),
+    failureCode: p.error_code,
+    failureReason: p.error_description,
+  });
+  if (captured) return pick(captured, "captured");
+  const authorized = payments.find((p) => p.status === "authorized");
+  if (authorized) return pick(authorized, "authorized");
+  const failed = payments.find((p) => p.status === "failed");
+  if (failed && payments.every((p) => p.status === "failed")) return pick(failed, "failed");
+  return { kind: "pending", gatewayPaymentId: null, amount: null, currency: null };
+}

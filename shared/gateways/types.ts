@@ -1,0 +1,83 @@
+// The gateway interface: stateless verbs; the core persists what they return.
+
+export type GatewayName = "razorpay" | "stripe";
+export const GATEWAYS: readonly GatewayName[] = ["razorpay", "stripe"];
+
+/** What a payment event does to an order; null for events settle stores but does not act on. */
+export type PaymentKind = "authorized" | "captured" | "failed";
+
+export interface OrderTerms {
+  orderId: string;
+  accountId: string;
+  amount: number;
+  currency: string;
+  purpose: string;
+  /** How many gateway requests were made before; >0 means a retry that must not duplicate. */
+  attempts: number;
+}
+
+export interface GatewayOrder {
+  gatewayOrderId: string;
+}
+
+/** A gateway event reduced to what settle acts on; the raw body is kept beside it. */
+export interface NormalizedEvent {
+  gateway: GatewayName;
+  eventId: string;
+  type: string;
+  kind: PaymentKind | null;
+  gatewayOrderId: string | null;
+  gatewayPaymentId: string | null;
+  /** Minor units as settle counts them (converted in gateway code where the gateway differs). */
+  amount: number | null;
+  currency: string | null;
+  occurredAt: Date | null;
+  failureCode: string | null;
+  failureReason: string | null;
+  raw: string;
+}
+
+/** The outcome of a verified checkout or a read from the gateway. */
+export interface PaymentResult {
+  kind: PaymentKind | "pending";
+  gatewayPaymentId: string | null;
+  amount: number | null;
+  currency: string | null;
+  failureCode?: string | null;
+  failureReason?: string | null;
+}
+
+export interface PaymentGateway {
+  readonly name: GatewayName;
+  /** Refuses amounts the gateway cannot take (e.g. Razorpay three-decimal amounts not ending in 0). */
+  checkAmount(amount: number, currency: string): void;
+  createOrder(terms: OrderTerms): Promise<GatewayOrder>;
+  /** What the browser needs to open the gateway's checkout for this order. */
+  checkout(order: { gatewayOrderId: string; amount: number; currency: string }): Record<
+    string,
+    unknown
+  >;
+  /** The gateway order id a verify request refers to, or null if the body is not for this gateway. */
+  verifyReference(body: Record<string, unknown>): string | null;
+  /** Proves (signature or API read) what happened to the order; throws invalid_signature. */
+  verifyCheckout(
+    order: { gatewayOrderId: string; amount: number; currency: string },
+    body: Record<string, unknown>,
+  ): Promise<PaymentResult>;
+  /** Verifies the raw body's signature, then normalizes; throws invalid_signature. */
+  parseWebhook(rawBody: string, headers: Headers): Promise<NormalizedEvent[]>;
+  /** Reads the order's payment state from the gateway's API (reconciliation). */
+  fetchPayment(order: { gatewayOrderId: string }): Promise<PaymentResult>;
+}
+
+/** The gateway answered, but with an error (502), or could not be reached (503). */
+export class GatewayError extends Error {
+  constructor(
+    readonly status: 502 | 503,
+    readonly gateway: GatewayName,
+    message: string,
+    readonly detail?: unknown,
+  ) {
+    super(message);
+  }
+}

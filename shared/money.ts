@@ -1,0 +1,35 @@
+// Money helpers: amounts are integers in a currency's minor unit; never floats.
+
+/** Minor-unit exponents (Razorpay's table, also the database's public.currencies). */
+export const CURRENCY_EXPONENTS: Readonly<Record<string, 0 | 2 | 3>> = {
+  INR: 2,
+  USD: 2,
+  EUR: 2,
+  GBP: 2,
+  SGD: 2,
+  AED: 2,
+  AUD: 2,
+  CAD: 2,
+  JPY: 0,
+  KRW: 0,
+  KWD: 3,
+  BHD: 3,
+  OMR: 3,
+};
+
+/** Reads an amount from the database (postgres.js returns bigint as a string). */
+export function minorFromDb(value: string | number | bigint): number {
+  const n = typeof value === "number" ? value : Number(value);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`amount ${value} is not a safe integer`);
+  return n;
+}
+
+/** "1234" INR → "12.34"; formatting only, for people. */
+export function formatMinor(amount: number, currency: string): string {
+  const exp = CURRENCY_EXPONENTS[currency] ?? 2;
+  const sign = amount < 0 ? "-" : "";
+  const digits = String(Math.abs(amount)).padStart(exp + 1, "0");
+  const whole = exp === 0 ? digits : digits.slice(0, -exp);
+  const frac = exp === 0 ? "" : "." + digits.slice(-exp);
+  return `${sign}${whole}${frac} ${currency}`;
+}

@@ -1,0 +1,31 @@
+// Webhook ingestion: verified on the raw body, stored once, applied in the same transaction.
+import type { App } from "../app.ts";
+import { HttpError, readBodyText } from "../http.ts";
+import { type GatewayName, GATEWAYS } from "../gateways/types.ts";
+
+export async function ingestWebhook(app: App, gatewayName: string, req: Request) {
+  if (!(GATEWAYS as readonly string[]).includes(gatewayName)) {
+    throw new HttpError(404, "not_found", `no webhook endpoint for ${gatewayName}`);
+  }
+  const gateway = app.gateway(gatewayName as GatewayName);
+  // The signature covers the exact bytes sent: read the raw text, verify, only then parse.
+  const raw = await readBodyText(req, app.config.webhookBodyLimitBytes);
+  const events = await gateway.parseWebhook(raw, req.headers);
+  for (const e of events) {
+    const [row] = await app.sql`select settle.ingest_webhook(
+      ${e.gateway}, ${e.eventId}, ${e.type}, ${e.kind}, ${e.gatewayOrderId}, ${e.gatewayPaymentId},
+      ${e.amount}, ${e.currency}, ${e.occurredAt}, ${e.raw}, ${e.failureCode}, ${e.failureReason}
+    ) as result`;
+    if (app.config.logRequests) {
+      console.log(JSON.stringify({
+        level: "info",
+        function: "webhook",
+        gateway: e.gateway,
+        event_type: e.type,
+        outcome: row.result.outcome,
+        order_id: row.result.order_id ?? null,
+      }));
+    }
+  }
+  return { received: true as const };
+}

@@ -1,0 +1,14 @@
+// POST /verify: checks the gateway's proof of payment and marks the caller's order paid.
+import type { App } from "../../../shared/app.ts";
+import { requireUser } from "../../../shared/auth.ts";
+import { serveFunction } from "../../../shared/handler.ts";
+import { json, readJsonObject, requireMethod } from "../../../shared/http.ts";
+import { verifyPayment } from "../../../shared/services/orders.ts";
+
+export function handler(app: App) {
+  return serveFunction("verify", app, async (req) => {
+    requireMethod(req, "POST");
+    const caller = requireUser(await app.authenticate(req));
+    return json(200, await verifyPayment(app, caller, await readJsonObject(req)));
+  });
+}
