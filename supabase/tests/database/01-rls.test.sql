@@ -3,8 +3,9 @@
 -- Users, accounts and rows are made here with fixed ids inside the test's transaction, which
 -- is rolled back at the end: nothing depends on the seed or on another test file.
 begin;
+set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(69);
+select plan(72);
 
 -- Section - helpers
 -- Switch to a PostgREST-style role with JWT claims (local to this transaction).
@@ -100,6 +101,31 @@ select is(
   '{}'::text[],
   'every table in schema public has row level security enabled'
 );
+
+-- Section - table privileges (every public table, so new tables are covered too)
+select is(
+  array(select format('%s %s on %s', r.rolname, p.priv, c.relname)
+        from pg_class c
+        cross join (values ('anon'), ('authenticated')) r (rolname)
+        cross join unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p (priv)
+        where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+          and has_table_privilege(r.rolname, c.oid, p.priv)
+        order by 1),
+  '{}'::text[],
+  'anon and authenticated hold no write privilege on any public table');
+select set_eq(
+  $$select c.relname::text from pg_class c
+    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+      and has_table_privilege('anon', c.oid, 'SELECT')$$,
+  array['currencies', 'plans', 'products'],
+  'anon can select from the catalog tables only');
+select set_eq(
+  $$select c.relname::text from pg_class c
+    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+      and has_table_privilege('authenticated', c.oid, 'SELECT')$$,
+  array['currencies', 'plans', 'products', 'accounts', 'account_members', 'wallets', 'orders',
+        'ledger_entries', 'ledger_transactions'],
+  'authenticated can select from every table except webhook_events');
 
 -- Section - a member reads exactly their accounts' rows (a: personal + team)
 select pg_temp.login('00000000-0000-4000-8000-0000000001a1');
