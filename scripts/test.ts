@@ -61,11 +61,18 @@ let failed = 0;
 try {
   await ensurePgTap();
   const testUrl = await freshDatabase(testDb);
-  const deno = await run(Deno.execPath(), ["test", "-A", "--parallel=false", ...(filters.length ? filters : ["tests/"])], {
+  const deno = await run(Deno.execPath(), [
+    "test",
+    "-A",
+    "--parallel=false",
+    ...(filters.length ? filters : ["tests/"]),
+  ], {
     SETTLE_TEST_DB_URL: testUrl,
     SETTLE_TEST_ADMIN_URL: adminUrl,
   });
-  const m = deno.output.match(/(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/);
+  const m = deno.output.match(
+    /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/,
+  );
   if (m) {
     passed += Number(m[1]);
     failed += Number(m[3]);

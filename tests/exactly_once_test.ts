@@ -9,8 +9,8 @@ import {
   simEvents,
   stack,
   type TestStack,
-  topupOrder,
   type TestUser,
+  topupOrder,
   walletBalance,
 } from "./support/stack.ts";
 import { LOCAL_RAZORPAY } from "../dev/stack.ts";
@@ -166,7 +166,10 @@ Deno.test({
         };
       };
       const cases = [
-        [await sign("payment.dispute.created", { dispute: { entity: { id: "disp_1" } } }), "ignored"],
+        [
+          await sign("payment.dispute.created", { dispute: { entity: { id: "disp_1" } } }),
+          "ignored",
+        ],
         [await sign("refund.speed_changed", {}), "ignored"],
         [
           await sign("payment.captured", {
@@ -228,7 +231,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "30 orders across 3 users, webhooks duplicated ×4 and reordered, racing verifies: balances exact",
+  name:
+    "30 orders across 3 users, webhooks duplicated ×4 and reordered, racing verifies: balances exact",
   ...opts,
   fn: async () => {
     const s = await stack();

@@ -26,7 +26,9 @@ async function fault(s: TestStack, mode: string, extra: Record<string, unknown> 
   const res = await fetch(`${s.simulatorUrl}/razorpay/_sim/razorpay/faults`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ faults: [{ method: "POST", path: "/v1/orders", mode, count: 1, ...extra }] }),
+    body: JSON.stringify({
+      faults: [{ method: "POST", path: "/v1/orders", mode, count: 1, ...extra }],
+    }),
   });
   assert.equal(res.status, 200);
   await res.body?.cancel();
@@ -106,10 +108,12 @@ Deno.test({
     try {
       const u = await createUser(s.db, "buyer");
       const c = client(s, u.token);
-      for (const [body, amount, currency] of [
-        [{ purpose: "plan", plan_id: "pro_monthly" }, 29900, "INR"],
-        [{ purpose: "product", product_id: "sticker_pack" }, 1500, "USD"],
-      ] as const) {
+      for (
+        const [body, amount, currency] of [
+          [{ purpose: "plan", plan_id: "pro_monthly" }, 29900, "INR"],
+          [{ purpose: "product", product_id: "sticker_pack" }, 1500, "USD"],
+        ] as const
+      ) {
         const r = await invoke(c, "create-order", { gateway: "razorpay", ...body });
         assert.equal(r.status, 201, JSON.stringify(r.body));
         assert.equal(r.body.order.amount, amount);
@@ -173,7 +177,8 @@ Deno.test({
       ]);
       const [orderId] = ids;
       assert.equal((await simOrdersWithReceipt(s, orderId)).length, 1);
-      const [{ n }] = await s.db`select count(*)::int as n from public.orders where created_by = ${u.id}`;
+      const [{ n }] = await s
+        .db`select count(*)::int as n from public.orders where created_by = ${u.id}`;
       assert.equal(n, 2);
     } finally {
       await s.close();
@@ -182,7 +187,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a gateway failure leaves the order retryable and a retry never makes a second gateway order",
+  name:
+    "a gateway failure leaves the order retryable and a retry never makes a second gateway order",
   ...opts,
   fn: async () => {
     const s = await stack({ RAZORPAY_TIMEOUT_MS: "400" });
@@ -209,7 +215,9 @@ Deno.test({
         assert.doesNotMatch(JSON.stringify(failed.body), /stack|at \w+ \(/);
 
         const [row] = await s.db`select id, status, gateway_order_id, gateway_attempts
-          from public.orders where created_by = ${u.id} and idempotency_key = ${headers["Idempotency-Key"]}`;
+          from public.orders where created_by = ${u.id} and idempotency_key = ${
+          headers["Idempotency-Key"]
+        }`;
         assert.equal(row.status, "created");
         assert.equal(row.gateway_order_id, null);
         assert.equal(row.gateway_attempts, 1);

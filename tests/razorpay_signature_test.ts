@@ -94,11 +94,16 @@ Deno.test("the razorpay package's validators agree with ours on valid and tamper
     );
     assert.equal(ours, theirs, JSON.stringify(c));
   }
-  assert.equal(cases.filter((c) => validatePaymentVerification(
-    { order_id: c.order, payment_id: c.payment },
-    c.sig,
-    secret,
-  )).length, 20);
+  assert.equal(
+    cases.filter((c) =>
+      validatePaymentVerification(
+        { order_id: c.order, payment_id: c.payment },
+        c.sig,
+        secret,
+      )
+    ).length,
+    20,
+  );
 
   const bodies = [
     '{"a":1,"b":2,"c":{"d":3}}',
@@ -179,7 +184,13 @@ Deno.test("gateway.parseWebhook rejects missing and forged signatures before par
       amount: event.amount,
       currency: event.currency,
     },
-    { id: "evt_1", kind: "captured", order: "order_BBBBBBBBBBBBBB", amount: 50000, currency: "INR" },
+    {
+      id: "evt_1",
+      kind: "captured",
+      order: "order_BBBBBBBBBBBBBB",
+      amount: 50000,
+      currency: "INR",
+    },
   );
   // Without an event id header the body's hash is the identity: duplicates still collapse.
   const [a] = await gw.parseWebhook(body, new Headers({ "x-razorpay-signature": sig }));

@@ -3,7 +3,8 @@
 -- Section - wallets
 create table public.wallets (
   id uuid primary key default gen_random_uuid(),
-  account_id uuid not null references public.accounts (id) on delete restrict,
+  -- cascade: a user with no history can be deleted; ledger entries (restrict) keep the rest.
+  account_id uuid not null references public.accounts (id) on delete cascade,
   currency text not null references public.currencies (code),
   balance bigint not null default 0 check (balance >= 0),
   created_at timestamptz not null default now(),
@@ -16,13 +17,15 @@ comment on column public.wallets.balance is 'Minor units; maintained only by led
 create policy "Members can read their accounts' wallets" on public.wallets
   for select to authenticated using (settle.is_member(account_id));
 
--- The balance moves only through the ledger trigger below, which sets settle.ledger_posting.
+-- The balance moves only through the ledger trigger below: it sets settle.ledger_posting, and
+-- its update runs nested in a trigger. A session setting the flag itself is still refused.
 create function settle.guard_wallet_balance() returns trigger
 language plpgsql set search_path = ''
 as $$
 begin
   if new.balance is distinct from old.balance
-     and coalesce(current_setting('settle.ledger_posting', true), '') <> 'on' then
+     and (coalesce(current_setting('settle.ledger_posting', true), '') <> 'on'
+          or pg_trigger_depth() < 2) then
     perform settle.fail(400, 'invalid_request', 'wallet balances change only through the ledger');
   end if;
   if new.account_id <> old.account_id or new.currency <> old.currency then
@@ -174,6 +177,9 @@ declare
   v_entry jsonb;
   v_wallet public.wallets;
 begin
+  if jsonb_typeof(p_entries) <> 'array' or jsonb_array_length(p_entries) < 2 then
+    perform settle.fail(400, 'invalid_request', 'a ledger transaction needs at least two entries');
+  end if;
   insert into public.ledger_transactions (kind, idempotency_key, order_id, description)
   values (p_kind, p_idempotency_key, p_order_id, p_description)
   on conflict (idempotency_key) do nothing

@@ -73,8 +73,10 @@ begin
   if old.gateway_order_id is not null and new.gateway_order_id is distinct from old.gateway_order_id then
     perform settle.fail(409, 'conflict', 'an order''s gateway order id is set once');
   end if;
-  if old.gateway_payment_id is not null and new.gateway_payment_id is distinct from old.gateway_payment_id then
-    perform settle.fail(409, 'conflict', 'an order''s gateway payment id is set once');
+  -- The payment that was captured is the one refunds go to: fixed once the order is paid.
+  if old.status in ('paid', 'partially_refunded', 'refunded')
+     and new.gateway_payment_id is distinct from old.gateway_payment_id then
+    perform settle.fail(409, 'conflict', 'a paid order''s gateway payment id cannot change');
   end if;
   if new.status <> old.status and not exists (
     select 1 from settle.order_transitions t
@@ -102,6 +104,36 @@ end
 $$;
 create trigger orders_guard_insert before insert on public.orders
   for each row execute function settle.guard_order_insert();
+
+-- Becoming paid posts the order's ledger transaction, whoever makes the change: "paid" and
+-- "credited once" cannot drift apart. The key order_paid:<id> makes it happen once.
+create function settle.post_order_payment() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_clearing text := 'gateway:' || new.gateway;
+begin
+  if new.purpose = 'wallet_topup' then
+    perform settle.post_transaction('topup', 'order_paid:' || new.id, new.id,
+      'wallet top-up via ' || new.gateway,
+      jsonb_build_array(
+        jsonb_build_object('wallet_id', settle.ensure_wallet(new.account_id, new.currency),
+          'currency', new.currency, 'amount', new.amount),
+        jsonb_build_object('system_account', v_clearing, 'currency', new.currency, 'amount', -new.amount)));
+  else
+    perform settle.post_transaction('purchase', 'order_paid:' || new.id, new.id,
+      new.purpose || ' purchase via ' || new.gateway,
+      jsonb_build_array(
+        jsonb_build_object('system_account', 'revenue:' || new.purpose, 'currency', new.currency,
+          'amount', new.amount),
+        jsonb_build_object('system_account', v_clearing, 'currency', new.currency, 'amount', -new.amount)));
+  end if;
+  return null;
+end
+$$;
+create trigger orders_post_payment after update of status on public.orders
+  for each row when (new.status = 'paid' and old.status <> 'paid')
+  execute function settle.post_order_payment();
 
 -- Section - webhook events
 create table public.webhook_events (
@@ -141,8 +173,6 @@ language plpgsql security definer set search_path = ''
 as $$
 declare
   v_order public.orders;
-  v_wallet uuid;
-  v_clearing text := 'gateway:' || p_gateway;
 begin
   select * into v_order from public.orders
   where gateway = p_gateway and gateway_order_id = p_gateway_order_id
@@ -153,6 +183,13 @@ begin
 
   if p_kind = 'captured' then
     if v_order.status in ('paid', 'partially_refunded', 'refunded') then
+      -- Another payment captured for an order already paid is money to return: flag it.
+      if p_gateway_payment_id is not null and v_order.gateway_payment_id is not null
+         and p_gateway_payment_id <> v_order.gateway_payment_id then
+        return jsonb_build_object('outcome', 'mismatch', 'order_id', v_order.id, 'status', v_order.status,
+          'detail', format('payment %s was captured for order %s, already paid by %s',
+            p_gateway_payment_id, v_order.id, v_order.gateway_payment_id));
+      end if;
       return jsonb_build_object('outcome', 'no_effect', 'order_id', v_order.id, 'status', v_order.status);
     end if;
     if (p_amount is not null and p_amount <> v_order.amount)
@@ -163,25 +200,10 @@ begin
     end if;
     update public.orders
     set status = 'paid', paid_at = now(),
-        gateway_payment_id = coalesce(gateway_payment_id, p_gateway_payment_id),
+        gateway_payment_id = coalesce(p_gateway_payment_id, gateway_payment_id),
         failure_code = null, failure_reason = null
     where id = v_order.id
     returning * into v_order;
-
-    if v_order.purpose = 'wallet_topup' then
-      v_wallet := settle.ensure_wallet(v_order.account_id, v_order.currency);
-      perform settle.post_transaction('topup', 'order_paid:' || v_order.id, v_order.id,
-        'wallet top-up via ' || p_gateway,
-        jsonb_build_array(
-          jsonb_build_object('wallet_id', v_wallet, 'currency', v_order.currency, 'amount', v_order.amount),
-          jsonb_build_object('system_account', v_clearing, 'currency', v_order.currency, 'amount', -v_order.amount)));
-    else
-      perform settle.post_transaction('purchase', 'order_paid:' || v_order.id, v_order.id,
-        v_order.purpose || ' purchase via ' || p_gateway,
-        jsonb_build_array(
-          jsonb_build_object('system_account', 'revenue:' || v_order.purpose, 'currency', v_order.currency, 'amount', v_order.amount),
-          jsonb_build_object('system_account', v_clearing, 'currency', v_order.currency, 'amount', -v_order.amount)));
-    end if;
     return jsonb_build_object('outcome', 'applied', 'order_id', v_order.id, 'status', v_order.status);
 
   elsif p_kind = 'authorized' then
@@ -189,7 +211,7 @@ begin
       return jsonb_build_object('outcome', 'no_effect', 'order_id', v_order.id, 'status', v_order.status);
     end if;
     update public.orders set status = 'authorized',
-        gateway_payment_id = coalesce(gateway_payment_id, p_gateway_payment_id)
+        gateway_payment_id = coalesce(p_gateway_payment_id, gateway_payment_id)
     where id = v_order.id returning * into v_order;
     return jsonb_build_object('outcome', 'applied', 'order_id', v_order.id, 'status', v_order.status);
 
@@ -232,7 +254,7 @@ begin
     return jsonb_build_object('duplicate', true, 'outcome', 'duplicate');
   end if;
 
-  if p_kind is null or p_gateway_order_id is null then
+  if p_kind is null or p_kind not in ('authorized', 'captured', 'failed') or p_gateway_order_id is null then
     v_result := jsonb_build_object('outcome', 'ignored');
   else
     v_result := settle.apply_payment(p_gateway, p_kind, p_gateway_order_id, p_gateway_payment_id,
@@ -356,6 +378,9 @@ grant select on public.currencies, public.plans, public.products to anon, authen
 grant select on public.accounts, public.account_members, public.orders, public.wallets,
   public.ledger_transactions, public.ledger_entries to authenticated;
 grant all on all tables in schema public to service_role;
+-- Money moves through the ledger functions only, for the service role too.
+revoke update, delete, truncate on public.wallets, public.ledger_transactions,
+  public.ledger_entries from service_role;
 revoke all on table settle.order_transitions from public;
 
 revoke execute on all functions in schema settle from public;

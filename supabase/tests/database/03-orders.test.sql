@@ -218,7 +218,7 @@ select throws_ok($$update public.orders set currency = 'USD' where gateway_order
 select throws_ok($$update public.orders set gateway_order_id = 'order_other' where gateway_order_id = 'order_T1'$$,
   'ST409', 'an order''s gateway order id is set once', 'the gateway order id is set once');
 select throws_ok($$update public.orders set gateway_payment_id = 'pay_other' where gateway_order_id = 'order_T1'$$,
-  'ST409', 'an order''s gateway payment id is set once', 'the gateway payment id is set once');
+  'ST409', 'a paid order''s gateway payment id cannot change', 'a paid order''s gateway payment id is fixed');
 
 -- Section - failed -> paid: a later attempt is captured after a failure
 select pg_temp.login('00000000-0000-4000-8000-0000000003a1');
@@ -359,7 +359,7 @@ $$;
 select is(
   settle.apply_payment('razorpay', 'captured', 'order_T6', 'pay_T6b', 1000, 'INR') ->> 'status',
   'paid', 'authorized -> failed -> captured by a later attempt ends paid');
-select todo('apply_payment keeps the first payment id it saw, not the captured one', 1);
+-- (was a todo: the captured payment's id now wins)
 select is(
   (select gateway_payment_id from public.orders where gateway_order_id = 'order_T6'),
   'pay_T6b', 'the order records the payment that was captured');
