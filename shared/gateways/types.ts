@@ -57,8 +57,8 @@ export interface PaymentGateway {
     string,
     unknown
   >;
-  /** The gateway order id a verify request refers to, or null if the body is not for this gateway. */
-  verifyReference(body: Record<string, unknown>): string | null;
+  /** Validates a verify request body strictly and returns the gateway order id it refers to. */
+  verifyReference(body: Record<string, unknown>): string;
   /** Proves (signature or API read) what happened to the order; throws invalid_signature. */
   verifyCheckout(
     order: { gatewayOrderId: string; amount: number; currency: string },

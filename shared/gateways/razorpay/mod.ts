@@ -68,7 +68,8 @@ export function createRazorpayGateway(
     },
 
     verifyReference(body) {
-      return typeof body.razorpay_order_id === "string" ? body.razorpay_order_id : null;
+      // The whole body is checked before anything is looked up with it.
+      return verifyBody.parse(body).razorpay_order_id;
     },
 
     async verifyCheckout(order, body) {
