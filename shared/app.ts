@@ -4,6 +4,7 @@ import { type Config, loadConfig } from "./config.ts";
 import { createPool, type Sql } from "./db.ts";
 import { HttpError } from "./http.ts";
 import { createRazorpayGateway } from "./gateways/razorpay/mod.ts";
+import { createStripeGateway, type StripeGateway } from "./gateways/stripe/mod.ts";
 import type { GatewayName, PaymentGateway } from "./gateways/types.ts";
 
 export interface App {
@@ -11,6 +12,8 @@ export interface App {
   sql: Sql;
   authenticate: Authenticator;
   gateway(name: GatewayName): PaymentGateway;
+  /** Stripe's customer and payment-method verbs; 400 when Stripe is not configured. */
+  stripe(): StripeGateway;
   now(): Date;
 }
 
@@ -24,6 +27,10 @@ export function createApp(config: Config, opts: AppOptions = {}): App {
   const now = opts.now ?? (() => new Date());
   const gateways: Partial<Record<GatewayName, PaymentGateway>> = {};
   if (config.razorpay) gateways.razorpay = createRazorpayGateway(config.razorpay, opts.fetch);
+  const stripe = config.stripe
+    ? createStripeGateway(config.stripe, { now, fetch: opts.fetch })
+    : undefined;
+  if (stripe) gateways.stripe = stripe;
   return {
     config,
     sql: opts.sql ?? createPool(config.dbUrl, config.dbPoolMax),
@@ -39,6 +46,10 @@ export function createApp(config: Config, opts: AppOptions = {}): App {
       const g = gateways[name];
       if (!g) throw new HttpError(400, "invalid_request", `gateway ${name} is not configured`);
       return g;
+    },
+    stripe() {
+      if (!stripe) throw new HttpError(400, "invalid_request", "gateway stripe is not configured");
+      return stripe;
     },
     now,
   };

@@ -10,6 +10,16 @@ export interface RazorpayConfig {
   timeoutMs: number;
 }
 
+export interface StripeConfig {
+  secretKey: string;
+  publishableKey: string;
+  /** Current secret first; a previous one keeps verifying during a rotation. */
+  webhookSecrets: string[];
+  /** Base URL of the API (scheme, host, port); the SDK adds /v1. */
+  apiUrl: string;
+  timeoutMs: number;
+}
+
 export interface Config {
   dbUrl: string;
   dbPoolMax: number;
@@ -19,6 +29,7 @@ export interface Config {
   /** Exact origins allowed by CORS; ["*"] allows any. */
   allowedOrigins: string[];
   razorpay?: RazorpayConfig;
+  stripe?: StripeConfig;
   webhookBodyLimitBytes: number;
   /** One JSON log line per request (LOG_REQUESTS=false silences it, e.g. in tests). */
   logRequests: boolean;
@@ -69,6 +80,19 @@ function razorpay(env: Env): RazorpayConfig | undefined {
   };
 }
 
+function stripe(env: Env): StripeConfig | undefined {
+  const keys = ["STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"];
+  if (keys.every((k) => !env(k)?.trim())) return undefined;
+  const previous = env("STRIPE_WEBHOOK_SECRET_PREVIOUS")?.trim();
+  return {
+    secretKey: required(env, "STRIPE_SECRET_KEY"),
+    publishableKey: required(env, "STRIPE_PUBLISHABLE_KEY"),
+    webhookSecrets: [required(env, "STRIPE_WEBHOOK_SECRET"), ...(previous ? [previous] : [])],
+    apiUrl: url(env, "STRIPE_API_URL", "https://api.stripe.com"),
+    timeoutMs: positiveInt(env, "STRIPE_TIMEOUT_MS", 10_000),
+  };
+}
+
 export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
   const jwksRaw = env("SUPABASE_JWKS")?.trim();
   let jwks: JSONWebKeySet | undefined;
@@ -97,6 +121,7 @@ export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
       Boolean,
     ),
     razorpay: razorpay(env),
+    stripe: stripe(env),
     webhookBodyLimitBytes: positiveInt(env, "WEBHOOK_BODY_LIMIT_BYTES", 256 * 1024),
     logRequests: env("LOG_REQUESTS")?.trim() !== "false",
   };

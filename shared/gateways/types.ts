@@ -14,6 +14,8 @@ export interface OrderTerms {
   purpose: string;
   /** How many gateway requests were made before; >0 means a retry that must not duplicate. */
   attempts: number;
+  /** The account's customer at the gateway, where the gateway has customers. */
+  customerId?: string;
 }
 
 export interface GatewayOrder {
@@ -35,6 +37,10 @@ export interface NormalizedEvent {
   failureCode: string | null;
   failureReason: string | null;
   raw: string;
+  /** A non-payment effect (saved payment methods), applied by the same SQL ingestion. */
+  effect?: Record<string, unknown> | null;
+  /** A payment method whose card details must be read from the gateway before ingesting. */
+  fetchPaymentMethod?: string | null;
 }
 
 /** The outcome of a verified checkout or a read from the gateway. */
@@ -53,10 +59,9 @@ export interface PaymentGateway {
   checkAmount(amount: number, currency: string): void;
   createOrder(terms: OrderTerms): Promise<GatewayOrder>;
   /** What the browser needs to open the gateway's checkout for this order. */
-  checkout(order: { gatewayOrderId: string; amount: number; currency: string }): Record<
-    string,
-    unknown
-  >;
+  checkout(order: { gatewayOrderId: string; amount: number; currency: string }):
+    | Record<string, unknown>
+    | Promise<Record<string, unknown>>;
   /** Validates a verify request body strictly and returns the gateway order id it refers to. */
   verifyReference(body: Record<string, unknown>): string;
   /** Proves (signature or API read) what happened to the order; throws invalid_signature. */

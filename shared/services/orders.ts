@@ -7,6 +7,7 @@ import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 import { GatewayError, type PaymentGateway, type PaymentResult } from "../gateways/types.ts";
+import { ensureCustomer } from "./customers.ts";
 
 export interface OrderRow {
   id: string;
@@ -115,7 +116,11 @@ export async function createOrder(
 
   let order = created.order;
   if (!order.gateway_order_id && order.status === "created") {
-    order = await ensureGatewayOrder(app.sql, gateway, order);
+    // Stripe intents belong to the account's customer (so cards can be saved and reused).
+    const customerId = gateway.name === "stripe"
+      ? await ensureCustomer(app, order.account_id).catch((e) => Promise.reject(toHttp(e)))
+      : undefined;
+    order = await ensureGatewayOrder(app.sql, gateway, order, customerId);
   }
   if (!order.gateway_order_id) {
     throw new HttpError(409, "conflict", `order is ${order.status} and has no gateway order`);
@@ -124,11 +129,11 @@ export async function createOrder(
     status: created.replayed ? 200 : 201,
     body: {
       order: publicOrder(order),
-      checkout: gateway.checkout({
+      checkout: await Promise.resolve(gateway.checkout({
         gatewayOrderId: order.gateway_order_id,
         amount: minorFromDb(order.amount),
         currency: order.currency,
-      }),
+      })).catch((e) => Promise.reject(toHttp(e))),
     },
   };
 }
@@ -138,7 +143,12 @@ export async function createOrder(
  * each other instead of racing to the gateway; a failure is recorded and the order stays
  * retryable.
  */
-async function ensureGatewayOrder(sql: Sql, gateway: PaymentGateway, order: OrderRow) {
+async function ensureGatewayOrder(
+  sql: Sql,
+  gateway: PaymentGateway,
+  order: OrderRow,
+  customerId?: string,
+) {
   let failure: unknown;
   const row = await sql.begin(async (tx) => {
     const [locked] = await tx<
@@ -153,6 +163,7 @@ async function ensureGatewayOrder(sql: Sql, gateway: PaymentGateway, order: Orde
         currency: locked.currency,
         purpose: locked.purpose,
         attempts: locked.gateway_attempts,
+        customerId,
       });
       const [updated] = await tx<OrderRow[]>`
         update public.orders
@@ -220,7 +231,14 @@ export async function verifyPayment(
     throw toHttp(err);
   }
   if (result.kind !== "pending") {
-    await applyPayment(app.sql, gatewayName, order.gateway_order_id!, result);
+    const applied = await applyPayment(app.sql, gatewayName, order.gateway_order_id!, result);
+    if (applied.outcome === "mismatch") {
+      throw new HttpError(
+        409,
+        "payment_mismatch",
+        "the gateway's payment does not match this order",
+      );
+    }
   }
   return { order: publicOrder(await findOwnOrder(app, caller, gatewayName, reference)) };
 }

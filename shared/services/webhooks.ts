@@ -2,6 +2,9 @@
 import type { App } from "../app.ts";
 import { HttpError, readBodyText } from "../http.ts";
 import { type GatewayName, GATEWAYS } from "../gateways/types.ts";
+import { effectCard } from "../gateways/stripe/mod.ts";
+import { toHttp } from "./orders.ts";
+import type postgres from "postgres";
 
 export async function ingestWebhook(app: App, gatewayName: string, req: Request) {
   if (!(GATEWAYS as readonly string[]).includes(gatewayName)) {
@@ -12,9 +15,18 @@ export async function ingestWebhook(app: App, gatewayName: string, req: Request)
   const raw = await readBodyText(req, app.config.webhookBodyLimitBytes);
   const events = await gateway.parseWebhook(raw, req.headers);
   for (const e of events) {
+    let effect = e.effect ?? null;
+    if (e.fetchPaymentMethod && gatewayName === "stripe") {
+      // setup_intent.succeeded names the card only by id: read its details from Stripe.
+      const card = await app.stripe().fetchPaymentMethod(e.fetchPaymentMethod).catch((err) =>
+        Promise.reject(toHttp(err))
+      );
+      effect = { action: "attached", ...effectCard(card) };
+    }
     const [row] = await app.sql`select settle.ingest_webhook(
       ${e.gateway}, ${e.eventId}, ${e.type}, ${e.kind}, ${e.gatewayOrderId}, ${e.gatewayPaymentId},
-      ${e.amount}, ${e.currency}, ${e.occurredAt}, ${e.raw}, ${e.failureCode}, ${e.failureReason}
+      ${e.amount}, ${e.currency}, ${e.occurredAt}, ${e.raw}, ${e.failureCode}, ${e.failureReason},
+      ${effect === null ? null : app.sql.json(effect as postgres.JSONValue)}
     ) as result`;
     if (app.config.logRequests) {
       console.log(JSON.stringify({

@@ -1,0 +1,314 @@
+// The Stripe gateway on the official SDK: intents, customers, setup intents, webhooks.
+import Stripe from "stripe";
+import { z } from "zod";
+import type { StripeConfig } from "../../config.ts";
+import { HttpError } from "../../http.ts";
+import {
+  GatewayError,
+  type NormalizedEvent,
+  type OrderTerms,
+  type PaymentGateway,
+  type PaymentResult,
+} from "../types.ts";
+import { fromStripeAmount, toStripeAmount } from "./amounts.ts";
+
+export interface CardDetails {
+  gatewayPaymentMethodId: string;
+  customerId: string | null;
+  brand: string | null;
+  last4: string | null;
+  expMonth: number | null;
+  expYear: number | null;
+}
+
+/** Stripe's extra verbs: customers, saved cards and setup intents. */
+export interface StripeGateway extends PaymentGateway {
+  readonly publishableKey: string;
+  createCustomer(accountId: string): Promise<string>;
+  createSetupIntent(
+    customerId: string,
+    accountId: string,
+  ): Promise<{ id: string; clientSecret: string }>;
+  setDefaultPaymentMethod(customerId: string, paymentMethodId: string): Promise<void>;
+  detachPaymentMethod(paymentMethodId: string): Promise<void>;
+  fetchPaymentMethod(paymentMethodId: string): Promise<CardDetails>;
+}
+
+const verifyBody = z.object({
+  payment_intent_id: z.string().regex(/^pi_[A-Za-z0-9]{8,64}$/, "not a Stripe PaymentIntent id"),
+}).strict();
+
+function mapError(err: unknown): unknown {
+  if (err instanceof Stripe.errors.StripeError) {
+    const unavailable = err instanceof Stripe.errors.StripeConnectionError ||
+      (err.statusCode !== undefined && err.statusCode >= 500) ||
+      err instanceof Stripe.errors.StripeRateLimitError;
+    return new GatewayError(
+      unavailable ? 503 : 502,
+      "stripe",
+      `stripe: ${err.type}${err.code ? ` ${err.code}` : ""}: ${err.message}`,
+      err.raw,
+    );
+  }
+  return err;
+}
+
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw mapError(err);
+  }
+}
+
+function card(pm: Stripe.PaymentMethod): CardDetails {
+  return {
+    gatewayPaymentMethodId: pm.id,
+    customerId: typeof pm.customer === "string" ? pm.customer : pm.customer?.id ?? null,
+    brand: pm.card?.brand ?? null,
+    last4: pm.card?.last4 ?? null,
+    expMonth: pm.card?.exp_month ?? null,
+    expYear: pm.card?.exp_year ?? null,
+  };
+}
+
+function intentResult(pi: Stripe.PaymentIntent): PaymentResult {
+  const currency = pi.currency.toUpperCase();
+  const paymentId = typeof pi.latest_charge === "string"
+    ? pi.latest_charge
+    : pi.latest_charge?.id ?? pi.id;
+  switch (pi.status) {
+    case "succeeded":
+      return {
+        kind: "captured",
+        gatewayPaymentId: paymentId,
+        amount: fromStripeAmount(pi.amount_received, currency),
+        currency,
+      };
+    case "requires_capture":
+      return { kind: "authorized", gatewayPaymentId: paymentId, amount: null, currency };
+    case "canceled":
+      return {
+        kind: "failed",
+        gatewayPaymentId: null,
+        amount: null,
+        currency,
+        failureCode: "canceled",
+        failureReason: pi.cancellation_reason ?? "canceled",
+      };
+    default:
+      return { kind: "pending", gatewayPaymentId: null, amount: null, currency };
+  }
+}
+
+/** Everything settle needs from a verified event, or kind null for events it only stores. */
+export function normalizeEvent(event: Stripe.Event, raw: string): NormalizedEvent {
+  const base = {
+    gateway: "stripe" as const,
+    eventId: event.id,
+    type: event.type,
+    kind: null,
+    gatewayOrderId: null,
+    gatewayPaymentId: null,
+    amount: null,
+    currency: null,
+    occurredAt: new Date(event.created * 1000),
+    failureCode: null,
+    failureReason: null,
+    raw,
+    effect: null,
+    fetchPaymentMethod: null,
+  };
+  switch (event.type) {
+    case "payment_intent.succeeded":
+    case "payment_intent.canceled": {
+      const r = intentResult(event.data.object);
+      return {
+        ...base,
+        kind: r.kind === "pending" ? null : r.kind,
+        gatewayOrderId: event.data.object.id,
+        gatewayPaymentId: r.gatewayPaymentId,
+        amount: r.amount,
+        currency: r.currency,
+        failureCode: r.failureCode ?? null,
+        failureReason: r.failureReason ?? null,
+      };
+    }
+    case "payment_intent.payment_failed": {
+      const pi = event.data.object;
+      return {
+        ...base,
+        kind: "failed",
+        gatewayOrderId: pi.id,
+        currency: pi.currency.toUpperCase(),
+        failureCode: pi.last_payment_error?.code ?? "payment_failed",
+        failureReason: pi.last_payment_error?.message ?? "payment failed",
+      };
+    }
+    case "payment_method.attached": {
+      const c = card(event.data.object);
+      return { ...base, effect: { action: "attached", ...effectCard(c) } };
+    }
+    case "payment_method.detached":
+      return {
+        ...base,
+        effect: { action: "detached", payment_method: event.data.object.id },
+      };
+    case "setup_intent.succeeded": {
+      const si = event.data.object;
+      const pm = typeof si.payment_method === "string" ? si.payment_method : si.payment_method?.id;
+      return { ...base, fetchPaymentMethod: pm ?? null };
+    }
+    case "customer.updated": {
+      const d = event.data.object.invoice_settings?.default_payment_method;
+      const pm = typeof d === "string" ? d : d?.id;
+      return pm
+        ? {
+          ...base,
+          effect: { action: "default", customer: event.data.object.id, payment_method: pm },
+        }
+        : base;
+    }
+    default:
+      return base;
+  }
+}
+
+export function effectCard(c: CardDetails): Record<string, unknown> {
+  return {
+    customer: c.customerId,
+    payment_method: c.gatewayPaymentMethodId,
+    brand: c.brand,
+    last4: c.last4,
+    exp_month: c.expMonth,
+    exp_year: c.expYear,
+  };
+}
+
+export function createStripeGateway(
+  config: StripeConfig,
+  opts: { now?: () => Date; fetch?: typeof fetch } = {},
+): StripeGateway {
+  const api = new URL(config.apiUrl);
+  const stripe = new Stripe(config.secretKey, {
+    apiVersion: Stripe.API_VERSION as Stripe.LatestApiVersion,
+    host: api.hostname,
+    port: api.port ? Number(api.port) : (api.protocol === "https:" ? 443 : 80),
+    protocol: api.protocol === "http:" ? "http" : "https",
+    httpClient: Stripe.createFetchHttpClient(opts.fetch),
+    maxNetworkRetries: 1,
+    timeout: config.timeoutMs,
+    telemetry: false,
+  });
+  const crypto = Stripe.createSubtleCryptoProvider();
+  const now = opts.now ?? (() => new Date());
+
+  return {
+    name: "stripe",
+    publishableKey: config.publishableKey,
+
+    checkAmount(amount, currency) {
+      toStripeAmount(amount, currency);
+    },
+
+    async createOrder(terms: OrderTerms) {
+      // The key derives from our order id: a retry gets the same PaymentIntent back.
+      const pi = await call(() =>
+        stripe.paymentIntents.create({
+          amount: toStripeAmount(terms.amount, terms.currency),
+          currency: terms.currency.toLowerCase(),
+          automatic_payment_methods: { enabled: true },
+          ...(terms.customerId ? { customer: terms.customerId } : {}),
+          metadata: { settle_order_id: terms.orderId, account_id: terms.accountId },
+        }, { idempotencyKey: `settle-order-${terms.orderId}` })
+      );
+      return { gatewayOrderId: pi.id };
+    },
+
+    async checkout(order) {
+      const pi = await call(() => stripe.paymentIntents.retrieve(order.gatewayOrderId));
+      return {
+        publishable_key: config.publishableKey,
+        payment_intent_id: pi.id,
+        client_secret: pi.client_secret,
+      };
+    },
+
+    verifyReference(body) {
+      return verifyBody.parse(body).payment_intent_id;
+    },
+
+    async verifyCheckout(_order, body) {
+      const { payment_intent_id } = verifyBody.parse(body);
+      // Stripe's word is the intent itself, read from the API, never the client's claim.
+      return intentResult(await call(() => stripe.paymentIntents.retrieve(payment_intent_id)));
+    },
+
+    async parseWebhook(rawBody, headers) {
+      const header = headers.get("stripe-signature");
+      if (!header) throw new HttpError(400, "invalid_signature", "missing Stripe-Signature");
+      let event: Stripe.Event | undefined;
+      for (const secret of config.webhookSecrets) {
+        try {
+          event = await stripe.webhooks.constructEventAsync(
+            rawBody,
+            header,
+            secret,
+            300,
+            crypto,
+            now().getTime(),
+          );
+          break;
+        } catch (err) {
+          if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
+        }
+      }
+      if (!event) {
+        throw new HttpError(400, "invalid_signature", "Stripe-Signature does not verify");
+      }
+      return [normalizeEvent(event, rawBody)];
+    },
+
+    async fetchPayment(order) {
+      return intentResult(await call(() => stripe.paymentIntents.retrieve(order.gatewayOrderId)));
+    },
+
+    async createCustomer(accountId) {
+      const c = await call(() =>
+        stripe.customers.create(
+          { metadata: { settle_account_id: accountId } },
+          { idempotencyKey: `settle-customer-${accountId}` },
+        )
+      );
+      return c.id;
+    },
+
+    async createSetupIntent(customerId, accountId) {
+      const si = await call(() =>
+        stripe.setupIntents.create({
+          customer: customerId,
+          usage: "off_session",
+          automatic_payment_methods: { enabled: true },
+          metadata: { settle_account_id: accountId },
+        })
+      );
+      return { id: si.id, clientSecret: si.client_secret! };
+    },
+
+    async setDefaultPaymentMethod(customerId, paymentMethodId) {
+      await call(() =>
+        stripe.customers.update(customerId, {
+          invoice_settings: { default_payment_method: paymentMethodId },
+        })
+      );
+    },
+
+    async detachPaymentMethod(paymentMethodId) {
+      await call(() => stripe.paymentMethods.detach(paymentMethodId));
+    },
+
+    async fetchPaymentMethod(paymentMethodId) {
+      return card(await call(() => stripe.paymentMethods.retrieve(paymentMethodId)));
+    },
+  };
+}

@@ -1,0 +1,228 @@
+-- Stripe: one gateway customer per account, saved payment methods, exactly one default.
+
+-- Section - gateway customers
+create table public.gateway_customers (
+  account_id uuid not null references public.accounts (id) on delete cascade,
+  gateway text not null check (gateway in ('stripe')),
+  customer_id text not null check (length(customer_id) between 1 and 255),
+  created_at timestamptz not null default now(),
+  primary key (account_id, gateway),
+  unique (gateway, customer_id)
+);
+alter table public.gateway_customers enable row level security;
+comment on table public.gateway_customers is 'The gateway''s customer for an account, created on first need. Internal: no user policies.';
+
+-- Section - payment methods
+create table public.payment_methods (
+  id uuid primary key default gen_random_uuid(),
+  account_id uuid not null references public.accounts (id) on delete cascade,
+  gateway text not null default 'stripe' check (gateway in ('stripe')),
+  gateway_payment_method_id text not null check (length(gateway_payment_method_id) between 1 and 255),
+  brand text check (length(brand) <= 50),
+  last4 text check (last4 ~ '^[0-9]{4}$'),
+  exp_month smallint check (exp_month between 1 and 12),
+  exp_year smallint check (exp_year between 2000 and 2100),
+  is_default boolean not null default false,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  unique (gateway, gateway_payment_method_id)
+);
+alter table public.payment_methods enable row level security;
+-- At most one default per account; the triggers below make it exactly one while any exist.
+create unique index payment_methods_one_default_idx on public.payment_methods (account_id)
+  where is_default;
+create index payment_methods_account_id_idx on public.payment_methods (account_id, created_at);
+
+create policy "Members can read their accounts' payment methods" on public.payment_methods
+  for select to authenticated using (settle.is_member(account_id));
+
+-- Every change to an account's defaults takes the account row lock first, so concurrent
+-- inserts, set-defaults and deletes of one account run one after another.
+create function settle.lock_account(p_account_id uuid) returns void
+language sql security definer set search_path = ''
+as $$
+  select null from public.accounts where id = p_account_id for update
+$$;
+
+create function settle.payment_method_before_write() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  perform settle.lock_account(new.account_id);
+  if tg_op = 'UPDATE' then
+    if new.account_id <> old.account_id or new.gateway_payment_method_id <> old.gateway_payment_method_id then
+      perform settle.fail(400, 'invalid_request', 'a payment method''s account and gateway id are fixed');
+    end if;
+    -- The default moves by making another method default, never by unsetting it
+    -- (the nested update below, from this trigger, is the one exception).
+    if old.is_default and not new.is_default and pg_trigger_depth() < 2 then
+      perform settle.fail(409, 'conflict', 'make another payment method the default instead');
+    end if;
+    new.updated_at := now();
+  end if;
+  if tg_op = 'INSERT' and not exists (
+    select 1 from public.payment_methods where account_id = new.account_id and is_default
+  ) then
+    new.is_default := true;
+  end if;
+  if new.is_default and (tg_op = 'INSERT' or not old.is_default) then
+    update public.payment_methods set is_default = false
+    where account_id = new.account_id and is_default and id <> new.id;
+  end if;
+  return new;
+end
+$$;
+create trigger payment_methods_before_write before insert or update on public.payment_methods
+  for each row execute function settle.payment_method_before_write();
+
+-- Deleting the default promotes the most recent remaining method.
+create function settle.payment_method_after_delete() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  if old.is_default then
+    perform settle.lock_account(old.account_id);
+    update public.payment_methods set is_default = true
+    where id = (
+      select id from public.payment_methods
+      where account_id = old.account_id
+      order by created_at desc, id desc limit 1
+    );
+  end if;
+  return null;
+end
+$$;
+create trigger payment_methods_after_delete after delete on public.payment_methods
+  for each row execute function settle.payment_method_after_delete();
+
+-- Section - payment method effects (API and webhooks converge here)
+create function settle.upsert_payment_method(
+  p_account_id uuid, p_gateway_payment_method_id text, p_brand text, p_last4 text,
+  p_exp_month int, p_exp_year int
+) returns public.payment_methods
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_row public.payment_methods;
+begin
+  insert into public.payment_methods (account_id, gateway_payment_method_id, brand, last4, exp_month, exp_year)
+  values (p_account_id, p_gateway_payment_method_id, p_brand, p_last4, p_exp_month, p_exp_year)
+  on conflict (gateway, gateway_payment_method_id) do update
+    set brand = excluded.brand, last4 = excluded.last4,
+        exp_month = excluded.exp_month, exp_year = excluded.exp_year
+    where payment_methods.account_id = excluded.account_id
+  returning * into v_row;
+  if v_row.id is null then
+    perform settle.fail(409, 'conflict', 'payment method belongs to another account');
+  end if;
+  return v_row;
+end
+$$;
+
+create function settle.set_default_payment_method(p_gateway_payment_method_id text) returns boolean
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  update public.payment_methods set is_default = true
+  where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id and not is_default;
+  return exists (
+    select 1 from public.payment_methods
+    where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id
+  );
+end
+$$;
+
+create function settle.remove_payment_method(p_gateway_payment_method_id text) returns boolean
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_found boolean;
+begin
+  delete from public.payment_methods
+  where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id
+  returning true into v_found;
+  return coalesce(v_found, false);
+end
+$$;
+
+-- Applies a payment-method webhook: {"action": "attached"|"detached"|"default", "customer",
+-- "payment_method", "brand", "last4", "exp_month", "exp_year"}.
+create function settle.apply_payment_method_event(p_effect jsonb) returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_account uuid;
+  v_action text := p_effect ->> 'action';
+  v_pm text := p_effect ->> 'payment_method';
+begin
+  if v_action = 'detached' then
+    return jsonb_build_object('outcome',
+      case when settle.remove_payment_method(v_pm) then 'applied' else 'no_effect' end);
+  end if;
+  select account_id into v_account from public.gateway_customers
+  where gateway = 'stripe' and customer_id = p_effect ->> 'customer';
+  if v_account is null or v_pm is null then
+    return jsonb_build_object('outcome', 'unknown_order', 'detail', 'no account for this customer');
+  end if;
+  if v_action = 'attached' then
+    perform settle.upsert_payment_method(v_account, v_pm, p_effect ->> 'brand', p_effect ->> 'last4',
+      (p_effect ->> 'exp_month')::int, (p_effect ->> 'exp_year')::int);
+    return jsonb_build_object('outcome', 'applied');
+  elsif v_action = 'default' then
+    return jsonb_build_object('outcome',
+      case when settle.set_default_payment_method(v_pm) then 'applied' else 'no_effect' end);
+  end if;
+  return jsonb_build_object('outcome', 'ignored');
+end
+$$;
+
+-- Section - webhook ingestion with effects beyond payments
+-- Same contract as settle.ingest_webhook, plus p_effect for payment-method events.
+create or replace function settle.ingest_webhook(
+  p_gateway text, p_event_id text, p_event_type text, p_kind text,
+  p_gateway_order_id text, p_gateway_payment_id text, p_amount bigint, p_currency text,
+  p_occurred_at timestamptz, p_raw_body text,
+  p_failure_code text default null, p_failure_reason text default null,
+  p_effect jsonb default null
+) returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_id bigint;
+  v_result jsonb;
+begin
+  insert into public.webhook_events (gateway, event_id, event_type, gateway_order_id,
+    gateway_payment_id, amount, currency, raw_body, occurred_at)
+  values (p_gateway, p_event_id, p_event_type, p_gateway_order_id, p_gateway_payment_id,
+    p_amount, upper(p_currency), p_raw_body, p_occurred_at)
+  on conflict (gateway, event_id) do nothing
+  returning id into v_id;
+  if v_id is null then
+    return jsonb_build_object('duplicate', true, 'outcome', 'duplicate');
+  end if;
+
+  if p_effect is not null then
+    v_result := settle.apply_payment_method_event(p_effect);
+  elsif p_kind is null or p_kind not in ('authorized', 'captured', 'failed') or p_gateway_order_id is null then
+    v_result := jsonb_build_object('outcome', 'ignored');
+  else
+    v_result := settle.apply_payment(p_gateway, p_kind, p_gateway_order_id, p_gateway_payment_id,
+      p_amount, p_currency, p_failure_code, p_failure_reason);
+  end if;
+
+  update public.webhook_events
+  set outcome = v_result ->> 'outcome', order_id = (v_result ->> 'order_id')::uuid,
+      detail = v_result ->> 'detail', processed_at = now()
+  where id = v_id;
+  return v_result || jsonb_build_object('duplicate', false);
+end
+$$;
+-- The 12-argument version is superseded by the one above (its last argument defaults).
+drop function settle.ingest_webhook(text, text, text, text, text, text, bigint, text, timestamptz, text, text, text);
+
+-- Section - privileges
+revoke all on public.gateway_customers, public.payment_methods from anon, authenticated;
+grant select on public.payment_methods to authenticated;
+grant all on public.gateway_customers, public.payment_methods to service_role;
+revoke execute on all functions in schema settle from public;
+grant execute on all functions in schema settle to service_role;
