@@ -53,9 +53,11 @@ begin
     if new.account_id <> old.account_id or new.gateway_payment_method_id <> old.gateway_payment_method_id then
       perform settle.fail(400, 'invalid_request', 'a payment method''s account and gateway id are fixed');
     end if;
-    -- The default moves by making another method default, never by unsetting it
-    -- (the nested update below, from this trigger, is the one exception).
-    if old.is_default and not new.is_default and pg_trigger_depth() < 2 then
+    -- The default moves by making another method default, never by unsetting it; the one
+    -- exception is this trigger's own nested update, which raises settle.moving_default.
+    if old.is_default and not new.is_default
+       and (coalesce(current_setting('settle.moving_default', true), '') <> 'on'
+            or pg_trigger_depth() < 2) then
       perform settle.fail(409, 'conflict', 'make another payment method the default instead');
     end if;
     new.updated_at := now();
@@ -66,14 +68,29 @@ begin
     new.is_default := true;
   end if;
   if new.is_default and (tg_op = 'INSERT' or not old.is_default) then
+    perform set_config('settle.moving_default', 'on', true);
     update public.payment_methods set is_default = false
     where account_id = new.account_id and is_default and id <> new.id;
+    perform set_config('settle.moving_default', 'off', true);
   end if;
   return new;
 end
 $$;
 create trigger payment_methods_before_write before insert or update on public.payment_methods
   for each row execute function settle.payment_method_before_write();
+
+-- Every delete takes the account lock before the row goes, so a concurrent delete of the
+-- method that would be promoted cannot slip between the delete and the promotion.
+create function settle.payment_method_before_delete() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  perform settle.lock_account(old.account_id);
+  return old;
+end
+$$;
+create trigger payment_methods_before_delete before delete on public.payment_methods
+  for each row execute function settle.payment_method_before_delete();
 
 -- Deleting the default promotes the most recent remaining method.
 create function settle.payment_method_after_delete() returns trigger
@@ -119,16 +136,27 @@ begin
 end
 $$;
 
-create function settle.set_default_payment_method(p_gateway_payment_method_id text) returns boolean
+-- Both take the account lock before touching any method row: the same order as the
+-- triggers, so set-default and delete of one account queue instead of deadlocking.
+create function settle.set_default_payment_method(
+  p_gateway_payment_method_id text, p_account_id uuid default null
+) returns boolean
 language plpgsql security definer set search_path = ''
 as $$
+declare
+  v_account uuid;
 begin
+  select account_id into v_account from public.payment_methods
+  where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id
+    and (p_account_id is null or account_id = p_account_id);
+  if v_account is null then
+    return false;
+  end if;
+  perform settle.lock_account(v_account);
   update public.payment_methods set is_default = true
-  where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id and not is_default;
-  return exists (
-    select 1 from public.payment_methods
-    where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id
-  );
+  where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id
+    and account_id = v_account and not is_default;
+  return true;
 end
 $$;
 
@@ -136,8 +164,15 @@ create function settle.remove_payment_method(p_gateway_payment_method_id text) r
 language plpgsql security definer set search_path = ''
 as $$
 declare
+  v_account uuid;
   v_found boolean;
 begin
+  select account_id into v_account from public.payment_methods
+  where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id;
+  if v_account is null then
+    return false;
+  end if;
+  perform settle.lock_account(v_account);
   delete from public.payment_methods
   where gateway = 'stripe' and gateway_payment_method_id = p_gateway_payment_method_id
   returning true into v_found;
@@ -159,18 +194,28 @@ begin
     return jsonb_build_object('outcome',
       case when settle.remove_payment_method(v_pm) then 'applied' else 'no_effect' end);
   end if;
+  if v_pm is null then
+    return jsonb_build_object('outcome', 'ignored', 'detail', 'event names no payment method');
+  end if;
   select account_id into v_account from public.gateway_customers
   where gateway = 'stripe' and customer_id = p_effect ->> 'customer';
-  if v_account is null or v_pm is null then
+  if v_account is null then
     return jsonb_build_object('outcome', 'unknown_order', 'detail', 'no account for this customer');
   end if;
   if v_action = 'attached' then
+    -- A card already saved for another account is recorded, never moved (and never an error
+    -- that would lose the event).
+    if exists (select 1 from public.payment_methods
+               where gateway = 'stripe' and gateway_payment_method_id = v_pm and account_id <> v_account) then
+      return jsonb_build_object('outcome', 'mismatch',
+        'detail', format('payment method %s belongs to another account', v_pm));
+    end if;
     perform settle.upsert_payment_method(v_account, v_pm, p_effect ->> 'brand', p_effect ->> 'last4',
       (p_effect ->> 'exp_month')::int, (p_effect ->> 'exp_year')::int);
     return jsonb_build_object('outcome', 'applied');
   elsif v_action = 'default' then
     return jsonb_build_object('outcome',
-      case when settle.set_default_payment_method(v_pm) then 'applied' else 'no_effect' end);
+      case when settle.set_default_payment_method(v_pm, v_account) then 'applied' else 'no_effect' end);
   end if;
   return jsonb_build_object('outcome', 'ignored');
 end
