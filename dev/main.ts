@@ -31,7 +31,7 @@ await sql.end();
 
 const env: Record<string, string> = {};
 for (const [k, v] of Object.entries(Deno.env.toObject())) {
-  if (/^(RAZORPAY_|ALLOWED_ORIGINS|LOG_REQUESTS|DB_POOL_MAX|WEBHOOK_)/.test(k)) env[k] = v;
+  if (/^(RAZORPAY_|STRIPE_|ALLOWED_ORIGINS|LOG_REQUESTS|DB_POOL_MAX|WEBHOOK_)/.test(k)) env[k] = v;
 }
 const stack = await startStack({
   dbUrl,
@@ -48,8 +48,9 @@ const alice = await userToken("00000000-0000-4000-8000-00000000a11c", {
 console.log(`settle is running
   database      ${embedded ? "embedded PGlite (.settle/pglite) at " : ""}${dbUrl}
   migrations    ${applied.length ? applied.join(", ") : "up to date"}
-  functions     ${stack.functionsUrl}/{create-order,verify,webhook}
-  simulator     ${stack.simulatorUrl}/razorpay  (Razorpay API + /_sim controls)
+  functions     ${stack.functionsUrl}/{create-order,verify,webhook,payment-methods}
+  simulators    ${stack.simulatorUrl}/razorpay  (Razorpay API + /_sim/razorpay controls)
+                ${stack.stripeUrl}  (Stripe API + /_sim/stripe controls)
   demo page     ${stack.url}/
   anon key      ${stack.anonKey}
   alice's JWT   ${alice}

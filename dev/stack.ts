@@ -5,6 +5,8 @@ import { json } from "../shared/http.ts";
 import { handler as createOrder } from "../supabase/functions/create-order/handler.ts";
 import { handler as verify } from "../supabase/functions/verify/handler.ts";
 import { handler as webhook } from "../supabase/functions/webhook/handler.ts";
+import { handler as paymentMethods } from "../supabase/functions/payment-methods/handler.ts";
+import { StripeSimulator } from "./simulator/stripe.ts";
 import {
   RazorpaySimulator,
   SimulatedConnectionReset,
@@ -12,7 +14,18 @@ import {
 } from "./simulator/razorpay.ts";
 import { anonKey, LOCAL_JWT_SECRET, serviceRoleKey } from "./keys.ts";
 
-export const FUNCTIONS = { "create-order": createOrder, verify, webhook } as const;
+export const FUNCTIONS = {
+  "create-order": createOrder,
+  verify,
+  webhook,
+  "payment-methods": paymentMethods,
+} as const;
+
+export const LOCAL_STRIPE = {
+  secretKey: "sk_test_settle_local",
+  publishableKey: "pk_test_settle_local",
+  webhookSecret: "whsec_settle_local",
+};
 
 export const LOCAL_RAZORPAY = {
   keyId: "rzp_test_SettleLocal001",
@@ -25,6 +38,8 @@ export interface StackOptions {
   /** 0 picks a free port (tests); the defaults are Supabase's local ports. */
   port?: number;
   simulatorPort?: number;
+  /** Stripe's simulator needs its own port: the SDK always calls /v1/... at the root. */
+  stripePort?: number;
   hostname?: string;
   /** Extra environment on top of the local defaults. */
   env?: Record<string, string>;
@@ -37,12 +52,14 @@ export interface Stack {
   url: string;
   functionsUrl: string;
   simulatorUrl: string;
+  stripeUrl: string;
   anonKey: string;
   serviceRoleKey: string;
   jwtSecret: string;
   app: App;
   config: Config;
   razorpay: RazorpaySimulator;
+  stripe: StripeSimulator;
   close(): Promise<void>;
 }
 
@@ -81,6 +98,17 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const simAddr = await sim.addr;
   const simulatorUrl = `http://${hostname}:${simAddr.port}`;
 
+  const stripe = new StripeSimulator({ ...LOCAL_STRIPE });
+  const stripeSim = listen(opts.stripePort ?? 54331, hostname, async (req) => {
+    try {
+      return await stripe.fetch(req);
+    } catch (err) {
+      if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+      throw err;
+    }
+  });
+  const stripeUrl = `http://${hostname}:${(await stripeSim.addr).port}`;
+
   // The router's port must be known before the app is configured (webhook URL), so bind first.
   let route: (req: Request) => Promise<Response> = () =>
     Promise.resolve(json(503, { error: { code: "starting", message: "starting" } }));
@@ -98,6 +126,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     RAZORPAY_WEBHOOK_SECRET: LOCAL_RAZORPAY.webhookSecret,
     RAZORPAY_API_URL: `${simulatorUrl}/razorpay`,
     RAZORPAY_TIMEOUT_MS: "5000",
+    STRIPE_SECRET_KEY: LOCAL_STRIPE.secretKey,
+    STRIPE_PUBLISHABLE_KEY: LOCAL_STRIPE.publishableKey,
+    STRIPE_WEBHOOK_SECRET: LOCAL_STRIPE.webhookSecret,
+    STRIPE_API_URL: stripeUrl,
+    STRIPE_TIMEOUT_MS: "5000",
     DB_POOL_MAX: "10",
     ...(opts.quiet ? { LOG_REQUESTS: "false" } : {}),
     ...opts.env,
@@ -106,6 +139,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   // Local JWTs are HS256 with the CLI secret; there is no local JWKS to fetch.
   const app = createApp({ ...config, supabaseUrl: undefined });
   razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
+  stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
 
   const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));
   const keys = { anon: await anonKey(), service: await serviceRoleKey() };
@@ -130,16 +164,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     url,
     functionsUrl: `${url}/functions/v1`,
     simulatorUrl,
+    stripeUrl,
     anonKey: keys.anon,
     serviceRoleKey: keys.service,
     jwtSecret: LOCAL_JWT_SECRET,
     app,
     config,
     razorpay,
+    stripe,
     async close() {
       await razorpay.idle();
+      await stripe.idle();
       await router.server.shutdown();
       await sim.server.shutdown();
+      await stripeSim.server.shutdown();
       await app.sql.end({ timeout: 5 });
     },
   };

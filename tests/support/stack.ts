@@ -28,7 +28,14 @@ export interface TestStack extends Stack {
 
 export async function stack(env: Record<string, string> = {}): Promise<TestStack> {
   const dbUrl = await testDbUrl();
-  const s = await startStack({ dbUrl, port: 0, simulatorPort: 0, quiet: true, env });
+  const s = await startStack({
+    dbUrl,
+    port: 0,
+    simulatorPort: 0,
+    stripePort: 0,
+    quiet: true,
+    env,
+  });
   const db = connect(dbUrl, 4);
   return {
     ...s,
@@ -198,6 +205,54 @@ export function postWebhook(
       "x-razorpay-signature": e.signature,
       "x-razorpay-event-id": e.event_id,
     },
+    body: e.body,
+  });
+}
+
+/** Stripe Checkout's stand-in: confirms an intent at the simulator with a test card. */
+export async function confirmAtStripe(
+  s: Stack,
+  paymentIntentId: string,
+  opts: { outcome?: "success" | "failure"; card?: string; webhooks?: Record<string, unknown> } = {},
+) {
+  const res = await fetch(`${s.stripeUrl}/_sim/stripe/payment_intents/${paymentIntentId}/confirm`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ outcome: opts.outcome ?? "success", ...opts }),
+  });
+  // deno-lint-ignore no-explicit-any
+  return await res.json() as any;
+}
+
+export async function confirmSetupAtStripe(
+  s: Stack,
+  setupIntentId: string,
+  card = "4242424242424242",
+  webhooks?: Record<string, unknown>,
+) {
+  const res = await fetch(`${s.stripeUrl}/_sim/stripe/setup_intents/${setupIntentId}/confirm`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ card, webhooks }),
+  });
+  // deno-lint-ignore no-explicit-any
+  return await res.json() as any;
+}
+
+export async function stripeEvents(s: Stack, objectId: string) {
+  const res = await fetch(`${s.stripeUrl}/_sim/stripe/events?object_id=${objectId}`);
+  return (await res.json()).events as {
+    event_id: string;
+    type: string;
+    body: string;
+    signature: string;
+  }[];
+}
+
+export function postStripeWebhook(s: Stack, e: { body: string; signature: string }) {
+  return raw(s, "webhook/stripe", {
+    method: "POST",
+    headers: { "content-type": "application/json", "stripe-signature": e.signature },
     body: e.body,
   });
 }
