@@ -5,6 +5,7 @@ import {
   confirmSetupAtStripe,
   createUser,
   invoke,
+  raw,
   snapshot,
   stack,
   type TestStack,
@@ -172,6 +173,22 @@ Deno.test({
         headers: { authorization: `Bearer ${LOCAL_STRIPE.secretKey}` },
       });
       assert.equal((await res.json()).metadata.settle_account_id, u.accountId);
+    } finally {
+      await s.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "payment methods: a bare POST /setup (no body, no content type) is accepted",
+  ...opts,
+  fn: async () => {
+    const s = await stack();
+    try {
+      const u = await createUser(s.db, "pm-bare");
+      const r = await raw(s, "payment-methods/setup", { method: "POST", token: u.token });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.match(r.body.setup_intent_id, /^seti_/);
     } finally {
       await s.close();
     }

@@ -22,9 +22,10 @@ export function handler(app: App) {
     if (path.length === 1 && path[0] === "setup") {
       requireMethod(req, "POST");
       const caller = requireUser(await app.authenticate(req));
-      const body = req.headers.get("content-length") === "0" || !req.body
-        ? {}
-        : await readJsonObject(req);
+      // The body is optional: a bare POST (no type, no length) means "no options".
+      const sent = req.headers.has("content-type") ||
+        (req.headers.get("content-length") ?? "0") !== "0";
+      const body = sent ? await readJsonObject(req) : {};
       const accountId = body.account_id ?? account;
       if (accountId !== undefined && typeof accountId !== "string") {
         throw new HttpError(400, "invalid_request", "account_id must be a uuid");
