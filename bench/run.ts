@@ -1,0 +1,964 @@
+// `deno task bench`: webhook ingest, checkout latency and a hot wallet, each measured against
+// pgbench on the same Postgres in the same run. Prints markdown tables and writes
+// bench/results/latest.json. See bench/README.md.
+//
+//   deno task bench [--seconds N] [--quick] [--pool N] [--only a,b] [--out FILE] [--keep-db]
+//
+// The function server runs in a child process (bench/server.ts); this process is the load
+// generator. Every phase is checked afterwards: every event applied once, balances exact.
+import { connect, createDatabase, dropDatabase, migrate, type Sql } from "../dev/db.ts";
+import { LOCAL_RAZORPAY } from "../dev/stack.ts";
+import {
+  checkEventsApplied,
+  checkInvariants,
+  checkOrdersPaid,
+  walletBalance,
+} from "./lib/checks.ts";
+import type { SentEvent } from "./lib/checks.ts";
+import { type CpuShare, cpuWindow, setGatewayPid } from "./lib/cpu.ts";
+import { type WaitShare, waitWindow } from "./lib/waits.ts";
+import { type BenchUser, createUsers, insertOrders, randomAmount } from "./lib/fixtures.ts";
+import { encodeRequest, type Reply } from "./lib/http.ts";
+import { type Job, type LoadResult, runLoad, runRounds } from "./lib/load.ts";
+import { ensurePgbench, pgbenchInit, type PgbenchResult, pgbenchRun } from "./lib/pgbench.ts";
+import { capturedEvent, checkoutResponse, type SignedEvent } from "./lib/razorpay.ts";
+import {
+  backendsTable,
+  cpuTable,
+  machine,
+  mainTable,
+  pgbenchTable,
+  type Row,
+} from "./lib/report.ts";
+import { type ServerProcess, startServer } from "./lib/spawn.ts";
+import { latency, round } from "./lib/stats.ts";
+
+// ---------------------------------------------------------------- options
+
+interface Options {
+  seconds: number;
+  pool: number;
+  adminUrl: string;
+  out: string;
+  keepDb: boolean;
+  only?: Set<string>;
+  concurrencies: number[];
+  label: string;
+  prepare: boolean;
+  /** A second pass with the tuned configuration (prepared statements, a small pool). */
+  tuned: boolean;
+  tunedPool: number;
+  tunedIsolates: number;
+}
+
+function parseOptions(args: string[]): Options {
+  const o: Options = {
+    seconds: Number(Deno.env.get("BENCH_SECONDS") ?? 8),
+    pool: Number(Deno.env.get("BENCH_POOL") ?? 0),
+    adminUrl: Deno.env.get("SUPABASE_DB_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    out: new URL("results/latest.json", import.meta.url).pathname,
+    keepDb: false,
+    concurrencies: [1, 8, 16, 32],
+    label: "",
+    prepare: false,
+    tuned: true,
+    tunedPool: Number(Deno.env.get("BENCH_TUNED_POOL") ?? 4),
+    tunedIsolates: Number(Deno.env.get("BENCH_TUNED_ISOLATES") ?? 2),
+  };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split("=", 2);
+    const value = () => inline ?? args[++i];
+    switch (flag) {
+      case "--seconds":
+        o.seconds = Number(value());
+        break;
+      case "--quick":
+        o.seconds = 2;
+        break;
+      case "--pool":
+        o.pool = Number(value());
+        break;
+      case "--admin-url":
+        o.adminUrl = value();
+        break;
+      case "--out":
+        o.out = value();
+        break;
+      case "--prepare":
+        o.prepare = true;
+        break;
+      case "--no-tuned":
+        o.tuned = false;
+        break;
+      case "--tuned-pool":
+        o.tunedPool = Number(value());
+        break;
+      case "--tuned-isolates":
+        o.tunedIsolates = Number(value());
+        break;
+      case "--keep-db":
+        o.keepDb = true;
+        break;
+      case "--only":
+        o.only = new Set(value().split(","));
+        break;
+      case "--concurrency":
+        o.concurrencies = value().split(",").map(Number);
+        break;
+      case "--label":
+        o.label = value();
+        break;
+      case "--help":
+        console.log(
+          "deno task bench [--seconds N | --quick] [--only pgbench,floor,ingest,hot,checkout,sql]\n" +
+            "                [--concurrency 1,8,16,32] [--pool N] [--prepare]\n" +
+            "                [--no-tuned | --tuned-pool N --tuned-isolates N] [--admin-url URL]\n" +
+            "                [--out FILE] [--label TEXT] [--keep-db]\n" +
+            "deno task bench --profile [--seconds=N]   (where the time goes; results/profile.json)",
+        );
+        Deno.exit(0);
+        break;
+      default:
+        throw new Error(`unknown flag ${args[i]} (try --help)`);
+    }
+  }
+  if (!(o.seconds > 0)) throw new Error("--seconds must be positive");
+  return o;
+}
+
+if (Deno.args.includes("--profile")) {
+  const { runProfile } = await import("./profile.ts");
+  const seconds = Deno.args.find((a) => a.startsWith("--seconds="))?.split("=")[1];
+  await runProfile({
+    adminUrl: Deno.env.get("SUPABASE_DB_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    seconds: Number(seconds ?? 5),
+    out: new URL("results/profile.json", import.meta.url).pathname,
+  });
+  Deno.exit(0);
+}
+
+const opts = parseOptions(Deno.args);
+const want = (part: string) => !opts.only || opts.only.has(part);
+const log = (msg: string) =>
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+// ---------------------------------------------------------------- set-up
+
+const DB = "settle_bench";
+const PGB10 = "settle_bench_pgbench_s10";
+const PGB1 = "settle_bench_pgbench_s1";
+const admin = connect(opts.adminUrl, 1);
+const [{ version, major }] = await admin`
+  select version() as version, current_setting('server_version_num')::int / 10000 as major`;
+const settings = Object.fromEntries(
+  (await admin`select name, setting || coalesce(' ' || unit, '') as value from pg_settings
+    where name in ('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections',
+                   'wal_level', 'full_page_writes', 'checkpoint_timeout', 'max_wal_size')`)
+    .map((r) => [r.name, r.value]),
+);
+const host = await machine({ version, settings });
+const pgbench = await ensurePgbench(major);
+log(`${host.cpus} CPUs, ${host.memoryGiB} GiB, ${version.split(" on ")[0]}, Deno ${host.deno}`);
+log(`pgbench: ${pgbench}; ${opts.seconds} s per phase`);
+
+const checkpoint = () => admin.unsafe("checkpoint");
+
+/**
+ * Before a settle phase: VACUUM ANALYZE the prepared rows' tables (pgbench -i and pgbench do
+ * the same for theirs), so that the measurement does not include a first visit to each new row
+ * setting its hint bits. Then CHECKPOINT, so every phase starts the same way. The tables that
+ * the phase itself fills (webhook_events, ledger) are left alone. Analyzed while still nearly
+ * empty, they would get cached plans that scan them sequentially, and those get slower as the
+ * tables grow during the phase. Autovacuum re-analyzes a real database as it grows.
+ */
+async function settleDb() {
+  await db.unsafe(
+    "vacuum analyze public.orders, public.wallets, public.accounts, public.account_members, auth.users",
+  );
+  await checkpoint();
+}
+
+let dbUrl = "";
+let db!: Sql;
+let expectedPaid = 0;
+
+/**
+ * A new, empty bench database. Each server configuration and the SQL-only run get their own,
+ * so a phase is not slowed by the rows that earlier phases left behind.
+ */
+async function freshDatabase() {
+  await db?.end({ timeout: 5 });
+  dbUrl = await createDatabase(opts.adminUrl, DB);
+  db = connect(dbUrl, 4);
+  await migrate(db);
+  expectedPaid = 0;
+  return db;
+}
+const rows: Row[] = [];
+const pgbenchRuns: PgbenchResult[] = [];
+const problems: string[] = [];
+let server: ServerProcess | undefined;
+/** Every running function server (isolate); server is the first. */
+let servers: ServerProcess[] = [];
+const urls = () => servers.map((s) => s.functionsUrl);
+let sim: ServerProcess | undefined;
+
+/** The server configuration the rows being measured belong to. */
+let rowConfig = "default";
+
+/** CPU by process group, and what the database's backends wait on, over a phase. */
+async function windows(
+  seconds: number,
+  pid: number | number[] = servers.map((s) => s.pid),
+  database: string | null = DB,
+) {
+  const [cpu, waits] = await Promise.all([
+    cpuWindow(seconds * 1000, pid),
+    database ? waitWindow(admin, database, seconds * 1000) : Promise.resolve(undefined),
+  ]);
+  return { cpu, waits };
+}
+
+function baselineFor(label: string) {
+  return pgbenchRuns.find((r) => r.label === label);
+}
+
+function makeRow(
+  id: string,
+  benchmark: string,
+  concurrency: number,
+  r: LoadResult,
+  events: number,
+  correctness: string[],
+  win: { cpu?: CpuShare; waits?: WaitShare },
+  baselineLabel?: string,
+  note?: string,
+): Row {
+  const seconds = r.elapsedMs / 1000;
+  const base = baselineLabel ? baselineFor(baselineLabel) : undefined;
+  const eventsPerSec = events / seconds;
+  const allProblems = [
+    ...correctness,
+    ...(r.errors ? [`${r.errors} bad answers, e.g. ${r.firstErrors.join(" | ")}`] : []),
+  ];
+  if (allProblems.length) problems.push(`${benchmark} c=${concurrency}: ${allProblems.join("; ")}`);
+  const row: Row = {
+    id,
+    benchmark,
+    concurrency,
+    requests: r.requests,
+    seconds: round(seconds, 2),
+    requestsPerSec: round(r.requests / seconds, 1),
+    eventsPerSec: round(eventsPerSec, 1),
+    latencyMs: latency(r.latenciesMs),
+    baseline: base?.label,
+    baselineTps: base?.tps,
+    ratio: base ? round(eventsPerSec / base.tps, 3) : undefined,
+    baselineP99Ms: base?.latencyMs.p99,
+    correctness: allProblems.length ? allProblems : "ok",
+    config: rowConfig,
+    cpu: win.cpu,
+    backends: win.waits,
+    note: [note, r.exhausted ? "prepared work ran out before the time did" : undefined]
+      .filter(Boolean).join("; ") || undefined,
+  };
+  rows.push(row);
+  log(
+    `${benchmark} c=${concurrency} [${rowConfig}]: ${row.requestsPerSec} req/s, ${row.eventsPerSec} events/s, ` +
+      `p50 ${row.latencyMs.p50} p99 ${row.latencyMs.p99} ms` +
+      (row.ratio !== undefined ? `, ${row.ratio}x ${row.baseline}` : "") +
+      (row.correctness === "ok" ? ", correct" : `, WRONG: ${allProblems.join("; ")}`),
+  );
+  return row;
+}
+
+// ---------------------------------------------------------------- webhook events
+
+const webhookPath = "/functions/v1/webhook/razorpay";
+
+interface QueuedEvent extends SignedEvent {
+  bytes: Uint8Array;
+}
+
+function webhookJob(url: string, e: SignedEvent): QueuedEvent {
+  const u = new URL(url);
+  return {
+    ...e,
+    bytes: encodeRequest(u.host, "POST", webhookPath, {
+      "content-type": "application/json",
+      "x-razorpay-signature": e.signature,
+      "x-razorpay-event-id": e.eventId,
+    }, e.body),
+  };
+}
+
+const webhookOk = (r: Reply) =>
+  r.status === 200 && r.body.includes('"received":true')
+    ? undefined
+    : `webhook answered ${r.status} ${r.body.slice(0, 200)}`;
+
+/** Signed, encoded payment.captured events for pending orders, topped up on demand. */
+class EventQueue {
+  items: QueuedEvent[] = [];
+  constructor(readonly users: BenchUser[], readonly url: () => string) {}
+  async ensure(n: number) {
+    const missing = n - this.items.length;
+    if (missing <= 0) return;
+    const orders = await insertOrders(db, this.users, missing);
+    for (const o of orders) {
+      this.items.push(webhookJob(this.url(), await capturedEvent(LOCAL_RAZORPAY.webhookSecret, o)));
+    }
+  }
+}
+
+let bestRate = 0;
+const capacity = (seconds: number, floor = 1500) =>
+  Math.ceil(seconds * Math.min(20_000, Math.max(floor, 1.6 * bestRate)));
+
+async function sentChecks(sent: SentEvent[]) {
+  expectedPaid += sent.length;
+  return [...await checkEventsApplied(db, sent), ...await checkInvariants(db, expectedPaid)];
+}
+
+async function webhookUnique(
+  id: string,
+  name: string,
+  queue: EventQueue,
+  c: number,
+  seconds: number,
+  baseline?: string,
+) {
+  await queue.ensure(capacity(seconds));
+  const events = queue.items;
+  let i = 0;
+  await settleDb();
+  const win = windows(seconds);
+  const r = await runLoad(urls(), {
+    concurrency: c,
+    seconds,
+    next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
+  });
+  const sent = events.slice(0, i);
+  queue.items = events.slice(i);
+  const row = makeRow(id, name, c, r, sent.length, await sentChecks(sent), await win, baseline);
+  bestRate = Math.max(bestRate, row.eventsPerSec);
+  return row;
+}
+
+/** Half the requests repeat an event sent up to 16 requests earlier (often still in flight). */
+async function webhookDuplicates(queue: EventQueue, c: number, seconds: number) {
+  await queue.ensure(capacity(seconds));
+  const events = queue.items;
+  const seq: number[] = [];
+  for (let k = 0; k < events.length; k++) {
+    seq.push(k, Math.max(0, k - Math.floor(Math.random() * 17)));
+  }
+  let i = 0;
+  await settleDb();
+  const win = windows(seconds);
+  const r = await runLoad(urls(), {
+    concurrency: c,
+    seconds,
+    next: () => i < seq.length ? { bytes: events[seq[i++]].bytes, check: webhookOk } : undefined,
+  });
+  const sentIdx = new Set(seq.slice(0, i));
+  const sent = events.filter((_, k) => sentIdx.has(k));
+  queue.items = events.filter((_, k) => !sentIdx.has(k));
+  makeRow(
+    "webhook_dup50",
+    "webhook ingest, 50% duplicates",
+    c,
+    r,
+    sent.length,
+    await sentChecks(sent),
+    await win,
+    `tpcb s10 c${c}`,
+    "events/s counts distinct events; req/s includes the duplicates",
+  );
+}
+
+/** Each event delivered by every sender at the same instant; one round per event. */
+async function webhookSameEvent(queue: EventQueue, c: number, seconds: number) {
+  await queue.ensure(capacity(seconds, 400));
+  const events = queue.items;
+  let i = 0;
+  await settleDb();
+  const win = windows(seconds);
+  const r = await runRounds(urls(), {
+    concurrency: c,
+    seconds,
+    nextRound: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
+  });
+  const sent = events.slice(0, i);
+  queue.items = events.slice(i);
+  makeRow(
+    "webhook_same_event",
+    `webhook ingest, same event from ${c} senders`,
+    c,
+    r,
+    sent.length,
+    await sentChecks(sent),
+    await win,
+    `tpcb s10 c${c}`,
+    `${r.rounds} rounds; events/s = distinct events (rounds) per second`,
+  );
+}
+
+// ---------------------------------------------------------------- checkout
+
+interface CheckoutPools {
+  users: BenchUser[];
+  /** Pending orders per user, ready to verify. */
+  pending: string[][];
+  verified: string[];
+  created: number;
+}
+
+async function createOrderPhase(p: CheckoutPools, c: number, seconds: number) {
+  const u = new URL(server!.functionsUrl);
+  let n = 0;
+  const body = () =>
+    JSON.stringify({
+      gateway: "razorpay",
+      purpose: "wallet_topup",
+      amount: randomAmount(),
+      currency: "INR",
+    });
+  const next = (sender: number): Job => {
+    const user = sender % p.users.length;
+    const key = `bench-${Date.now().toString(36)}-${n++}`;
+    return {
+      bytes: encodeRequest(u.host, "POST", "/functions/v1/create-order", {
+        authorization: `Bearer ${p.users[user].token}`,
+        "content-type": "application/json",
+        "idempotency-key": key,
+      }, body()),
+      check(r) {
+        if (r.status !== 201) return `create-order answered ${r.status} ${r.body.slice(0, 200)}`;
+        const b = JSON.parse(r.body);
+        if (
+          b.order?.status !== "created" ||
+          !/^order_[A-Za-z0-9]{14}$/.test(b.order?.gateway_order_id) ||
+          b.checkout?.order_id !== b.order.gateway_order_id
+        ) {
+          return `create-order answered ${r.body.slice(0, 200)}`;
+        }
+        p.pending[user].push(b.order.gateway_order_id);
+        p.created++;
+      },
+    };
+  };
+  const before = await db`select count(*)::int as n from public.orders where created_by in ${
+    db(p.users.map((x) => x.id))
+  } and idempotency_key is not null`;
+  await settleDb();
+  const win = windows(seconds);
+  const createdBefore = p.created;
+  const r = await runLoad(urls(), { concurrency: c, seconds, next });
+  const createdNow = p.created - createdBefore;
+  const after = await db`select count(*)::int as n from public.orders where created_by in ${
+    db(p.users.map((x) => x.id))
+  } and idempotency_key is not null`;
+  const correctness = [
+    ...(after[0].n - before[0].n !== createdNow
+      ? [`${after[0].n - before[0].n} orders in the database, ${createdNow} created`]
+      : []),
+    ...await checkInvariants(db, expectedPaid),
+  ];
+  makeRow(
+    "create_order",
+    "create-order (simulator instant)",
+    c,
+    r,
+    createdNow,
+    correctness,
+    await win,
+    `tpcb s10 c${c}`,
+  );
+}
+
+async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
+  const u = new URL(server!.functionsUrl);
+  const senders = Math.min(c, p.users.length);
+  const perUser = Math.ceil(capacity(seconds) / senders);
+  const jobs: { order: string; bytes: Uint8Array }[][] = [];
+  for (let s = 0; s < senders; s++) {
+    const have = p.pending[s];
+    if (have.length < perUser) {
+      const extra = await insertOrders(db, [p.users[s]], perUser - have.length);
+      have.push(...extra.map((o) => o.gatewayOrderId));
+    }
+    jobs.push(
+      await Promise.all(have.map(async (order) => ({
+        order,
+        bytes: encodeRequest(u.host, "POST", "/functions/v1/verify", {
+          authorization: `Bearer ${p.users[s].token}`,
+          "content-type": "application/json",
+        }, JSON.stringify(await checkoutResponse(LOCAL_RAZORPAY.keySecret, order))),
+      }))),
+    );
+  }
+  const used = jobs.map(() => 0);
+  const verifiedNow: string[] = [];
+  await settleDb();
+  const win = windows(seconds);
+  const r = await runLoad(urls(), {
+    concurrency: c,
+    seconds,
+    next(sender) {
+      const s = sender % senders;
+      const job = jobs[s][used[s]++];
+      if (!job) return undefined;
+      return {
+        bytes: job.bytes,
+        check(reply) {
+          if (reply.status !== 200) {
+            return `verify answered ${reply.status} ${reply.body.slice(0, 200)}`;
+          }
+          const b = JSON.parse(reply.body);
+          if (b.order?.status !== "paid" || b.order?.gateway_order_id !== job.order) {
+            return `verify answered ${reply.body.slice(0, 200)}`;
+          }
+          verifiedNow.push(job.order);
+        },
+      };
+    },
+  });
+  for (let s = 0; s < senders; s++) {
+    p.pending[s] = p.pending[s].slice(Math.min(used[s], jobs[s].length));
+  }
+  p.verified.push(...verifiedNow);
+  expectedPaid += verifiedNow.length;
+  const correctness = [
+    ...await checkOrdersPaid(db, verifiedNow),
+    ...await checkInvariants(db, expectedPaid),
+  ];
+  makeRow(
+    "verify",
+    "verify (checkout signature)",
+    c,
+    r,
+    verifiedNow.length,
+    correctness,
+    await win,
+    `tpcb s10 c${c}`,
+  );
+}
+
+// ---------------------------------------------------------------- the SQL function alone
+
+/** settle.ingest_webhook driven by pgbench itself: the database's ceiling for one event. */
+async function sqlOnly(ingestUsers: BenchUser[], c: number, seconds: number) {
+  const n = Math.ceil(seconds * Math.max(6000, 3 * bestRate));
+  const id = (k: number) => `order_Q${String(k + 1).padStart(13, "0")}`;
+  await insertOrders(db, ingestUsers, n, () => 50_000, id);
+  await db.unsafe("drop sequence if exists bench_sql_only; create sequence bench_sql_only");
+  const sample = await capturedEvent(LOCAL_RAZORPAY.webhookSecret, {
+    gatewayOrderId: id(0),
+    amount: 50_000,
+    currency: "INR",
+  });
+  const script = await Deno.makeTempFile({ suffix: ".sql" });
+  // An E'' literal with every ':' escaped: pgbench would read ":name" as a variable.
+  const lit = (s: string) =>
+    `E'${s.replaceAll("\\", "\\\\").replaceAll("'", "''").replaceAll(":", "\\x3a")}'`;
+  await Deno.writeTextFile(
+    script,
+    `select settle.ingest_webhook('razorpay', 'evt_sql_' || n, ` +
+      `'payment.captured', 'captured', 'order_Q' || lpad(n::text, 13, '0'), ` +
+      `'pay_Q' || lpad(n::text, 13, '0'), 50000, 'INR', now(), ${lit(sample.body)}) ` +
+      `from (select nextval('bench_sql_only') as n) s;\n`,
+  );
+  await settleDb();
+  const win = windows(seconds, undefined);
+  const res = await pgbenchRun(pgbench, dbUrl, {
+    label: `settle.ingest_webhook c${c}`,
+    scale: 0,
+    clients: c,
+    seconds,
+    mode: "extended",
+    script,
+  });
+  await Deno.remove(script);
+  const [chk] = await db`
+    select count(*) filter (where outcome = 'applied')::int as applied,
+           count(*) filter (where outcome <> 'applied')::int as other
+    from public.webhook_events where event_id like 'evt\\_sql\\_%'`;
+  expectedPaid += chk.applied;
+  const correctness = [
+    ...(chk.other ? [`${chk.other} events not applied (ran out of orders?)`] : []),
+    ...(chk.applied !== res.transactions ? [`${chk.applied} applied of ${res.transactions}`] : []),
+    ...await checkInvariants(db, expectedPaid),
+  ];
+  const base = baselineFor(`tpcb s10 c${c}`);
+  const r: LoadResult = {
+    requests: res.transactions,
+    errors: 0,
+    firstErrors: [],
+    latenciesMs: [],
+    elapsedMs: res.transactions / res.tps * 1000,
+    exhausted: false,
+  };
+  const row = makeRow(
+    "sql_ingest_webhook",
+    "settle.ingest_webhook alone (pgbench -f, no HTTP)",
+    c,
+    r,
+    res.transactions,
+    correctness,
+    await win,
+    base?.label,
+    "one SQL call per event, driven by pgbench -M extended (the protocol postgres.js uses)",
+  );
+  row.latencyMs = { ...res.latencyMs, max: NaN };
+}
+
+// ---------------------------------------------------------------- floors
+
+async function floor(mode: "echo" | "nodb", c: number, seconds: number) {
+  const s = await startServer(mode);
+  try {
+    const events: QueuedEvent[] = [];
+    for (let k = 0; k < 2000; k++) {
+      events.push(webhookJob(
+        s.functionsUrl,
+        await capturedEvent(LOCAL_RAZORPAY.webhookSecret, {
+          gatewayOrderId: `order_F${String(k).padStart(13, "0")}`,
+          amount: randomAmount(),
+          currency: "INR",
+        }),
+      ));
+    }
+    let i = 0;
+    await runLoad(s.functionsUrl, {
+      concurrency: c,
+      seconds: 1,
+      next: () => ({ bytes: events[i++ % events.length].bytes, check: webhookOk }),
+    });
+    const win = windows(seconds, s.pid, null);
+    const r = await runLoad(s.functionsUrl, {
+      concurrency: c,
+      seconds,
+      next: () => ({ bytes: events[i++ % events.length].bytes, check: webhookOk }),
+    });
+    makeRow(
+      `floor_${mode}`,
+      mode === "echo"
+        ? "HTTP floor: bare Deno.serve, no work"
+        : "webhook function, SQL stubbed (HTTP + HMAC + JSON + zod)",
+      c,
+      r,
+      r.requests,
+      [],
+      await win,
+      `tpcb s10 c${c}`,
+      "no database: what the HTTP server and the load generator alone can do on this machine",
+    );
+  } finally {
+    await s.stop();
+  }
+}
+
+// ---------------------------------------------------------------- one server's phases
+
+/** Every phase against the running server (full), or only the c=16 ones the targets name. */
+async function serverPhases(full: boolean) {
+  const ingestUsers = await createUsers(db, 1024, `ingest-${rowConfig}`);
+  const ingest = new EventQueue(ingestUsers, () => server!.functionsUrl);
+
+  // Warm-up (JIT, pool connections, plan caches); checked but not reported.
+  {
+    await ingest.ensure(3000);
+    let i = 0;
+    const events = ingest.items;
+    await runLoad(urls(), {
+      concurrency: 16,
+      seconds: Math.min(2, opts.seconds),
+      next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
+    });
+    const warm = await sentChecks(events.slice(0, i));
+    ingest.items = events.slice(i);
+    if (warm.length) problems.push(`warm-up: ${warm.join("; ")}`);
+  }
+
+  if (want("ingest")) {
+    for (const c of full ? opts.concurrencies : [16]) {
+      await webhookUnique(
+        "webhook_unique",
+        "webhook ingest, all unique",
+        ingest,
+        c,
+        opts.seconds,
+        `tpcb s10 c${c}`,
+      );
+    }
+    if (full) {
+      await webhookDuplicates(ingest, 16, opts.seconds);
+      await webhookSameEvent(ingest, 16, opts.seconds);
+    }
+  }
+
+  if (want("hot")) {
+    const [hotUser] = await createUsers(db, 1, `hot-${rowConfig}`);
+    const hot = new EventQueue([hotUser], () => server!.functionsUrl);
+    const before = await walletBalance(db, hotUser.walletId);
+    await hot.ensure(capacity(opts.seconds));
+    const events = hot.items;
+    let i = 0;
+    await settleDb();
+    const win = windows(opts.seconds);
+    const r = await runLoad(urls(), {
+      concurrency: 16,
+      seconds: opts.seconds,
+      next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
+    });
+    const sent = events.slice(0, i);
+    const correctness = await sentChecks(sent);
+    const credited = sent.reduce((a, e) => a + e.amount, 0);
+    const after = await walletBalance(db, hotUser.walletId);
+    if (after - before !== credited) {
+      correctness.push(`hot wallet balance moved by ${after - before}, credits sent ${credited}`);
+    }
+    makeRow(
+      "hot_wallet",
+      "hot wallet: 16 senders credit one wallet",
+      16,
+      r,
+      sent.length,
+      correctness,
+      await win,
+      "tpcb s1 c16",
+      `final balance ${after} = the sum of the ${sent.length} credits: ${
+        after - before === credited
+      }`,
+    );
+  }
+
+  if (want("checkout")) {
+    const users = await createUsers(db, 16, `checkout-${rowConfig}`);
+    const pools: CheckoutPools = { users, pending: users.map(() => []), verified: [], created: 0 };
+    // Warm the create-order and verify paths.
+    await createOrderPhase(pools, 4, Math.min(1, opts.seconds));
+    rows.pop();
+    await verifyPhase(pools, 4, Math.min(1, opts.seconds));
+    rows.pop();
+    for (const c of full ? [1, 16] : [16]) await createOrderPhase(pools, c, opts.seconds);
+    for (const c of full ? [1, 16] : [16]) await verifyPhase(pools, c, opts.seconds);
+  }
+}
+
+// ---------------------------------------------------------------- the run
+
+const started = performance.now();
+try {
+  // 1. The baseline: pgbench tpcb-like at scale 10 (every concurrency) and scale 1 (one
+  //    branch row that every transaction updates: the hot-row case).
+  if (want("pgbench")) {
+    for (const [name, scale] of [[PGB10, 10], [PGB1, 1]] as const) {
+      const url = await createDatabase(opts.adminUrl, name);
+      await pgbenchInit(pgbench, url, scale);
+    }
+    const s10 = new URL(opts.adminUrl);
+    s10.pathname = `/${PGB10}`;
+    const s1 = new URL(opts.adminUrl);
+    s1.pathname = `/${PGB1}`;
+    const runs: [string, string, number, number][] = [
+      ...opts.concurrencies.map((c) =>
+        [`tpcb s10 c${c}`, s10.toString(), 10, c] as [string, string, number, number]
+      ),
+      [`tpcb s1 c16`, s1.toString(), 1, 16],
+    ];
+    for (const [label, url, scale, c] of runs) {
+      await checkpoint();
+      const res = await pgbenchRun(pgbench, url, {
+        label,
+        scale,
+        clients: c,
+        seconds: opts.seconds,
+        mode: "prepared",
+      });
+      pgbenchRuns.push(res);
+      log(`pgbench ${label}: ${res.tps} tps, p50 ${res.latencyMs.p50} p99 ${res.latencyMs.p99} ms`);
+    }
+    await dropDatabase(opts.adminUrl, PGB10);
+    await dropDatabase(opts.adminUrl, PGB1);
+  }
+
+  // 2. Floors without a database: the HTTP server alone, and the webhook function's own JS.
+  if (want("floor")) {
+    rowConfig = "no database";
+    await floor("echo", 16, opts.seconds);
+    await floor("nodb", 16, opts.seconds);
+  }
+
+  // 3. The function server over the bench database, as shipped (default), then tuned.
+  //    The Razorpay simulator runs in a process of its own: create-order's call to the
+  //    gateway costs settle a request and a response, not the gateway's work on settle's
+  //    event loop.
+  sim = await startServer("sim");
+  setGatewayPid(sim.pid);
+  const passes: {
+    config: string;
+    prepare: boolean;
+    pool?: number;
+    isolates: number;
+    full: boolean;
+  }[] = [
+    {
+      config: "default",
+      prepare: opts.prepare,
+      pool: opts.pool || undefined,
+      isolates: 1,
+      full: true,
+    },
+    ...(opts.tuned
+      ? [{
+        config: "tuned",
+        prepare: true,
+        pool: opts.tunedPool,
+        isolates: opts.tunedIsolates,
+        full: false,
+      }]
+      : []),
+  ];
+  for (const pass of passes) {
+    rowConfig = pass.config;
+    await freshDatabase();
+    const env = [`RAZORPAY_API_URL=${sim.simulatorUrl}/razorpay`];
+    if (pass.pool) env.push(`DB_POOL_MAX=${pass.pool}`);
+    const url = pass.prepare ? `${dbUrl}?prepare=true` : dbUrl;
+    servers = [];
+    for (let i = 0; i < pass.isolates; i++) servers.push(await startServer("stack", [url, ...env]));
+    server = servers[0];
+    log(
+      `[${pass.config}] ${servers.length} function server(s) ${urls().join(" ")} ` +
+        `(prepared statements ${pass.prepare ? "on" : "off"}, pool ${pass.pool ?? "default 10"})`,
+    );
+    await serverPhases(pass.full);
+    for (const s of servers) await s.stop();
+    servers = [];
+    server = undefined;
+  }
+  await sim.stop();
+  sim = undefined;
+
+  if (want("sql")) {
+    rowConfig = "SQL only";
+    await freshDatabase();
+    const users = await createUsers(db, 1024, "sqlonly");
+    await sqlOnly(users, 16, opts.seconds);
+  }
+
+  const final = db ? await checkInvariants(db, expectedPaid) : [];
+  if (final.length) problems.push(`final invariants: ${final.join("; ")}`);
+} finally {
+  for (const s of servers) await s.stop();
+  await sim?.stop();
+  await db?.end({ timeout: 5 });
+  if (!opts.keepDb) await dropDatabase(opts.adminUrl, DB);
+  await admin.end({ timeout: 5 });
+}
+
+// ---------------------------------------------------------------- report
+
+const byId = (id: string, c: number, config: string) =>
+  rows.find((r) => r.id === id && r.concurrency === c && r.config === config);
+const targetsFor = (config: string) => ({
+  webhookIngestC16: {
+    target: ">= 0.5 x pgbench tpcb s10 c16",
+    ratio: byId("webhook_unique", 16, config)?.ratio,
+    met: (byId("webhook_unique", 16, config)?.ratio ?? 0) >= 0.5,
+  },
+  hotWallet: {
+    target: ">= 0.5 x pgbench tpcb s1 c16",
+    ratio: byId("hot_wallet", 16, config)?.ratio,
+    met: (byId("hot_wallet", 16, config)?.ratio ?? 0) >= 0.5,
+  },
+  createOrderP99C16: {
+    target: "p99 < 25 ms at c16",
+    p99Ms: byId("create_order", 16, config)?.latencyMs.p99,
+    met: (byId("create_order", 16, config)?.latencyMs.p99 ?? Infinity) < 25,
+  },
+  verifyP99C16: {
+    target: "p99 < 25 ms at c16",
+    p99Ms: byId("verify", 16, config)?.latencyMs.p99,
+    met: (byId("verify", 16, config)?.latencyMs.p99 ?? Infinity) < 25,
+  },
+});
+const targets = {
+  default: targetsFor("default"),
+  ...(opts.tuned ? { tuned: targetsFor("tuned") } : {}),
+};
+
+const report = {
+  generatedAt: new Date().toISOString(),
+  label: opts.label || undefined,
+  gateways: ["razorpay"],
+  note: "Razorpay cases only: the harness has no Stripe cases yet.",
+  machine: host,
+  settings: {
+    secondsPerPhase: opts.seconds,
+    configs: {
+      default: `as shipped: prepared statements ${opts.prepare ? "on" : "off"}, DB_POOL_MAX ${
+        opts.pool || 10
+      }`,
+      ...(opts.tuned
+        ? {
+          tuned: `prepared statements on (?prepare=true), DB_POOL_MAX ${opts.tunedPool}, ` +
+            `${opts.tunedIsolates} function server process(es) (isolates)`,
+        }
+        : {}),
+    },
+    pgbench: "tpcb-like, -M prepared, -j min(2, c), same server, CHECKPOINT before every phase",
+    loadGenerator: "closed loop, one keep-alive HTTP/1.1 connection per sender, own process; " +
+      "function server and Razorpay simulator each in their own process",
+  },
+  totalSeconds: round((performance.now() - started) / 1000, 1),
+  correct: problems.length === 0,
+  problems,
+  targets,
+  pgbench: pgbenchRuns,
+  rows,
+};
+
+const targetLines = Object.entries(targets).flatMap(([config, ts]) =>
+  Object.entries(ts).map(([k, t]) =>
+    `- ${config}, ${k}: ${t.target}: ${"ratio" in t ? t.ratio : t.p99Ms} → ${
+      t.met ? "met" : "NOT met"
+    }`
+  )
+);
+const md = [
+  `## settle benchmarks (${report.generatedAt.slice(0, 10)}, ${opts.seconds} s per phase)`,
+  "",
+  `${host.cpus} × ${host.cpuModel}, ${host.memoryGiB} GiB, ${host.os}; ${
+    version.split(" on ")[0]
+  }; Deno ${host.deno}. Razorpay only (the harness has no Stripe cases yet).`,
+  "",
+  ...Object.entries(report.settings.configs).map(([k, v]) => `- ${k}: ${v}`),
+  "",
+  mainTable(rows),
+  "",
+  pgbenchTable(pgbenchRuns),
+  "",
+  "CPU cores busy during each phase (of " + host.cpus + "):",
+  "",
+  cpuTable(rows),
+  "",
+  "Database backends (average number in each state) during each phase:",
+  "",
+  backendsTable(rows),
+  "",
+  "Targets:",
+  "",
+  ...targetLines,
+  "",
+  problems.length
+    ? `**Correctness problems:**\n${problems.map((p) => `- ${p}`).join("\n")}`
+    : "Correctness: every phase checked, all events applied exactly once, balances exact.",
+].join("\n");
+console.log(md);
+await Deno.mkdir(new URL("results/", import.meta.url), { recursive: true });
+await Deno.writeTextFile(opts.out, JSON.stringify(report, null, 2) + "\n");
+log(`wrote ${opts.out} (${report.totalSeconds} s)`);
+if (problems.length) Deno.exit(1);

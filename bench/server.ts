@@ -1,0 +1,112 @@
+// The server under test, in its own process so the load generator's CPU does not run on the
+// server's event loop. Prints one JSON line with its URLs, then serves until its standard input
+// closes (the harness exiting closes it too).
+//
+//   deno run -A bench/server.ts stack <database url> [KEY=VALUE env overrides ...]
+//     the local stack: create-order, verify, webhook and the Razorpay simulator
+//   deno run -A bench/server.ts nodb
+//     the webhook function with its SQL call stubbed out: HTTP + HMAC + JSON + zod, no database
+//   deno run -A bench/server.ts echo
+//     a bare Deno.serve reading the body and answering {"received":true}: the HTTP floor
+//   deno run -A bench/server.ts sim
+//     the Razorpay simulator alone, at <url>/razorpay, so that the gateway's share of a
+//     checkout runs outside the function server's event loop (as the real Razorpay would)
+import { LOCAL_RAZORPAY, startStack } from "../dev/stack.ts";
+import {
+  RazorpaySimulator,
+  SimulatedConnectionReset,
+  simulatedResetResponse,
+} from "../dev/simulator/razorpay.ts";
+import { createApp } from "../shared/app.ts";
+import { loadConfig } from "../shared/config.ts";
+import type { Sql } from "../shared/db.ts";
+import { json } from "../shared/http.ts";
+import { handler as webhook } from "../supabase/functions/webhook/handler.ts";
+
+const [mode, ...rest] = Deno.args;
+
+async function serve(fn: (req: Request) => Response | Promise<Response>) {
+  const addr = await new Promise<Deno.NetAddr>((resolve) => {
+    Deno.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      onListen: (a) => resolve(a as Deno.NetAddr),
+    }, fn);
+  });
+  return `http://127.0.0.1:${addr.port}`;
+}
+
+let close = () => Promise.resolve();
+let info: Record<string, unknown>;
+
+if (mode === "stack") {
+  const [dbUrl, ...pairs] = rest;
+  if (!dbUrl) throw new Error("usage: bench/server.ts stack <database url> [KEY=VALUE ...]");
+  const env = Object.fromEntries(
+    pairs.map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]),
+  );
+  const stack = await startStack({
+    dbUrl,
+    port: 0,
+    simulatorPort: 0,
+    stripePort: 0,
+    quiet: true,
+    env,
+  });
+  info = {
+    functionsUrl: stack.functionsUrl,
+    simulatorUrl: stack.simulatorUrl,
+    poolMax: stack.config.dbPoolMax,
+  };
+  close = () => stack.close();
+} else if (mode === "nodb") {
+  const config = loadConfig((k) =>
+    ({
+      SUPABASE_DB_URL: "postgres://unused@127.0.0.1:1/unused",
+      SUPABASE_JWT_SECRET: "unused-unused-unused-unused-unused-unused",
+      RAZORPAY_KEY_ID: LOCAL_RAZORPAY.keyId,
+      RAZORPAY_KEY_SECRET: LOCAL_RAZORPAY.keySecret,
+      RAZORPAY_WEBHOOK_SECRET: LOCAL_RAZORPAY.webhookSecret,
+      LOG_REQUESTS: "false",
+    } as Record<string, string>)[k]
+  );
+  // Answers the one query the webhook path makes, as if the event had been applied.
+  const stub = (() =>
+    Promise.resolve([{
+      result: { outcome: "applied", order_id: null, duplicate: false },
+    }])) as unknown as Sql;
+  const h = webhook(createApp(config, { sql: stub }));
+  const url = await serve(h);
+  info = { functionsUrl: `${url}/functions/v1` };
+} else if (mode === "echo") {
+  const url = await serve(async (req) => {
+    await req.text();
+    return json(200, { received: true });
+  });
+  info = { functionsUrl: `${url}/functions/v1` };
+} else if (mode === "sim") {
+  const razorpay = new RazorpaySimulator({ ...LOCAL_RAZORPAY });
+  const url = await serve(async (req) => {
+    const u = new URL(req.url);
+    if (!u.pathname.startsWith("/razorpay/")) {
+      return json(404, { error: "simulator: /razorpay/..." });
+    }
+    u.pathname = u.pathname.slice("/razorpay".length);
+    try {
+      return await razorpay.fetch(new Request(u, req));
+    } catch (err) {
+      if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+      throw err;
+    }
+  });
+  info = { simulatorUrl: url, functionsUrl: "" };
+  close = () => razorpay.idle();
+} else {
+  throw new Error("usage: bench/server.ts stack|nodb|echo|sim ...");
+}
+
+console.log(JSON.stringify({ ...info, pid: Deno.pid, mode }));
+const buf = new Uint8Array(64);
+while ((await Deno.stdin.read(buf)) !== null) { /* keep serving */ }
+await close();
+Deno.exit(0);
