@@ -11,6 +11,25 @@
 //   (default 60 s), so the mount must hand the original request's signal through and must not put its
 //   own short deadline on simulator requests.
 import { createHmac } from "node:crypto";
+import {
+  canonical,
+  FaultBook,
+  holdUntilAbort,
+  parseWebhookOptions,
+  type SimEventRecord,
+  SimulatedConnectionReset,
+  WebhookDispatcher,
+  type WebhookOptions,
+} from "./common.ts";
+
+export type {
+  FaultMode,
+  FaultSpec,
+  SimDeliveryRecord,
+  SimEventRecord,
+  WebhookOptions,
+} from "./common.ts";
+export { SimulatedConnectionReset, simulatedResetResponse } from "./common.ts";
 
 export interface RazorpaySimOptions {
   keyId: string;
@@ -19,70 +38,6 @@ export interface RazorpaySimOptions {
   webhookSecret: string;
   webhookUrl?: string;
   nowMs?: () => number;
-}
-
-export interface WebhookOptions {
-  /** Default true; false records the events without delivering them. */
-  deliver?: boolean;
-  /** Extra deliveries of each event with the same event id and body, sent concurrently. */
-  duplicate?: number;
-  reorder?: boolean;
-  delay_ms?: number;
-  /** Records the events and a "dropped" delivery, never sends them. */
-  drop?: boolean;
-}
-
-export type FaultMode =
-  | "error_500"
-  | "error_502"
-  | "error_503"
-  | "timeout"
-  | "reset"
-  | "timeout_after"
-  | "reset_after";
-
-export interface FaultSpec {
-  /** Omitted or "*" matches every method. */
-  method?: string;
-  /** Exact path, or a pattern where "*" matches any run of characters; omitted matches every /v1 path. */
-  path?: string;
-  mode: FaultMode;
-  count?: number;
-  /** Cap for the timeout modes, default 60 000 ms. */
-  hold_ms?: number;
-}
-
-export interface SimEventRecord {
-  event_id: string;
-  type: string;
-  body: string;
-  signature: string;
-}
-
-export interface SimDeliveryRecord {
-  event_id: string;
-  type: string;
-  status: number | null;
-  error: string | null;
-  /** 0 for the first delivery of an event, 1.. for the duplicates. */
-  copy: number;
-}
-
-export class SimulatedConnectionReset extends Error {
-  constructor() {
-    super("simulated connection reset");
-    this.name = "SimulatedConnectionReset";
-  }
-}
-
-/** The closest Deno.serve gets to a dropped connection: the body stream errors after the status line. */
-export function simulatedResetResponse(): Response {
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.error(new SimulatedConnectionReset());
-    },
-  });
-  return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
 }
 
 /** Lowercase hex HMAC-SHA256, the primitive behind Checkout and webhook signatures (GATEWAY_FACTS A6-A8). */
@@ -167,18 +122,8 @@ interface StoredEvent extends SimEventRecord {
   paymentId: string | null;
 }
 
-interface ActiveFault {
-  method: string;
-  pattern: RegExp;
-  path: string;
-  mode: FaultMode;
-  remaining: number;
-  holdMs: number;
-}
-
 const ACCOUNT_ID = "acc_SettleSim00001";
 const WEBHOOK_TIMEOUT_MS = 5_000; // Razorpay gives up on a webhook that has not answered 2xx in 5 s.
-const DEFAULT_HOLD_MS = 60_000;
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 const EXPONENT_0 = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(" ");
@@ -324,17 +269,6 @@ async function readBody(req: Request): Promise<Json> {
   return parsed as Json;
 }
 
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.keys(value as Json).sort().map((k) =>
-      `${JSON.stringify(k)}:${canonical((value as Json)[k])}`
-    );
-    return `{${entries.join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /** Returns an error Response, or the normalised notes. */
 function validateNotes(raw: unknown): Response | Notes {
   if (raw === undefined || raw === null) return [];
@@ -360,43 +294,12 @@ function validateNotes(raw: unknown): Response | Notes {
   return out;
 }
 
-function parseWebhookOptions(raw: unknown): WebhookOptions {
-  if (raw === null || typeof raw !== "object") return {};
-  const r = raw as Json;
-  const opts: WebhookOptions = {};
-  if (typeof r.deliver === "boolean") opts.deliver = r.deliver;
-  if (typeof r.duplicate === "number" && r.duplicate > 0) opts.duplicate = Math.floor(r.duplicate);
-  if (typeof r.reorder === "boolean") opts.reorder = r.reorder;
-  if (typeof r.delay_ms === "number" && r.delay_ms > 0) opts.delay_ms = r.delay_ms;
-  if (typeof r.drop === "boolean") opts.drop = r.drop;
-  return opts;
-}
-
-function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${escaped}$`);
-}
-
-function holdUntilAbort(signal: AbortSignal, ms: number): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
-}
-
 const clone = <T>(v: T): T => structuredClone(v);
 
 export class RazorpaySimulator {
   readonly #opts: RazorpaySimOptions;
   readonly #now: () => number;
   readonly #expectedAuth: string;
-  #webhookUrl: string | undefined;
   #defaultWebhooks: WebhookOptions = {};
   readonly #orders = new Map<string, OrderRecord>();
   readonly #orderSeq: string[] = [];
@@ -409,23 +312,32 @@ export class RazorpaySimulator {
     { paymentId: string; fingerprint: string; refundId: string }
   >();
   readonly #events: StoredEvent[] = [];
-  readonly #deliveries: SimDeliveryRecord[] = [];
-  #faults: ActiveFault[] = [];
-  readonly #pending = new Set<Promise<void>>();
+  readonly #faults = new FaultBook();
+  readonly #hooks: WebhookDispatcher<StoredEvent>;
 
   constructor(opts: RazorpaySimOptions) {
     this.#opts = opts;
     this.#now = opts.nowMs ?? Date.now;
-    this.#webhookUrl = opts.webhookUrl;
+    this.#hooks = new WebhookDispatcher<StoredEvent>({
+      label: "razorpay",
+      timeoutMs: WEBHOOK_TIMEOUT_MS,
+      url: opts.webhookUrl,
+      headers: (e) => ({
+        "content-type": "application/json",
+        "x-razorpay-signature": e.signature,
+        "x-razorpay-event-id": e.event_id,
+        "user-agent": "Razorpay-Webhook/v1",
+      }),
+    });
     this.#expectedAuth = `Basic ${btoa(`${opts.keyId}:${opts.keySecret}`)}`;
   }
 
   setWebhookUrl(url: string | undefined): void {
-    this.#webhookUrl = url;
+    this.#hooks.url = url;
   }
 
-  async idle(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  idle(): Promise<void> {
+    return this.#hooks.idle();
   }
 
   async fetch(req: Request): Promise<Response> {
@@ -439,7 +351,7 @@ export class RazorpaySimulator {
   // ---------------------------------------------------------------- /v1 API
 
   async #api(req: Request, url: URL, path: string): Promise<Response> {
-    const fault = this.#takeFault(req.method, path);
+    const fault = this.#faults.take(req.method, path);
     if (fault) {
       switch (fault.mode) {
         case "error_500":
@@ -689,7 +601,7 @@ export class RazorpaySimulator {
     }
     const order = this.#orders.get(pay.order_id)!;
     this.#markCaptured(pay, order);
-    this.#schedule(this.#captureEvents(pay, order), this.#defaultWebhooks);
+    this.#hooks.schedule(this.#captureEvents(pay, order), this.#defaultWebhooks);
     return jsonResponse(200, pay);
   }
 
@@ -794,7 +706,7 @@ export class RazorpaySimulator {
     }
     const created = this.#emit("refund.created", { refund, payment: pay });
     const processed = this.#emit("refund.processed", { refund, payment: pay });
-    this.#schedule([created, processed], this.#defaultWebhooks);
+    this.#hooks.schedule([created, processed], this.#defaultWebhooks);
     return jsonResponse(200, refund);
   }
 
@@ -883,78 +795,6 @@ export class RazorpaySimulator {
     return ev;
   }
 
-  #schedule(events: StoredEvent[], opts: WebhookOptions): void {
-    if (opts.deliver === false || events.length === 0) return;
-    if (opts.drop) {
-      for (const e of events) {
-        this.#deliveries.push({
-          event_id: e.event_id,
-          type: e.type,
-          status: null,
-          error: "dropped",
-          copy: 0,
-        });
-      }
-      return;
-    }
-    const ordered = opts.reorder ? [...events].reverse() : events;
-    const copies = 1 + (opts.duplicate ?? 0);
-    const run = async () => {
-      if (opts.delay_ms) await new Promise((r) => setTimeout(r, opts.delay_ms));
-      for (const e of ordered) {
-        await Promise.all(Array.from({ length: copies }, (_, copy) => this.#deliver(e, copy)));
-      }
-    };
-    const p: Promise<void> = run().catch((e) =>
-      console.error("razorpay simulator: delivery bug", e)
-    )
-      .finally(() => this.#pending.delete(p));
-    this.#pending.add(p);
-  }
-
-  async #deliver(e: StoredEvent, copy: number): Promise<void> {
-    const record: SimDeliveryRecord = {
-      event_id: e.event_id,
-      type: e.type,
-      status: null,
-      error: null,
-      copy,
-    };
-    const url = this.#webhookUrl;
-    if (!url) {
-      record.error = "no webhook_url configured";
-      this.#deliveries.push(record);
-      return;
-    }
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), WEBHOOK_TIMEOUT_MS);
-    try {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-razorpay-signature": e.signature,
-          "x-razorpay-event-id": e.event_id,
-          "user-agent": "Razorpay-Webhook/v1",
-        },
-        body: e.body,
-        signal: ac.signal,
-      });
-      await res.body?.cancel();
-      record.status = res.status;
-      if (res.status < 200 || res.status > 299) record.error = `non-2xx response: ${res.status}`;
-    } catch (err) {
-      record.error = ac.signal.aborted
-        ? `no response within ${WEBHOOK_TIMEOUT_MS} ms`
-        : err instanceof Error
-        ? err.message
-        : String(err);
-    } finally {
-      clearTimeout(timer);
-    }
-    this.#deliveries.push(record);
-  }
-
   // ---------------------------------------------------------------- control endpoints
 
   async #control(req: Request, url: URL, path: string): Promise<Response> {
@@ -1006,12 +846,12 @@ export class RazorpaySimulator {
       return jsonResponse(200, { events });
     }
     if (seg.length === 1 && seg[0] === "deliveries" && m === "GET") {
-      return jsonResponse(200, { deliveries: this.#deliveries });
+      return jsonResponse(200, { deliveries: this.#hooks.deliveries });
     }
     if (seg.length === 1 && seg[0] === "faults") {
-      if (m === "GET") return jsonResponse(200, { faults: this.#faultList() });
+      if (m === "GET") return jsonResponse(200, { faults: this.#faults.list() });
       if (m === "DELETE") {
-        this.#faults = [];
+        this.#faults.clear();
         return jsonResponse(200, { faults: [] });
       }
       if (m === "POST") return this.#addFaults(await readBody(req));
@@ -1030,7 +870,7 @@ export class RazorpaySimulator {
       }
       if (m === "POST" || m === "GET") {
         return jsonResponse(200, {
-          webhook_url: this.#webhookUrl ?? null,
+          webhook_url: this.#hooks.url ?? null,
           webhooks: this.#defaultWebhooks,
         });
       }
@@ -1067,7 +907,7 @@ export class RazorpaySimulator {
         error_step: "payment_authorization",
         error_reason: "payment_failed",
       });
-      this.#schedule([this.#emit("payment.failed", { payment: pay })], hooks);
+      this.#hooks.schedule([this.#emit("payment.failed", { payment: pay })], hooks);
       // Checkout reports a failure to the page through payment.failed with this shape, not an HTTP error.
       return jsonResponse(200, {
         error: {
@@ -1088,7 +928,7 @@ export class RazorpaySimulator {
       this.#markCaptured(pay, order);
       events.push(...this.#captureEvents(pay, order));
     }
-    this.#schedule(events, hooks);
+    this.#hooks.schedule(events, hooks);
     return jsonResponse(200, {
       razorpay_payment_id: pay.id,
       razorpay_order_id: order.entity.id,
@@ -1115,64 +955,14 @@ export class RazorpaySimulator {
       error_reason: "payment_failed",
     };
     const ev = this.#emit("payment.failed", { payment: snapshot });
-    this.#schedule([ev], { ...this.#defaultWebhooks, ...parseWebhookOptions(body.webhooks) });
+    this.#hooks.schedule([ev], { ...this.#defaultWebhooks, ...parseWebhookOptions(body.webhooks) });
     return jsonResponse(200, { event_id: ev.event_id });
   }
 
   #addFaults(body: Json): Response {
-    const list = body.faults;
-    if (!Array.isArray(list)) return invalid("faults must be an array", "faults");
-    const modes: FaultMode[] = [
-      "error_500",
-      "error_502",
-      "error_503",
-      "timeout",
-      "reset",
-      "timeout_after",
-      "reset_after",
-    ];
-    const parsed: ActiveFault[] = [];
-    for (const raw of list as FaultSpec[]) {
-      if (raw === null || typeof raw !== "object" || !modes.includes(raw.mode)) {
-        return invalid(`mode must be one of ${modes.join(", ")}`, "mode");
-      }
-      const count = raw.count ?? 1;
-      if (!Number.isInteger(count) || count < 1) {
-        return invalid("count must be a positive integer", "count");
-      }
-      const path = raw.path ?? "/v1/*";
-      parsed.push({
-        method: (raw.method ?? "*").toUpperCase(),
-        path,
-        pattern: globToRegExp(path.replace(/\/+$/, "") || "/"),
-        mode: raw.mode,
-        remaining: count,
-        holdMs: typeof raw.hold_ms === "number" && raw.hold_ms >= 0 ? raw.hold_ms : DEFAULT_HOLD_MS,
-      });
-    }
-    this.#faults.push(...parsed);
-    return jsonResponse(200, { faults: this.#faultList() });
-  }
-
-  #faultList() {
-    return this.#faults.map((f) => ({
-      method: f.method,
-      path: f.path,
-      mode: f.mode,
-      count: f.remaining,
-      hold_ms: f.holdMs,
-    }));
-  }
-
-  #takeFault(method: string, path: string): ActiveFault | undefined {
-    const m = method.toUpperCase();
-    const f = this.#faults.find((f) =>
-      (f.method === "*" || f.method === m) && f.pattern.test(path)
-    );
-    if (!f) return undefined;
-    f.remaining -= 1;
-    if (f.remaining <= 0) this.#faults = this.#faults.filter((x) => x !== f);
-    return f;
+    const problem = this.#faults.add(body.faults);
+    if (problem) return invalid(problem.message, problem.param);
+    return jsonResponse(200, { faults: this.#faults.list() });
   }
 
   #unix(): number {

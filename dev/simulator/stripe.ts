@@ -9,16 +9,21 @@
 // Where the sources do not pin Stripe's behaviour down, the choices are marked "assumed".
 import { createHash, createHmac } from "node:crypto";
 import {
+  canonical,
+  FaultBook,
   type FaultMode,
   type FaultSpec,
+  holdUntilAbort,
+  parseWebhookOptions,
   type SimDeliveryRecord,
   type SimEventRecord,
   SimulatedConnectionReset,
+  WebhookDispatcher,
   type WebhookOptions,
-} from "./razorpay.ts";
+} from "./common.ts";
 
 export type { FaultMode, FaultSpec, SimDeliveryRecord, SimEventRecord, WebhookOptions };
-export { SimulatedConnectionReset, simulatedResetResponse } from "./razorpay.ts";
+export { SimulatedConnectionReset, simulatedResetResponse } from "./common.ts";
 
 export interface StripeSimOptions {
   /** Requests must send `Authorization: Bearer <secretKey>` (Basic with the key as user also works). */
@@ -499,7 +504,6 @@ function formatMajor(amount: number, currency: string): string {
 // ---------------------------------------------------------------- helpers
 
 const WEBHOOK_TIMEOUT_MS = 10_000; // assumed: Stripe does not publish its webhook timeout
-const DEFAULT_HOLD_MS = 60_000;
 const MAX_IDEMPOTENCY_KEY = 255;
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -525,47 +529,6 @@ function fingerprintOf(number: string): string {
 }
 
 const clone = <T>(v: T): T => structuredClone(v);
-
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.keys(value as Json).sort().map((k) =>
-      `${JSON.stringify(k)}:${canonical((value as Json)[k])}`
-    );
-    return `{${entries.join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${escaped}$`);
-}
-
-function holdUntilAbort(signal: AbortSignal, ms: number): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
-}
-
-function parseWebhookOptions(raw: unknown): WebhookOptions {
-  if (raw === null || typeof raw !== "object") return {};
-  const r = raw as Json;
-  const opts: WebhookOptions = {};
-  if (typeof r.deliver === "boolean") opts.deliver = r.deliver;
-  if (typeof r.duplicate === "number" && r.duplicate > 0) opts.duplicate = Math.floor(r.duplicate);
-  if (typeof r.reorder === "boolean") opts.reorder = r.reorder;
-  if (typeof r.delay_ms === "number" && r.delay_ms > 0) opts.delay_ms = r.delay_ms;
-  if (typeof r.drop === "boolean") opts.drop = r.drop;
-  return opts;
-}
 
 // ---------------------------------------------------------------- errors
 
@@ -1015,15 +978,6 @@ interface StoredEvent extends SimEventRecord {
   related: Set<string>;
 }
 
-interface ActiveFault {
-  method: string;
-  pattern: RegExp;
-  path: string;
-  mode: FaultMode;
-  remaining: number;
-  holdMs: number;
-}
-
 interface IdempotencyEntry {
   method: string;
   path: string;
@@ -1061,7 +1015,6 @@ const CORS_HEADERS = {
 export class StripeSimulator {
   readonly #opts: StripeSimOptions;
   readonly #now: () => number;
-  #webhookUrl: string | undefined;
   #defaultWebhooks: WebhookOptions = {};
   readonly #customers = new Map<string, Customer>();
   readonly #pms = new Map<string, PmRecord>();
@@ -1070,24 +1023,33 @@ export class StripeSimulator {
   readonly #sis = new Map<string, SetupIntent>();
   readonly #refunds = new Map<string, Refund>();
   readonly #events: StoredEvent[] = [];
-  readonly #deliveries: SimDeliveryRecord[] = [];
   readonly #idempotency = new Map<string, IdempotencyEntry>();
-  #faults: ActiveFault[] = [];
-  readonly #pending = new Set<Promise<void>>();
+  readonly #faults = new FaultBook();
+  readonly #hooks: WebhookDispatcher<StoredEvent>;
 
   constructor(opts: StripeSimOptions) {
     this.#opts = opts;
     this.#now = opts.nowMs ?? Date.now;
-    this.#webhookUrl = opts.webhookUrl;
+    this.#hooks = new WebhookDispatcher<StoredEvent>({
+      label: "stripe",
+      timeoutMs: WEBHOOK_TIMEOUT_MS,
+      url: opts.webhookUrl,
+      headers: (e) => ({
+        "content-type": "application/json; charset=utf-8",
+        "stripe-signature": e.signature,
+        "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "cache-control": "no-cache",
+      }),
+    });
   }
 
   setWebhookUrl(url: string | undefined): void {
-    this.#webhookUrl = url;
+    this.#hooks.url = url;
   }
 
   /** Resolves once every scheduled webhook delivery has finished. */
-  async idle(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  idle(): Promise<void> {
+    return this.#hooks.idle();
   }
 
   async fetch(req: Request): Promise<Response> {
@@ -1121,7 +1083,7 @@ export class StripeSimulator {
   // ---------------------------------------------------------------- /v1 API
 
   async #api(req: Request, url: URL, path: string, requestId: string): Promise<Response> {
-    const fault = this.#takeFault(req.method, path);
+    const fault = this.#faults.take(req.method, path);
     if (fault) {
       switch (fault.mode) {
         case "error_500":
@@ -1233,7 +1195,7 @@ export class StripeSimulator {
       status = err.status;
       body = JSON.stringify(errorBody(err.fields, requestId, this.#unix()));
     }
-    this.#schedule(ctx.events, ctx.hooks);
+    this.#hooks.schedule(ctx.events, ctx.hooks);
 
     // Stripe keeps the first result once the endpoint ran (successes, card errors, 500s); requests
     // rejected by validation are not saved (docs.stripe.com/idempotency). Assumed: every other 4xx
@@ -2603,77 +2565,6 @@ export class StripeSimulator {
     ctx.events.push(ev);
   }
 
-  #schedule(events: StoredEvent[], opts: WebhookOptions): void {
-    if (opts.deliver === false || events.length === 0) return;
-    if (opts.drop) {
-      for (const e of events) {
-        this.#deliveries.push({
-          event_id: e.event_id,
-          type: e.type,
-          status: null,
-          error: "dropped",
-          copy: 0,
-        });
-      }
-      return;
-    }
-    const ordered = opts.reorder ? [...events].reverse() : events;
-    const copies = 1 + (opts.duplicate ?? 0);
-    const run = async () => {
-      if (opts.delay_ms) await new Promise((r) => setTimeout(r, opts.delay_ms));
-      for (const e of ordered) {
-        await Promise.all(Array.from({ length: copies }, (_, copy) => this.#deliver(e, copy)));
-      }
-    };
-    const p: Promise<void> = run()
-      .catch((e) => console.error("stripe simulator: delivery bug", e))
-      .finally(() => this.#pending.delete(p));
-    this.#pending.add(p);
-  }
-
-  async #deliver(e: StoredEvent, copy: number): Promise<void> {
-    const record: SimDeliveryRecord = {
-      event_id: e.event_id,
-      type: e.type,
-      status: null,
-      error: null,
-      copy,
-    };
-    const url = this.#webhookUrl;
-    if (!url) {
-      record.error = "no webhook_url configured";
-      this.#deliveries.push(record);
-      return;
-    }
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), WEBHOOK_TIMEOUT_MS);
-    try {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json; charset=utf-8",
-          "stripe-signature": e.signature,
-          "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-          "cache-control": "no-cache",
-        },
-        body: e.body,
-        signal: ac.signal,
-      });
-      await res.body?.cancel();
-      record.status = res.status;
-      if (res.status < 200 || res.status > 299) record.error = `non-2xx response: ${res.status}`;
-    } catch (err) {
-      record.error = ac.signal.aborted
-        ? `no response within ${WEBHOOK_TIMEOUT_MS} ms`
-        : err instanceof Error
-        ? err.message
-        : String(err);
-    } finally {
-      clearTimeout(timer);
-    }
-    this.#deliveries.push(record);
-  }
-
   // ---------------------------------------------------------------- control endpoints
 
   async #control(req: Request, url: URL, path: string): Promise<Response> {
@@ -2709,7 +2600,7 @@ export class StripeSimulator {
       try {
         return ok(fn(c, body));
       } finally {
-        this.#schedule(c.events, c.hooks);
+        this.#hooks.schedule(c.events, c.hooks);
       }
     };
     if (n === 3 && seg[0] === "payment_intents" && seg[2] === "confirm" && m === "POST") {
@@ -2725,7 +2616,10 @@ export class StripeSimulator {
       const body = await readJson(req);
       const e = this.#events.find((x) => x.event_id === seg[1]);
       if (!e) throw noSuch("event", seg[1], "id", 404);
-      this.#schedule([e], { ...this.#defaultWebhooks, ...parseWebhookOptions(body.webhooks) });
+      this.#hooks.schedule([e], {
+        ...this.#defaultWebhooks,
+        ...parseWebhookOptions(body.webhooks),
+      });
       return ok({ event_id: e.event_id });
     }
     if (n === 1 && seg[0] === "events" && m === "GET") {
@@ -2743,12 +2637,12 @@ export class StripeSimulator {
       return ok({ events });
     }
     if (n === 1 && seg[0] === "deliveries" && m === "GET") {
-      return ok({ deliveries: this.#deliveries });
+      return ok({ deliveries: this.#hooks.deliveries });
     }
     if (n === 1 && seg[0] === "faults") {
-      if (m === "GET") return ok({ faults: this.#faultList() });
+      if (m === "GET") return ok({ faults: this.#faults.list() });
       if (m === "DELETE") {
-        this.#faults = [];
+        this.#faults.clear();
         return ok({ faults: [] });
       }
       if (m === "POST") return this.#addFaults(await readJson(req));
@@ -2765,7 +2659,7 @@ export class StripeSimulator {
         }
         if ("webhooks" in body) this.#defaultWebhooks = parseWebhookOptions(body.webhooks);
       }
-      return ok({ webhook_url: this.#webhookUrl ?? null, webhooks: this.#defaultWebhooks });
+      return ok({ webhook_url: this.#hooks.url ?? null, webhooks: this.#defaultWebhooks });
     }
     throw unrecognizedUrl(m, path);
   }
@@ -2884,59 +2778,9 @@ export class StripeSimulator {
   }
 
   #addFaults(body: Json): Res {
-    const list = body.faults;
-    if (!Array.isArray(list)) throw invalid("faults must be an array", "faults");
-    const modes: FaultMode[] = [
-      "error_500",
-      "error_502",
-      "error_503",
-      "timeout",
-      "reset",
-      "timeout_after",
-      "reset_after",
-    ];
-    const parsed: ActiveFault[] = [];
-    for (const raw of list as FaultSpec[]) {
-      if (raw === null || typeof raw !== "object" || !modes.includes(raw.mode)) {
-        throw invalid(`mode must be one of ${modes.join(", ")}`, "mode");
-      }
-      const count = raw.count ?? 1;
-      if (!Number.isInteger(count) || count < 1) {
-        throw invalid("count must be a positive integer", "count");
-      }
-      const path = raw.path ?? "/v1/*";
-      parsed.push({
-        method: (raw.method ?? "*").toUpperCase(),
-        path,
-        pattern: globToRegExp(path.replace(/\/+$/, "") || "/"),
-        mode: raw.mode,
-        remaining: count,
-        holdMs: typeof raw.hold_ms === "number" && raw.hold_ms >= 0 ? raw.hold_ms : DEFAULT_HOLD_MS,
-      });
-    }
-    this.#faults.push(...parsed);
-    return ok({ faults: this.#faultList() });
-  }
-
-  #faultList() {
-    return this.#faults.map((f) => ({
-      method: f.method,
-      path: f.path,
-      mode: f.mode,
-      count: f.remaining,
-      hold_ms: f.holdMs,
-    }));
-  }
-
-  #takeFault(method: string, path: string): ActiveFault | undefined {
-    const m = method.toUpperCase();
-    const f = this.#faults.find((f) =>
-      (f.method === "*" || f.method === m) && f.pattern.test(path)
-    );
-    if (!f) return undefined;
-    f.remaining -= 1;
-    if (f.remaining <= 0) this.#faults = this.#faults.filter((x) => x !== f);
-    return f;
+    const problem = this.#faults.add(body.faults);
+    if (problem) throw invalid(problem.message, problem.param);
+    return ok({ faults: this.#faults.list() });
   }
 
   #unix(): number {
