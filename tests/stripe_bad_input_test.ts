@@ -13,57 +13,13 @@ import {
   invoke,
   postStripeWebhook,
   raw,
-  type Reply,
   snapshot,
   stack,
   stripeEvents,
   type TestStack,
   type TestUser,
 } from "./support/stack.ts";
-
-interface Case {
-  name: string;
-  status: number;
-  code: string;
-  send: () => Promise<Reply>;
-  /** Extra checks after the request (the database checks always run). */
-  also?: () => Promise<void>;
-}
-
-// Traces or source locations, the usual ways internals leak into an error body.
-const LEAKS = [/\n\s*at\s/, /\bat\s+\S+\s+\((file|ext|node):/, /\.(ts|js|mjs):\d+/, /file:\/\//];
-
-function assertContractError(r: Reply, status: number, code: string) {
-  const shown = typeof r.body === "string" ? r.body : JSON.stringify(r.body);
-  assert.equal(r.status, status, `status ${r.status}, expected ${status}; body ${shown}`);
-  assert.ok(
-    r.body !== null && typeof r.body === "object" && !Array.isArray(r.body),
-    `body is not a JSON object: ${shown}`,
-  );
-  assert.deepEqual(Object.keys(r.body), ["error"], `body has keys besides "error": ${shown}`);
-  const e = r.body.error;
-  assert.ok(e !== null && typeof e === "object", `error is not an object: ${shown}`);
-  assert.equal(e.code, code, `error.code ${e.code}, expected ${code}; body ${shown}`);
-  assert.equal(typeof e.message, "string", `error.message is not a string: ${shown}`);
-  assert.ok(e.message.trim().length > 0, "error.message is empty");
-  for (const key of Object.keys(e)) {
-    assert.ok(["code", "message", "details"].includes(key), `unexpected error.${key}: ${shown}`);
-  }
-  for (const leak of LEAKS) assert.doesNotMatch(JSON.stringify(e), leak, "error leaks a trace");
-}
-
-/** snapshot() plus the Stripe-only tables (saved cards, customers) it does not cover. */
-async function fullSnapshot(s: TestStack): Promise<Record<string, string>> {
-  const out = await snapshot(s.db);
-  for (const t of ["payment_methods", "gateway_customers"]) {
-    const [r] = await s.db.unsafe(
-      `select count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as sum
-       from public.${t} t`,
-    );
-    out[t] = r.sum;
-  }
-  return out;
-}
+import { assertContractError, type Case } from "./support/contract.ts";
 
 async function idle(s: TestStack) {
   await s.stripe.idle();
@@ -72,10 +28,10 @@ async function idle(s: TestStack) {
 
 async function runCase(s: TestStack, c: Case) {
   await idle(s);
-  const before = await fullSnapshot(s);
+  const before = await snapshot(s.db);
   const r = await c.send();
   await idle(s);
-  const after = await fullSnapshot(s);
+  const after = await snapshot(s.db);
   assertContractError(r, c.status, c.code);
   assert.deepEqual(after, before, "the database changed");
   await c.also?.();

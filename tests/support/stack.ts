@@ -130,6 +130,8 @@ export const TABLES = [
   "ledger_transactions",
   "ledger_entries",
   "webhook_events",
+  "payment_methods",
+  "gateway_customers",
 ] as const;
 
 /** A checksum per table: equal snapshots mean no row was inserted, changed or deleted. */
