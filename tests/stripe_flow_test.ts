@@ -213,3 +213,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "stripe: a canceled intent fails its order; verify then changes nothing",
+  ...opts,
+  fn: async () => {
+    const s = await stack();
+    try {
+      const u = await createUser(s.db, "stripe-cancel");
+      const { order, checkout } = await stripeTopup(s, u, 4100, "USD");
+      const res = await fetch(
+        `${s.stripeUrl}/v1/payment_intents/${checkout.payment_intent_id}/cancel`,
+        { method: "POST", headers: { authorization: `Bearer ${LOCAL_STRIPE.secretKey}` } },
+      );
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      await s.stripe.idle();
+      const [row] = await s.db`select status, failure_code from public.orders
+        where id = ${order.id}`;
+      assert.deepEqual({ ...row }, { status: "failed", failure_code: "canceled" });
+      assert.equal(await credits(s, order.id), 0);
+      // verify reads the canceled intent and leaves the order failed, crediting nothing.
+      const v = await invoke(client(s, u.token), "verify", {
+        payment_intent_id: checkout.payment_intent_id,
+      });
+      assert.equal(v.status, 200);
+      assert.equal(v.body.order.status, "failed");
+      assert.equal(await walletBalance(s.db, u.accountId, "USD"), 0);
+    } finally {
+      await s.close();
+    }
+  },
+});
