@@ -111,28 +111,37 @@ create trigger ledger_transactions_no_truncate before truncate on public.ledger_
   for each statement execute function settle.refuse_ledger_change();
 
 -- Applies a wallet entry to the wallet balance; the balance check refuses overdrafts.
+-- A wallet entry moves the balance with one guarded update and no subtransaction (an exception
+-- block would cost one per entry). A wallet that does not match the entry, or a balance that
+-- would go negative, updates no row, and only then is the reason looked up for the error. The
+-- balance >= 0 check stays on the table as the last word.
 create function settle.apply_ledger_entry() returns trigger
 language plpgsql set search_path = ''
 as $$
 declare
   v_wallet public.wallets;
+  v_updated boolean;
 begin
   if new.wallet_id is null then
     return new;
   end if;
-  select * into v_wallet from public.wallets where id = new.wallet_id;
-  if v_wallet.currency <> new.currency or v_wallet.account_id <> new.account_id then
-    perform settle.fail(400, 'invalid_request', 'ledger entry does not match its wallet''s account or currency');
-  end if;
   perform set_config('settle.ledger_posting', 'on', true);
-  begin
-    update public.wallets set balance = balance + new.amount where id = new.wallet_id;
-  exception when check_violation then
-    perform set_config('settle.ledger_posting', 'off', true);
+  update public.wallets set balance = balance + new.amount
+  where id = new.wallet_id and currency = new.currency and account_id = new.account_id
+    and balance + new.amount >= 0;
+  v_updated := found; -- before PERFORM, which sets FOUND itself
+  perform set_config('settle.ledger_posting', 'off', true);
+  if not v_updated then
+    select * into v_wallet from public.wallets where id = new.wallet_id;
+    if v_wallet.id is null then
+      return new; -- no such wallet: the foreign key refuses the entry, as before
+    end if;
+    if v_wallet.currency <> new.currency or v_wallet.account_id <> new.account_id then
+      perform settle.fail(400, 'invalid_request', 'ledger entry does not match its wallet''s account or currency');
+    end if;
     raise exception using errcode = 'ST409', message = 'insufficient wallet balance',
       hint = 'insufficient_funds';
-  end;
-  perform set_config('settle.ledger_posting', 'off', true);
+  end if;
   return new;
 end
 $$;
@@ -165,8 +174,10 @@ create constraint trigger ledger_entries_balanced after insert on public.ledger_
   for each row execute function settle.check_transaction_balanced();
 
 -- Posts a balanced transaction once per idempotency key. p_entries is a JSON array of
--- {"wallet_id"| "system_account", "currency", "amount"}. Returns the transaction id, or null
--- when the key was already posted.
+-- {"wallet_id" | "system_account", "currency", "amount"}. Returns the transaction id, or null
+-- when the key was already posted. All entries go in with one insert, in array order; a wallet
+-- entry takes its account from the wallet, and an unknown wallet leaves both null so the
+-- table's checks refuse it.
 create function settle.post_transaction(
   p_kind text, p_idempotency_key text, p_order_id uuid, p_description text, p_entries jsonb
 ) returns uuid
@@ -174,8 +185,6 @@ language plpgsql security definer set search_path = ''
 as $$
 declare
   v_tx uuid;
-  v_entry jsonb;
-  v_wallet public.wallets;
 begin
   if jsonb_typeof(p_entries) <> 'array' or jsonb_array_length(p_entries) < 2 then
     perform settle.fail(400, 'invalid_request', 'a ledger transaction needs at least two entries');
@@ -187,27 +196,29 @@ begin
   if v_tx is null then
     return null;
   end if;
-  for v_entry in select * from jsonb_array_elements(p_entries) loop
-    if v_entry ? 'wallet_id' then
-      select * into v_wallet from public.wallets where id = (v_entry ->> 'wallet_id')::uuid;
-      insert into public.ledger_entries (transaction_id, wallet_id, account_id, currency, amount)
-      values (v_tx, v_wallet.id, v_wallet.account_id, v_entry ->> 'currency', (v_entry ->> 'amount')::bigint);
-    else
-      insert into public.ledger_entries (transaction_id, system_account, currency, amount)
-      values (v_tx, v_entry ->> 'system_account', v_entry ->> 'currency', (v_entry ->> 'amount')::bigint);
-    end if;
-  end loop;
+  insert into public.ledger_entries (transaction_id, wallet_id, account_id, system_account, currency, amount)
+  select v_tx, w.id, w.account_id,
+    case when e.entry ? 'wallet_id' then null else e.entry ->> 'system_account' end,
+    e.entry ->> 'currency', (e.entry ->> 'amount')::bigint
+  from jsonb_array_elements(p_entries) with ordinality as e(entry, n)
+  left join public.wallets w on e.entry ? 'wallet_id' and w.id = (e.entry ->> 'wallet_id')::uuid
+  order by e.n;
   return v_tx;
 end
 $$;
 
--- The wallet of an account in a currency, created on first use.
+-- The wallet of an account in a currency, created on first use. Looked up first: it almost
+-- always exists, and an insert attempt costs a speculative insertion and a trigger call.
 create function settle.ensure_wallet(p_account_id uuid, p_currency text) returns uuid
 language plpgsql security definer set search_path = ''
 as $$
 declare
   v_id uuid;
 begin
+  select id into v_id from public.wallets where account_id = p_account_id and currency = p_currency;
+  if v_id is not null then
+    return v_id;
+  end if;
   insert into public.wallets (account_id, currency) values (p_account_id, p_currency)
   on conflict (account_id, currency) do nothing
   returning id into v_id;

@@ -232,39 +232,46 @@ $$;
 
 -- Stores a verified webhook once per (gateway, event id) and applies its effect in the same
 -- transaction. A duplicate returns {"duplicate": true} and changes nothing.
+-- Concurrent deliveries of one event queue on a transaction-scoped advisory lock keyed by the
+-- event; the next one sees the first's committed row and answers duplicate. Taking the lock
+-- first lets the row be written once, outcome included, instead of inserted then updated. The
+-- unique (gateway, event_id) stays as the last line of defence: if it ever fired, the whole
+-- transaction (effect included) would roll back. p_effect carries payment-method effects
+-- (settle.apply_payment_method_event, in the Stripe migration).
 create function settle.ingest_webhook(
   p_gateway text, p_event_id text, p_event_type text, p_kind text,
   p_gateway_order_id text, p_gateway_payment_id text, p_amount bigint, p_currency text,
   p_occurred_at timestamptz, p_raw_body text,
-  p_failure_code text default null, p_failure_reason text default null
+  p_failure_code text default null, p_failure_reason text default null,
+  p_effect jsonb default null
 ) returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
 declare
-  v_id bigint;
   v_result jsonb;
 begin
-  insert into public.webhook_events (gateway, event_id, event_type, gateway_order_id,
-    gateway_payment_id, amount, currency, raw_body, occurred_at)
-  values (p_gateway, p_event_id, p_event_type, p_gateway_order_id, p_gateway_payment_id,
-    p_amount, upper(p_currency), p_raw_body, p_occurred_at)
-  on conflict (gateway, event_id) do nothing
-  returning id into v_id;
-  if v_id is null then
+  -- 1399157588 is settle's advisory lock class ('SETL'); the second key is the event's hash
+  -- (a collision only makes two different events wait for each other).
+  perform pg_advisory_xact_lock(1399157588, hashtext(p_gateway || '/' || p_event_id));
+  if exists (select 1 from public.webhook_events where gateway = p_gateway and event_id = p_event_id) then
     return jsonb_build_object('duplicate', true, 'outcome', 'duplicate');
   end if;
 
-  if p_kind is null or p_kind not in ('authorized', 'captured', 'failed') or p_gateway_order_id is null then
+  if p_effect is not null then
+    v_result := settle.apply_payment_method_event(p_effect);
+  elsif p_kind is null or p_kind not in ('authorized', 'captured', 'failed') or p_gateway_order_id is null then
     v_result := jsonb_build_object('outcome', 'ignored');
   else
     v_result := settle.apply_payment(p_gateway, p_kind, p_gateway_order_id, p_gateway_payment_id,
       p_amount, p_currency, p_failure_code, p_failure_reason);
   end if;
 
-  update public.webhook_events
-  set outcome = v_result ->> 'outcome', order_id = (v_result ->> 'order_id')::uuid,
-      detail = v_result ->> 'detail', processed_at = now()
-  where id = v_id;
+  insert into public.webhook_events (gateway, event_id, event_type, gateway_order_id,
+    gateway_payment_id, amount, currency, raw_body, occurred_at, outcome, order_id, detail,
+    processed_at)
+  values (p_gateway, p_event_id, p_event_type, p_gateway_order_id, p_gateway_payment_id,
+    p_amount, upper(p_currency), p_raw_body, p_occurred_at, v_result ->> 'outcome',
+    (v_result ->> 'order_id')::uuid, v_result ->> 'detail', now());
   return v_result || jsonb_build_object('duplicate', false);
 end
 $$;

@@ -221,50 +221,6 @@ begin
 end
 $$;
 
--- Section - webhook ingestion with effects beyond payments
--- Same contract as settle.ingest_webhook, plus p_effect for payment-method events.
-create or replace function settle.ingest_webhook(
-  p_gateway text, p_event_id text, p_event_type text, p_kind text,
-  p_gateway_order_id text, p_gateway_payment_id text, p_amount bigint, p_currency text,
-  p_occurred_at timestamptz, p_raw_body text,
-  p_failure_code text default null, p_failure_reason text default null,
-  p_effect jsonb default null
-) returns jsonb
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_id bigint;
-  v_result jsonb;
-begin
-  insert into public.webhook_events (gateway, event_id, event_type, gateway_order_id,
-    gateway_payment_id, amount, currency, raw_body, occurred_at)
-  values (p_gateway, p_event_id, p_event_type, p_gateway_order_id, p_gateway_payment_id,
-    p_amount, upper(p_currency), p_raw_body, p_occurred_at)
-  on conflict (gateway, event_id) do nothing
-  returning id into v_id;
-  if v_id is null then
-    return jsonb_build_object('duplicate', true, 'outcome', 'duplicate');
-  end if;
-
-  if p_effect is not null then
-    v_result := settle.apply_payment_method_event(p_effect);
-  elsif p_kind is null or p_kind not in ('authorized', 'captured', 'failed') or p_gateway_order_id is null then
-    v_result := jsonb_build_object('outcome', 'ignored');
-  else
-    v_result := settle.apply_payment(p_gateway, p_kind, p_gateway_order_id, p_gateway_payment_id,
-      p_amount, p_currency, p_failure_code, p_failure_reason);
-  end if;
-
-  update public.webhook_events
-  set outcome = v_result ->> 'outcome', order_id = (v_result ->> 'order_id')::uuid,
-      detail = v_result ->> 'detail', processed_at = now()
-  where id = v_id;
-  return v_result || jsonb_build_object('duplicate', false);
-end
-$$;
--- The 12-argument version is superseded by the one above (its last argument defaults).
-drop function settle.ingest_webhook(text, text, text, text, text, text, bigint, text, timestamptz, text, text, text);
-
 -- Section - privileges
 revoke all on public.gateway_customers, public.payment_methods from anon, authenticated;
 grant select on public.payment_methods to authenticated;
