@@ -6,6 +6,9 @@ import { handler as createOrder } from "../supabase/functions/create-order/handl
 import { handler as verify } from "../supabase/functions/verify/handler.ts";
 import { handler as webhook } from "../supabase/functions/webhook/handler.ts";
 import { handler as paymentMethods } from "../supabase/functions/payment-methods/handler.ts";
+import { handler as refunds } from "../supabase/functions/refunds/handler.ts";
+import { handler as subscriptions } from "../supabase/functions/subscriptions/handler.ts";
+import { handler as outboxDispatch } from "../supabase/functions/outbox-dispatch/handler.ts";
 import { StripeSimulator } from "./simulator/stripe.ts";
 import {
   RazorpaySimulator,
@@ -19,6 +22,9 @@ export const FUNCTIONS = {
   verify,
   webhook,
   "payment-methods": paymentMethods,
+  refunds,
+  subscriptions,
+  "outbox-dispatch": outboxDispatch,
 } as const;
 
 export const LOCAL_STRIPE = {

@@ -73,6 +73,32 @@ export interface PaymentGateway {
   parseWebhook(rawBody: string, headers: Headers): Promise<NormalizedEvent[]>;
   /** Reads the order's payment state from the gateway's API (reconciliation). */
   fetchPayment(order: { gatewayOrderId: string }): Promise<PaymentResult>;
+  /** Refuses refund amounts the gateway cannot take (minimums, three-decimal rounding). */
+  checkRefundAmount(amount: number, currency: string): void;
+  /** Asks the gateway to refund; the idempotency key makes a retry return the same refund. */
+  refund(req: RefundRequest): Promise<RefundResult>;
+  /** Reads a refund's state (reconciliation of refunds left pending). */
+  fetchRefund(gatewayRefundId: string): Promise<RefundResult>;
+}
+
+export type RefundStatus = "pending" | "processed" | "failed";
+
+export interface RefundRequest {
+  /** settle's refund id: sent in notes/metadata so webhooks can find it. */
+  refundId: string;
+  orderId: string;
+  gatewayOrderId: string;
+  gatewayPaymentId: string;
+  amount: number;
+  currency: string;
+  idempotencyKey: string;
+}
+
+export interface RefundResult {
+  gatewayRefundId: string;
+  status: RefundStatus;
+  amount: number;
+  failureReason?: string | null;
 }
 
 /** The gateway answered, but with an error (502), or could not be reached (503). */

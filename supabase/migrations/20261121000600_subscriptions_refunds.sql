@@ -252,6 +252,32 @@ begin
 end
 $$;
 
+-- Section - the deferred balance check runs at commit as whoever commits
+-- A refund requested by a signed-in user posts ledger entries in a transaction whose role is
+-- `authenticated`. The deferred zero-sum check fires at COMMIT with that role: under RLS it would
+-- see only the user's own entries (not the system account's) and call the transaction
+-- unbalanced. It checks the whole transaction as its owner instead.
+create or replace function settle.check_transaction_balanced() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_currency text;
+  v_sum numeric;
+begin
+  select e.currency, sum(e.amount) into v_currency, v_sum
+  from public.ledger_entries e
+  where e.transaction_id = new.transaction_id
+  group by e.currency
+  having sum(e.amount) <> 0
+  limit 1;
+  if found then
+    perform settle.fail(400, 'invalid_request', format(
+      'ledger transaction %s is unbalanced: %s entries sum to %s', new.transaction_id, v_currency, v_sum));
+  end if;
+  return null;
+end
+$$;
+
 -- Section - refunds
 create table public.refunds (
   id uuid primary key default gen_random_uuid(),

@@ -1,5 +1,5 @@
 // A small fetch-based Razorpay API client: configurable base URL, timeouts, typed errors.
-import type { RzpCollection, RzpErrorBody, RzpOrder, RzpPayment } from "./wire.ts";
+import type { RzpCollection, RzpErrorBody, RzpOrder, RzpPayment, RzpRefund } from "./wire.ts";
 import { GatewayError } from "../types.ts";
 
 export interface RazorpayClientOptions {
@@ -99,5 +99,26 @@ export class RazorpayClient {
 
   fetchPayment(paymentId: string): Promise<RzpPayment> {
     return this.#request("GET", `/v1/payments/${encodeURIComponent(paymentId)}`);
+  }
+
+  /**
+   * POST /v1/payments/:id/refund with X-Refund-Idempotency (the SDK cannot send it): a retry
+   * with the same key and the same body returns the first refund instead of making another.
+   */
+  refund(
+    paymentId: string,
+    body: { amount: number; notes?: Record<string, string> },
+    idempotencyKey: string,
+  ): Promise<RzpRefund> {
+    return this.#request(
+      "POST",
+      `/v1/payments/${encodeURIComponent(paymentId)}/refund`,
+      body,
+      { "x-refund-idempotency": idempotencyKey },
+    );
+  }
+
+  fetchRefund(refundId: string): Promise<RzpRefund> {
+    return this.#request("GET", `/v1/refunds/${encodeURIComponent(refundId)}`);
   }
 }

@@ -7,7 +7,7 @@ import type { RazorpayConfig } from "../../config.ts";
 import type { GatewayOrder, NormalizedEvent, OrderTerms, PaymentGateway } from "../types.ts";
 import { RazorpayClient } from "./client.ts";
 import { verifyPaymentSignature, verifyWebhookSignature } from "./signature.ts";
-import { normalizeWebhook, resultFromPayments } from "./wire.ts";
+import { normalizeWebhook, refundStatus, resultFromPayments, type RzpRefund } from "./wire.ts";
 
 const verifyBody = z.object({
   razorpay_order_id: z.string().regex(/^order_[A-Za-z0-9]{14}$/, "not a Razorpay order id"),
@@ -107,5 +107,43 @@ export function createRazorpayGateway(
     async fetchPayment(order) {
       return resultFromPayments(await client.orderPayments(order.gatewayOrderId));
     },
+
+    checkRefundAmount(amount, currency) {
+      // Razorpay's minimum refund is one unit of the currency (INR 1.00, GATEWAY_FACTS A5).
+      const exponent = CURRENCY_EXPONENTS[currency] ?? 2;
+      const minimum = 10 ** exponent;
+      if (amount < minimum) {
+        throw new HttpError(
+          400,
+          "invalid_request",
+          `razorpay refunds at least ${minimum} minor units of ${currency}`,
+        );
+      }
+      this.checkAmount(amount, currency);
+    },
+
+    async refund(req) {
+      // The body must be identical on a retry under the same key: build it from stored terms only.
+      return refundResult(
+        await client.refund(req.gatewayPaymentId, {
+          amount: req.amount,
+          notes: { settle_refund_id: req.refundId, settle_order_id: req.orderId },
+        }, req.idempotencyKey),
+      );
+    },
+
+    async fetchRefund(gatewayRefundId) {
+      return refundResult(await client.fetchRefund(gatewayRefundId));
+    },
+  };
+}
+
+function refundResult(r: RzpRefund) {
+  const status = refundStatus(r.status);
+  return {
+    gatewayRefundId: r.id,
+    status,
+    amount: r.amount,
+    failureReason: status === "failed" ? "refund failed at razorpay" : null,
   };
 }

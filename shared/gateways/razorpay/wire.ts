@@ -1,6 +1,6 @@
 // Razorpay wire types (GATEWAY_FACTS A2–A7) and their mapping to settle's normalized events.
 import { z } from "zod";
-import type { NormalizedEvent, PaymentKind, PaymentResult } from "../types.ts";
+import type { NormalizedEvent, PaymentKind, PaymentResult, RefundStatus } from "../types.ts";
 
 export interface RzpOrder {
   id: string;
@@ -32,6 +32,18 @@ export interface RzpPayment {
   created_at: number;
 }
 
+export interface RzpRefund {
+  id: string;
+  entity: "refund";
+  amount: number;
+  currency: string;
+  payment_id: string;
+  notes: Record<string, string> | [];
+  receipt: string | null;
+  status: "pending" | "processed" | "failed";
+  created_at: number;
+}
+
 export interface RzpCollection<T> {
   entity: "collection";
   count: number;
@@ -60,6 +72,15 @@ const paymentEntity = z.object({
   error_description: z.string().nullable().optional(),
 });
 
+const refundEntity = z.object({
+  id: z.string().min(1).max(255),
+  amount: z.number().int(),
+  currency: z.string(),
+  payment_id: z.string(),
+  status: z.string(),
+  notes: z.union([z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional(),
+});
+
 const envelope = z.object({
   entity: z.literal("event"),
   event: z.string().min(1).max(200),
@@ -67,6 +88,7 @@ const envelope = z.object({
   payload: z.object({
     payment: z.object({ entity: paymentEntity }).optional(),
     order: z.object({ entity: z.object({ id: z.string() }).loose() }).optional(),
+    refund: z.object({ entity: refundEntity }).optional(),
   }).loose(),
 }).loose();
 
@@ -100,6 +122,24 @@ export function normalizeWebhook(raw: string, eventId: string): NormalizedEvent 
     };
   }
   const payment = parsed.payload.payment?.entity;
+  const refund = parsed.payload.refund?.entity;
+  if (refund && parsed.event.startsWith("refund.")) {
+    return {
+      gateway: "razorpay",
+      eventId,
+      type: parsed.event,
+      kind: null,
+      gatewayOrderId: payment?.order_id ?? null,
+      gatewayPaymentId: refund.payment_id,
+      amount: refund.amount,
+      currency: refund.currency.toUpperCase(),
+      occurredAt: parsed.created_at ? new Date(parsed.created_at * 1000) : null,
+      failureCode: null,
+      failureReason: null,
+      raw,
+      effect: refundEffect(refund, parsed.event, payment?.order_id ?? null),
+    };
+  }
   const kind = KINDS[parsed.event] ?? null;
   return {
     gateway: "razorpay",
@@ -134,4 +174,31 @@ export function resultFromPayments(payments: RzpPayment[]): PaymentResult {
   const failed = payments.find((p) => p.status === "failed");
   if (failed && payments.every((p) => p.status === "failed")) return pick(failed, "failed");
   return { kind: "pending", gatewayPaymentId: null, amount: null, currency: null };
+}
+
+/** The state a refund entity is in; a refund.failed event is final whatever the entity says. */
+export function refundStatus(status: string, event?: string): RefundStatus {
+  if (event === "refund.failed" || status === "failed") return "failed";
+  return status === "processed" ? "processed" : "pending";
+}
+
+function refundEffect(
+  refund: z.infer<typeof refundEntity>,
+  event: string,
+  gatewayOrderId: string | null,
+): Record<string, unknown> {
+  const notes = Array.isArray(refund.notes) ? {} : refund.notes ?? {};
+  const settleId = typeof notes.settle_refund_id === "string" ? notes.settle_refund_id : null;
+  const status = refundStatus(refund.status, event);
+  return {
+    action: "refund",
+    gateway_refund_id: refund.id,
+    gateway_payment_id: refund.payment_id,
+    gateway_order_id: gatewayOrderId,
+    amount: refund.amount,
+    currency: refund.currency.toUpperCase(),
+    status,
+    settle_refund_id: settleId,
+    failure_reason: status === "failed" ? "refund failed at razorpay" : null,
+  };
 }

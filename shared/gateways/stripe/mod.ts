@@ -9,6 +9,8 @@ import {
   type OrderTerms,
   type PaymentGateway,
   type PaymentResult,
+  type RefundResult,
+  type RefundStatus,
 } from "../types.ts";
 import { fromStripeAmount, toStripeAmount } from "./amounts.ts";
 
@@ -101,6 +103,39 @@ function intentResult(pi: Stripe.PaymentIntent): PaymentResult {
   }
 }
 
+function refundStatus(status: string | null): RefundStatus {
+  if (status === "succeeded") return "processed";
+  if (status === "failed" || status === "canceled") return "failed";
+  return "pending";
+}
+
+function refundResult(r: Stripe.Refund): RefundResult {
+  const status = refundStatus(r.status);
+  return {
+    gatewayRefundId: r.id,
+    status,
+    amount: fromStripeAmount(r.amount, r.currency.toUpperCase()),
+    failureReason: status === "failed" ? r.failure_reason ?? r.status ?? "failed" : null,
+  };
+}
+
+/** A refund object from refund.* / charge.refund.updated events as a settle refund effect. */
+function refundEffect(r: Stripe.Refund): Record<string, unknown> {
+  const result = refundResult(r);
+  const id = (x: string | { id: string } | null | undefined) => typeof x === "string" ? x : x?.id;
+  return {
+    action: "refund",
+    gateway_refund_id: r.id,
+    gateway_payment_id: id(r.charge) ?? null,
+    gateway_order_id: id(r.payment_intent) ?? null,
+    amount: result.amount,
+    currency: r.currency.toUpperCase(),
+    status: result.status,
+    settle_refund_id: r.metadata?.settle_refund_id ?? null,
+    failure_reason: result.failureReason ?? null,
+  };
+}
+
 /** Everything settle needs from a verified event, or kind null for events it only stores. */
 export function normalizeEvent(event: Stripe.Event, raw: string): NormalizedEvent {
   const base = {
@@ -143,6 +178,20 @@ export function normalizeEvent(event: Stripe.Event, raw: string): NormalizedEven
         currency: pi.currency.toUpperCase(),
         failureCode: pi.last_payment_error?.code ?? "payment_failed",
         failureReason: pi.last_payment_error?.message ?? "payment failed",
+      };
+    }
+    case "refund.created":
+    case "refund.updated":
+    case "refund.failed":
+    case "charge.refund.updated": {
+      const effect = refundEffect(event.data.object);
+      return {
+        ...base,
+        gatewayOrderId: effect.gateway_order_id as string | null,
+        gatewayPaymentId: effect.gateway_payment_id as string | null,
+        amount: effect.amount as number,
+        currency: effect.currency as string,
+        effect,
       };
     }
     case "payment_method.attached": {
@@ -271,6 +320,27 @@ export function createStripeGateway(
 
     async fetchPayment(order) {
       return intentResult(await call(() => stripe.paymentIntents.retrieve(order.gatewayOrderId)));
+    },
+
+    checkRefundAmount(amount, currency) {
+      toStripeAmount(amount, currency);
+    },
+
+    async refund(req) {
+      return refundResult(
+        await call(() =>
+          stripe.refunds.create({
+            payment_intent: req.gatewayOrderId,
+            amount: toStripeAmount(req.amount, req.currency),
+            reason: "requested_by_customer",
+            metadata: { settle_refund_id: req.refundId, settle_order_id: req.orderId },
+          }, { idempotencyKey: req.idempotencyKey })
+        ),
+      );
+    },
+
+    async fetchRefund(gatewayRefundId) {
+      return refundResult(await call(() => stripe.refunds.retrieve(gatewayRefundId)));
     },
 
     async createCustomer(accountId) {
