@@ -20,6 +20,16 @@ export interface StripeConfig {
   timeoutMs: number;
 }
 
+/** Per-minute request limits on the user-facing functions (shared/ratelimit.ts). */
+export interface RateLimitConfig {
+  /** RATE_LIMITS=off turns every limit off. */
+  enabled: boolean;
+  perUserPerMinute: number;
+  perIpPerMinute: number;
+  /** Always 60 from the environment (the limits are per minute); tests may shorten it. */
+  windowSeconds: number;
+}
+
 export interface Config {
   dbUrl: string;
   dbPoolMax: number;
@@ -33,6 +43,7 @@ export interface Config {
   webhookBodyLimitBytes: number;
   /** One JSON log line per request (LOG_REQUESTS=false silences it, e.g. in tests). */
   logRequests: boolean;
+  rateLimit: RateLimitConfig;
 }
 
 export class ConfigError extends Error {
@@ -54,6 +65,14 @@ function positiveInt(env: Env, key: string, fallback: number): number {
     throw new ConfigError(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
   }
   return Number(raw);
+}
+
+function onOff(env: Env, key: string, fallback: boolean): boolean {
+  const raw = env(key)?.trim().toLowerCase();
+  if (!raw) return fallback;
+  if (raw === "on" || raw === "true") return true;
+  if (raw === "off" || raw === "false") return false;
+  throw new ConfigError(`${key} must be on or off, got ${JSON.stringify(raw)}`);
 }
 
 function url(env: Env, key: string, fallback?: string): string {
@@ -124,5 +143,11 @@ export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
     stripe: stripe(env),
     webhookBodyLimitBytes: positiveInt(env, "WEBHOOK_BODY_LIMIT_BYTES", 256 * 1024),
     logRequests: env("LOG_REQUESTS")?.trim() !== "false",
+    rateLimit: {
+      enabled: onOff(env, "RATE_LIMITS", true),
+      perUserPerMinute: positiveInt(env, "RATE_LIMIT_PER_USER_PER_MINUTE", 60),
+      perIpPerMinute: positiveInt(env, "RATE_LIMIT_PER_IP_PER_MINUTE", 600),
+      windowSeconds: 60,
+    },
   };
 }

@@ -31,7 +31,7 @@ export function corsHeaders(req: Request, allowedOrigins: string[]): Record<stri
     "access-control-allow-origin": allowedOrigins.includes("*") ? "*" : origin,
     "access-control-allow-headers": CORS_ALLOW_HEADERS,
     "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
-    "access-control-expose-headers": "x-request-id",
+    "access-control-expose-headers": "x-request-id, retry-after",
     "access-control-max-age": "600",
     vary: "Origin",
   };

@@ -6,10 +6,17 @@ import { effectCard } from "../gateways/stripe/mod.ts";
 import { toHttp } from "./orders.ts";
 import type postgres from "postgres";
 
-export async function ingestWebhook(app: App, gatewayName: string, req: Request) {
+/** `log` receives the request log line's fields: gateway, event type and id, outcome, order. */
+export async function ingestWebhook(
+  app: App,
+  gatewayName: string,
+  req: Request,
+  log: Record<string, unknown> = {},
+) {
   if (!(GATEWAYS as readonly string[]).includes(gatewayName)) {
     throw new HttpError(404, "not_found", `no webhook endpoint for ${gatewayName}`);
   }
+  log.gateway = gatewayName;
   const gateway = app.gateway(gatewayName as GatewayName);
   // The signature covers the exact bytes sent: read the raw text, verify, only then parse.
   const raw = await readBodyText(req, app.config.webhookBodyLimitBytes);
@@ -28,16 +35,12 @@ export async function ingestWebhook(app: App, gatewayName: string, req: Request)
       ${e.amount}, ${e.currency}, ${e.occurredAt}, ${e.raw}, ${e.failureCode}, ${e.failureReason},
       ${effect === null ? null : app.sql.json(effect as postgres.JSONValue)}
     ) as result`;
-    if (app.config.logRequests) {
-      console.log(JSON.stringify({
-        level: "info",
-        function: "webhook",
-        gateway: e.gateway,
-        event_type: e.type,
-        outcome: row.result.outcome,
-        order_id: row.result.order_id ?? null,
-      }));
-    }
+    Object.assign(log, {
+      event_type: e.type,
+      event_id: e.eventId,
+      outcome: row.result.outcome,
+      order_id: row.result.order_id ?? null,
+    });
   }
   return { received: true as const };
 }

@@ -6,11 +6,13 @@ import { json, readJsonObject, requireMethod } from "../../../shared/http.ts";
 import { createOrder, createOrderBody } from "../../../shared/services/orders.ts";
 
 export function handler(app: App) {
-  return serveFunction("create-order", app, async (req) => {
+  return serveFunction("create-order", app, async (req, ctx) => {
     requireMethod(req, "POST");
-    const caller = requireUser(await app.authenticate(req));
+    const caller = requireUser(await ctx.authenticate());
     const body = createOrderBody.parse(await readJsonObject(req));
+    ctx.log.gateway = body.gateway;
     const result = await createOrder(app, caller, body, req.headers.get("idempotency-key"));
+    ctx.log.order_id = (result.body as { order: { id: string } }).order.id;
     return json(result.status, result.body);
-  });
+  }, { rateLimit: { scope: "create-order" } });
 }

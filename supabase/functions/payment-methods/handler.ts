@@ -11,17 +11,17 @@ import {
 } from "../../../shared/services/payment_methods.ts";
 
 export function handler(app: App) {
-  return serveFunction("payment-methods", app, async (req) => {
+  return serveFunction("payment-methods", app, async (req, ctx) => {
     const path = subpath(req, "payment-methods");
     const account = new URL(req.url).searchParams.get("account_id") ?? undefined;
     if (path.length === 0) {
       requireMethod(req, "GET");
-      const caller = requireUser(await app.authenticate(req));
+      const caller = requireUser(await ctx.authenticate());
       return json(200, await listMethods(app, caller, account));
     }
     if (path.length === 1 && path[0] === "setup") {
       requireMethod(req, "POST");
-      const caller = requireUser(await app.authenticate(req));
+      const caller = requireUser(await ctx.authenticate());
       // The body is optional: a bare POST (no type, no length) means "no options".
       const sent = req.headers.has("content-type") ||
         (req.headers.get("content-length") ?? "0") !== "0";
@@ -34,14 +34,14 @@ export function handler(app: App) {
     }
     if (path.length === 2 && path[1] === "default") {
       requireMethod(req, "POST");
-      const caller = requireUser(await app.authenticate(req));
+      const caller = requireUser(await ctx.authenticate());
       return json(200, await makeDefault(app, caller, path[0]));
     }
     if (path.length === 1) {
       requireMethod(req, "DELETE");
-      const caller = requireUser(await app.authenticate(req));
+      const caller = requireUser(await ctx.authenticate());
       return json(200, await removeMethod(app, caller, path[0]));
     }
     throw new HttpError(404, "not_found", "no such payment-methods route");
-  });
+  }, { rateLimit: { scope: "payment-methods" } });
 }

@@ -5,10 +5,10 @@ import { HttpError, json, requireMethod, subpath } from "../../../shared/http.ts
 import { ingestWebhook } from "../../../shared/services/webhooks.ts";
 
 export function handler(app: App) {
-  return serveFunction("webhook", app, async (req) => {
+  return serveFunction("webhook", app, async (req, ctx) => {
     const [gateway, ...rest] = subpath(req, "webhook");
     if (!gateway || rest.length) throw new HttpError(404, "not_found", "POST /webhook/{gateway}");
     requireMethod(req, "POST");
-    return json(200, await ingestWebhook(app, gateway, req));
+    return json(200, await ingestWebhook(app, gateway, req, ctx.log));
   }, { cors: false });
 }
