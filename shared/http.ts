@@ -156,5 +156,10 @@ export function errorResponse(err: unknown, headers: Record<string, string> = {}
 export function subpath(req: Request, functionName: string): string[] {
   const parts = new URL(req.url).pathname.split("/").filter(Boolean);
   const at = parts.indexOf(functionName);
-  return at === -1 ? [] : parts.slice(at + 1).map(decodeURIComponent);
+  try {
+    return at === -1 ? [] : parts.slice(at + 1).map(decodeURIComponent);
+  } catch {
+    // decodeURIComponent throws URIError on broken escapes such as "%E0%A4%A" or "%ff".
+    throw new HttpError(400, "invalid_request", "the path has a malformed percent-encoding");
+  }
 }
