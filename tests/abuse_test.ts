@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { base64url, exportJWK, generateKeyPair, SignJWT } from "jose";
-import { LOCAL_RAZORPAY, LOCAL_STRIPE } from "../dev/stack.ts";
+import { FUNCTIONS, LOCAL_RAZORPAY, LOCAL_STRIPE } from "../dev/stack.ts";
 import { LOCAL_JWT_SECRET, signJwt, userToken } from "../dev/keys.ts";
 import {
   client,
@@ -1081,8 +1081,80 @@ Deno.test({
         })),
       ];
 
+      // ------------------------------------------------------------ service-role jobs
+      // reconcile and outbox-dispatch run for the service role only (pg_cron calls them); a
+      // valid call would do real work, so every case here must be refused before any.
+      const mounted = new Set<string>(Object.keys(FUNCTIONS));
+      const jobs: Case[] = ["reconcile", "outbox-dispatch"].filter((fn) => mounted.has(fn))
+        .flatMap((fn): Case[] => {
+          const service = s.serviceRoleKey;
+          return [
+            {
+              name: `${fn}: a user's JWT`,
+              status: 403,
+              code: "forbidden",
+              send: () => post(fn, "{}", { token: alice.token }),
+            },
+            {
+              name: `${fn}: no Authorization header`,
+              status: 401,
+              code: "unauthorized",
+              send: () => post(fn, "{}"),
+            },
+            {
+              name: `${fn}: service role forged with another key`,
+              status: 401,
+              code: "unauthorized",
+              send: () => post(fn, "{}", { token: tokens.forgedService }),
+            },
+            {
+              name: `${fn}: a user's JWT tampered to role service_role`,
+              status: 401,
+              code: "unauthorized",
+              send: () => post(fn, "{}", { token: tokens.tamperedRole }),
+            },
+            {
+              name: `${fn}: alg none`,
+              status: 401,
+              code: "unauthorized",
+              send: () => post(fn, "{}", { token: tokens.algNone }),
+            },
+            {
+              name: `${fn}: GET`,
+              status: 405,
+              code: "method_not_allowed",
+              send: () => get(fn, service),
+            },
+            {
+              name: `${fn}: SQL-ish limit`,
+              status: 400,
+              code: "invalid_request",
+              send: () => postJson(fn, { limit: sqlish }, service),
+            },
+            {
+              name: `${fn}: limit nested 6000 objects deep`,
+              status: 400,
+              code: "invalid_request",
+              send: () => post(fn, nestedUnder("limit", 6000), { token: service }),
+            },
+            {
+              name: `${fn}: ${BODY_MB} MB body`,
+              status: 413,
+              code: "payload_too_large",
+              send: () =>
+                sendBig(s, fn, {
+                  method: "POST",
+                  token: service,
+                  headers: json,
+                  body: padded(big),
+                }),
+            },
+          ];
+        });
+
       // ------------------------------------------------------------ run
       const groups: [string, Case[]][] = [
+        ["jobs", jobs],
         ["webhook/razorpay", razorpayWebhook],
         ["webhook/stripe", stripeWebhookCases],
         ["jwt", jwt],
