@@ -574,6 +574,50 @@ withHarness("refunds: idempotency replay, 409 on a changed body, over-refund 400
   assert.equal(processed.payload.refund.entity.id, rest2.json.id);
 });
 
+withHarness("refunds: the fail control gives the money back and sends refund.failed", async (h) => {
+  const order = await h.createOrder();
+  const pay = await h.call("POST", `/_sim/razorpay/orders/${order.id}/pay`, { outcome: "success" });
+  const paymentId = pay.json.razorpay_payment_id;
+  const part = await h.call("POST", `/v1/payments/${paymentId}/refund`, { amount: 10000 });
+  const rest = await h.call("POST", `/v1/payments/${paymentId}/refund`, {});
+  assert.equal(rest.json.amount, 40000);
+  await h.sim.idle();
+  h.hooks.length = 0;
+
+  const failed = await h.call("POST", `/_sim/razorpay/refunds/${rest.json.id}/fail`, {});
+  assert.equal(failed.status, 200, JSON.stringify(failed.json));
+  assert.equal(failed.json.status, "failed");
+  assert.equal((await h.call("GET", `/v1/refunds/${rest.json.id}`)).json.status, "failed");
+  const p = (await h.call("GET", `/v1/payments/${paymentId}`)).json;
+  assert.deepEqual([p.status, p.amount_refunded, p.refund_status], ["captured", 10000, "partial"]);
+  await h.sim.idle();
+  assert.deepEqual(h.hooks.map((x) => x.event), ["refund.failed"]);
+  assert.equal(h.hooks[0].signature, razorpayHmacHex(WEBHOOK_SECRET, h.hooks[0].body));
+  const event = JSON.parse(h.hooks[0].body);
+  assert.deepEqual(event.contains, ["refund", "payment"]);
+  assert.equal(event.payload.refund.entity.id, rest.json.id);
+  assert.equal(event.payload.refund.entity.status, "failed");
+  assert.equal(event.payload.payment.entity.amount_refunded, 10000);
+
+  // Once only; unknown ids are Razorpay's 400; what came back can be refunded again.
+  const twice = await h.call("POST", `/_sim/razorpay/refunds/${rest.json.id}/fail`, {});
+  assert.equal(twice.status, 400);
+  const unknown = await h.call("POST", "/_sim/razorpay/refunds/rfnd_NoSuchRefund00/fail", {});
+  assert.equal(unknown.status, 400);
+  const again = await h.call("POST", `/v1/payments/${paymentId}/refund`, { amount: 40000 });
+  assert.equal(again.status, 200, JSON.stringify(again.json));
+  const firstFailed = await h.call("POST", `/_sim/razorpay/refunds/${part.json.id}/fail`, {
+    webhooks: { deliver: false },
+  });
+  assert.equal(firstFailed.status, 200);
+  const after = (await h.call("GET", `/v1/payments/${paymentId}`)).json;
+  assert.deepEqual([after.status, after.amount_refunded, after.refund_status], [
+    "captured",
+    40000,
+    "partial",
+  ]);
+});
+
 withHarness(
   "faults: error_500 once, reset, timeout honouring the client abort, reset_after",
   async (h) => {

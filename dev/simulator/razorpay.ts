@@ -831,6 +831,9 @@ export class RazorpaySimulator {
     if (seg.length === 3 && seg[0] === "payments" && seg[2] === "fail-late" && m === "POST") {
       return this.#simFailLate(seg[1], await readBody(req));
     }
+    if (seg.length === 3 && seg[0] === "refunds" && seg[2] === "fail" && m === "POST") {
+      return this.#simFailRefund(seg[1], await readBody(req));
+    }
     if (seg.length === 1 && seg[0] === "events" && m === "GET") {
       const q = url.searchParams;
       const orderId = q.get("order_id");
@@ -957,6 +960,25 @@ export class RazorpaySimulator {
     const ev = this.#emit("payment.failed", { payment: snapshot });
     this.#hooks.schedule([ev], { ...this.#defaultWebhooks, ...parseWebhookOptions(body.webhooks) });
     return jsonResponse(200, { event_id: ev.event_id });
+  }
+
+  /** A refund the bank later rejects: the money is back on the payment and refund.failed is sent. */
+  #simFailRefund(refundId: string, body: Json): Response {
+    const refund = this.#refunds.get(refundId);
+    if (!refund) return notFoundId();
+    if (refund.status === "failed") return invalid("The refund has failed already", "refund_id");
+    const pay = this.#payments.get(refund.payment_id)!.entity;
+    refund.status = "failed";
+    pay.amount_refunded = Math.max(0, pay.amount_refunded - refund.amount);
+    pay.refund_status = pay.amount_refunded === 0
+      ? null
+      : pay.amount_refunded >= pay.amount
+      ? "full"
+      : "partial";
+    if (pay.status === "refunded" && pay.amount_refunded < pay.amount) pay.status = "captured";
+    const ev = this.#emit("refund.failed", { refund, payment: pay });
+    this.#hooks.schedule([ev], { ...this.#defaultWebhooks, ...parseWebhookOptions(body.webhooks) });
+    return jsonResponse(200, refund);
   }
 
   #addFaults(body: Json): Response {

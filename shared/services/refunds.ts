@@ -13,6 +13,7 @@ import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 import { GatewayError, type GatewayName, type RefundResult } from "../gateways/types.ts";
+import { RazorpayApiError } from "../gateways/razorpay/client.ts";
 import { type OrderRow, publicOrder, toHttp } from "./orders.ts";
 
 export interface RefundRow {
@@ -146,16 +147,38 @@ export async function submitRefund(
       idempotencyKey: `settle-refund-${refund.id}`,
     });
   } catch (err) {
-    const refused = err instanceof GatewayError && err.status === 502;
+    const refused = refusedByGateway(err);
     const message = String((err as Error)?.message ?? err).slice(0, 500);
     const [row] = await app.sql`select settle.record_refund_result(${refund.id}, null,
       ${refused ? "failed" : null}, ${refused ? message : null}, ${message}) as result`;
-    if (opts.throwOnError) throw toHttp(err);
+    if (opts.throwOnError) {
+      // Not refused means not known: the client is told to retry (503), as for an outage.
+      throw toHttp(
+        err instanceof GatewayError && !refused
+          ? new GatewayError(503, err.gateway, err.message, err.detail)
+          : err,
+      );
+    }
     return row.result as RefundRow;
   }
   const [row] = await app.sql`select settle.record_refund_result(${refund.id},
     ${result.gatewayRefundId}, ${result.status}, ${result.failureReason ?? null}, null) as result`;
   return row.result as RefundRow;
+}
+
+/**
+ * Whether the gateway said no, so no refund was made: only a 4xx answer says that. A 5xx, a
+ * dropped connection or an unreadable answer may hide a refund that was made, so the refund
+ * stays pending and is sent again under the same idempotency key. 408, 409 (Stripe's "another
+ * request with this key is in progress") and 429 are "not now", not "no".
+ */
+function refusedByGateway(err: unknown): boolean {
+  if (!(err instanceof GatewayError) || err.status !== 502) return false;
+  const status = err instanceof RazorpayApiError
+    ? err.httpStatus
+    : (err.detail as { statusCode?: unknown } | undefined)?.statusCode;
+  return typeof status === "number" && status >= 400 && status < 500 &&
+    ![408, 409, 429].includes(status);
 }
 
 /**
