@@ -31,7 +31,9 @@ await sql.end();
 
 const env: Record<string, string> = {};
 for (const [k, v] of Object.entries(Deno.env.toObject())) {
-  if (/^(RAZORPAY_|STRIPE_|ALLOWED_ORIGINS|LOG_REQUESTS|DB_POOL_MAX|WEBHOOK_)/.test(k)) env[k] = v;
+  if (/^(RAZORPAY_|STRIPE_|ALLOWED_ORIGINS|LOG_REQUESTS|DB_POOL_MAX|WEBHOOK_|OUTBOX_)/.test(k)) {
+    env[k] = v;
+  }
 }
 const stack = await startStack({
   dbUrl,
@@ -56,7 +58,43 @@ console.log(`settle is running
   alice's JWT   ${alice}
 `);
 
+// The dev server's stand-in for pg_cron, for the outbox: POST outbox-dispatch every
+// OUTBOX_DISPATCH_INTERVAL_SECONDS (default 10, 0 turns it off), never overlapping itself. Quiet
+// unless something was claimed.
+const dispatchEvery = Number(Deno.env.get("OUTBOX_DISPATCH_INTERVAL_SECONDS")?.trim() || "10");
+if (!Number.isInteger(dispatchEvery) || dispatchEvery < 0) {
+  console.error(
+    "OUTBOX_DISPATCH_INTERVAL_SECONDS must be a whole number of seconds (0 turns it off)",
+  );
+  Deno.exit(1);
+}
+let dispatching = false;
+const dispatchTimer = dispatchEvery === 0 ? undefined : setInterval(async () => {
+  if (dispatching) return;
+  dispatching = true;
+  try {
+    const res = await fetch(`${stack.functionsUrl}/outbox-dispatch`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.serviceRoleKey}` },
+    });
+    const summary = await res.json();
+    if (res.status !== 200 || summary.claimed > 0) {
+      console.log(JSON.stringify({ job: "outbox-dispatch", status: res.status, ...summary }));
+    }
+  } catch (err) {
+    console.error(JSON.stringify({ job: "outbox-dispatch", error: String(err) }));
+  } finally {
+    dispatching = false;
+  }
+}, dispatchEvery * 1000);
+console.log(
+  dispatchTimer
+    ? `  outbox        dispatched every ${dispatchEvery} s (OUTBOX_DISPATCH_INTERVAL_SECONDS; 0 turns it off)\n`
+    : "  outbox        timer off (OUTBOX_DISPATCH_INTERVAL_SECONDS=0)\n",
+);
+
 const stop = async () => {
+  clearInterval(dispatchTimer);
   await stack.close();
   await embedded?.stop();
   Deno.exit(0);

@@ -30,6 +30,22 @@ export interface RateLimitConfig {
   windowSeconds: number;
 }
 
+/** The outbox's delivery worker (shared/services/outbox.ts). */
+export interface OutboxConfig {
+  /** Attempts per (event, subscriber) before the delivery is dead (replayable). */
+  maxAttempts: number;
+  /** Wait after the first failed attempt; doubles after each further failure. */
+  backoffBaseSeconds: number;
+  /** The longest wait between attempts. */
+  backoffMaxSeconds: number;
+  /** Per-request timeout to a subscriber. */
+  timeoutMs: number;
+  /** Deliveries claimed per dispatch (at most 1000). */
+  batchSize: number;
+  /** Requests in flight at once per dispatch. */
+  concurrency: number;
+}
+
 export interface Config {
   dbUrl: string;
   dbPoolMax: number;
@@ -43,6 +59,7 @@ export interface Config {
   webhookBodyLimitBytes: number;
   /** One JSON log line per request (LOG_REQUESTS=false silences it, e.g. in tests). */
   logRequests: boolean;
+  outbox: OutboxConfig;
   rateLimit: RateLimitConfig;
 }
 
@@ -112,6 +129,24 @@ function stripe(env: Env): StripeConfig | undefined {
   };
 }
 
+function outbox(env: Env): OutboxConfig {
+  const config = {
+    maxAttempts: positiveInt(env, "OUTBOX_MAX_ATTEMPTS", 12),
+    backoffBaseSeconds: positiveInt(env, "OUTBOX_BACKOFF_BASE_SECONDS", 30),
+    backoffMaxSeconds: positiveInt(env, "OUTBOX_BACKOFF_MAX_SECONDS", 6 * 3600),
+    timeoutMs: positiveInt(env, "OUTBOX_TIMEOUT_MS", 10_000),
+    batchSize: positiveInt(env, "OUTBOX_BATCH_SIZE", 50),
+    concurrency: positiveInt(env, "OUTBOX_CONCURRENCY", 8),
+  };
+  if (config.batchSize > 1000) throw new ConfigError("OUTBOX_BATCH_SIZE must be at most 1000");
+  if (config.backoffMaxSeconds < config.backoffBaseSeconds) {
+    throw new ConfigError(
+      "OUTBOX_BACKOFF_MAX_SECONDS must be at least OUTBOX_BACKOFF_BASE_SECONDS",
+    );
+  }
+  return config;
+}
+
 export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
   const jwksRaw = env("SUPABASE_JWKS")?.trim();
   let jwks: JSONWebKeySet | undefined;
@@ -143,6 +178,7 @@ export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
     stripe: stripe(env),
     webhookBodyLimitBytes: positiveInt(env, "WEBHOOK_BODY_LIMIT_BYTES", 256 * 1024),
     logRequests: env("LOG_REQUESTS")?.trim() !== "false",
+    outbox: outbox(env),
     rateLimit: {
       enabled: onOff(env, "RATE_LIMITS", true),
       perUserPerMinute: positiveInt(env, "RATE_LIMIT_PER_USER_PER_MINUTE", 60),
