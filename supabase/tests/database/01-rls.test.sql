@@ -124,8 +124,9 @@ select set_eq(
     where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
       and has_table_privilege('authenticated', c.oid, 'SELECT')$$,
   array['currencies', 'plans', 'products', 'accounts', 'account_members', 'wallets', 'orders',
-        'ledger_entries', 'ledger_transactions', 'payment_methods'],
-  'authenticated can select every table except webhook_events and gateway_customers');
+        'ledger_entries', 'ledger_transactions', 'payment_methods', 'refunds', 'subscriptions',
+        'subscription_periods'],
+  'authenticated can select the member tables only (not webhook_events, gateway_customers, the outbox or rate limits)');
 
 -- Section - a member reads exactly their accounts' rows (a: personal + team)
 select pg_temp.login('00000000-0000-4000-8000-0000000001a1');
