@@ -171,6 +171,47 @@ begin
 end
 $$;
 
+-- A full refund that failed gives back the period it had revoked: extended from the current
+-- period's end while the subscription is active, else restarted from now.
+create function settle.reinstate_subscription_period(p_order_id uuid) returns void
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_period public.subscription_periods;
+  v_plan public.plans;
+  v_sub public.subscriptions;
+  v_start timestamptz;
+  v_end timestamptz;
+begin
+  select * into v_period from public.subscription_periods where order_id = p_order_id;
+  if v_period.id is null or v_period.revoked_at is null then
+    return;
+  end if;
+  perform settle.lock_account(v_period.account_id);
+  select * into v_period from public.subscription_periods where id = v_period.id;
+  if v_period.revoked_at is null then
+    return;
+  end if;
+  select * into v_plan from public.plans where id = v_period.plan_id;
+  select * into v_sub from public.subscriptions where id = v_period.subscription_id;
+  if v_sub.status = 'active' and v_sub.current_period_end > now() then
+    v_start := v_sub.current_period_end;
+    v_end := v_start + settle.plan_interval(v_plan);
+    update public.subscriptions set current_period_end = v_end where id = v_sub.id;
+  else
+    v_start := now();
+    v_end := v_start + settle.plan_interval(v_plan);
+    update public.subscriptions
+    set plan_id = v_plan.id, status = 'active', current_period_start = v_start,
+        current_period_end = v_end, cancel_at_period_end = false, canceled_at = null
+    where id = v_sub.id;
+  end if;
+  update public.subscription_periods
+  set revoked_at = null, period_start = v_start, period_end = v_end
+  where id = v_period.id;
+end
+$$;
+
 create function settle.orders_subscription_effects() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
@@ -179,6 +220,8 @@ begin
     perform settle.grant_subscription_period(new.id);
   elsif new.status = 'refunded' and old.status <> 'refunded' then
     perform settle.revoke_subscription_period(new.id);
+  elsif old.status = 'refunded' and new.status in ('paid', 'partially_refunded') then
+    perform settle.reinstate_subscription_period(new.id);
   end if;
   return null;
 end
@@ -221,9 +264,9 @@ as $$
 declare
   v_sub public.subscriptions;
 begin
-  -- Without a user in the claims the caller is the service role (authenticated callers always
-  -- carry a sub; anon cannot execute this).
-  if auth.uid() is null and coalesce(auth.role(), 'service_role') <> 'service_role' then
+  -- Without a user the caller must be the service role or the database owner: decided by the
+  -- session's role (SET ROLE survives SECURITY DEFINER), never by what the claims leave out.
+  if auth.uid() is null and coalesce(current_setting('role', true), 'none') not in ('service_role', 'none') then
     perform settle.fail(401, 'unauthorized', 'a signed-in user is required');
   elsif auth.uid() is not null and not settle.has_role_on_account(p_account_id, 'owner') then
     if settle.is_member(p_account_id) then
@@ -450,6 +493,9 @@ declare
   v_refund public.refunds;
   v_order public.orders;
 begin
+  if p_status is null or p_status not in ('pending', 'processed', 'failed') then
+    perform settle.fail(400, 'invalid_request', 'unknown refund status ' || coalesce(p_status, 'null'));
+  end if;
   select * into v_refund from public.refunds where id = p_refund_id for update;
   if v_refund.status = p_status or v_refund.status = 'failed'
      or (v_refund.status = 'processed' and p_status = 'pending') then
@@ -460,7 +506,7 @@ begin
     where id = p_refund_id returning * into v_refund;
     return v_refund;
   elsif p_status <> 'failed' then
-    perform settle.fail(400, 'invalid_request', 'unknown refund status ' || coalesce(p_status, 'null'));
+    return v_refund; -- pending: nothing moves
   end if;
 
   select * into v_order from public.orders where id = v_refund.order_id for update;
@@ -594,7 +640,8 @@ declare
   v_settle_id uuid;
   v_before text;
 begin
-  if v_gateway_refund_id is null or v_status not in ('pending', 'processed', 'failed') then
+  if v_gateway_refund_id is null or v_status is null
+     or v_status not in ('pending', 'processed', 'failed') then
     return jsonb_build_object('outcome', 'ignored');
   end if;
   begin

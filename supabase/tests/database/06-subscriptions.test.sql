@@ -427,9 +427,9 @@ select throws_ok($$select settle.lapse_subscriptions(now(), 10)$$, '42501', null
   'a user cannot run the lapse job');
 select pg_temp.logout();
 
--- Section - known defects (reported to the lead; todo until the fix lands, then drop the todo)
--- A full refund that fails puts the order back to paid (the money stays with us), but the
--- period it revoked stays revoked: the customer paid and is not entitled.
+-- Section - defects found in review, fixed
+-- A full refund that fails puts the order back to paid (the money stays with us), and the
+-- period it revoked comes back: the customer paid, so they are entitled.
 insert into auth.users (id, email) values ('00000000-0000-4000-8000-000000000603', 'subs-h@example.test');
 select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-000000000603'),
   '00000000-0000-4000-8000-000000000603', 'pro_monthly', 'order_S_H1'), null, 'h orders the monthly plan');
@@ -442,7 +442,6 @@ select is(
   'failed', 'h''s full refund is counted and then fails');
 select is((select status from public.orders where gateway_order_id = 'order_S_H1'), 'paid',
   'the failed refund puts the order back to paid');
-select todo('a failed full refund does not give the revoked period back', 2);
 select results_eq(
   $$select status, current_period_end from public.subscriptions
     where account_id = pg_temp.personal('00000000-0000-4000-8000-000000000603')$$,
@@ -451,12 +450,11 @@ select results_eq(
 select is((select is_pro from public.accounts where id = pg_temp.personal('00000000-0000-4000-8000-000000000603')),
   true, 'a failed full refund makes the account pro again');
 
--- cancel_subscription treats "no user" as the service role whenever the JWT carries no role,
--- so the authenticated role with no claims at all may cancel any account's subscription
--- (create_order answers 401 there, see 03-orders).
+-- cancel_subscription once treated "no user" as the service role whenever the JWT carried no
+-- role; the session's role decides now, so the authenticated role with no claims gets 401
+-- (as create_order answers, see 03-orders).
 select pg_temp.login(null);
 select set_config('request.jwt.claims', '', true) as no_claims;
-select todo('cancel_subscription lets an authenticated session without claims act as the service role', 1);
 select throws_ok(
   format($$select settle.cancel_subscription(%L, false)$$, pg_temp.personal('00000000-0000-4000-8000-000000000601')),
   'ST401', null, 'the authenticated role without claims cannot cancel another account''s subscription');

@@ -480,9 +480,9 @@ select is_empty(
   'ledger_audit finds nothing wrong with this file''s orders, transactions and wallets');
 select lives_ok('set constraints all immediate', 'every ledger transaction posted here is balanced');
 
--- Section - known defect (reported to the lead; todo until the fix lands, then drop the todo)
--- A refund effect without a status is not ignored: transition_refund(…, null) takes the
--- "failed" branch, so the refund is reversed although the gateway may have paid it out.
+-- Section - a defect found in review, fixed
+-- A refund effect without a status is ignored (transition_refund once took its "failed" branch
+-- for a null status and reversed a refund the gateway may have paid out).
 select is(
   settle.record_refund_result(
     (settle.create_refund(pg_temp.oid('order_R_P2'), 1000, 'x', null, null) -> 'refund' ->> 'id')::uuid,
@@ -494,7 +494,6 @@ select lives_ok(
       '{"action": "refund", "gateway_refund_id": "rfnd_R_P2", "gateway_payment_id": "pay_order_R_P2",
         "amount": 1000, "currency": "INR"}')$$,
   'an effect without a status is ingested');
-select todo('a refund effect without a status reverses the refund', 2);
 select is((select status from public.refunds where gateway_refund_id = 'rfnd_R_P2'), 'pending',
   'a refund effect without a status leaves the refund pending');
 select is(pg_temp.state('order_R_P2'), 'partially_refunded/1000',
