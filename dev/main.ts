@@ -31,7 +31,10 @@ await sql.end();
 
 const env: Record<string, string> = {};
 for (const [k, v] of Object.entries(Deno.env.toObject())) {
-  if (/^(RAZORPAY_|STRIPE_|ALLOWED_ORIGINS|LOG_REQUESTS|DB_POOL_MAX|WEBHOOK_|OUTBOX_)/.test(k)) {
+  if (
+    /^(RAZORPAY_|STRIPE_|ALLOWED_ORIGINS|LOG_REQUESTS|DB_POOL_MAX|WEBHOOK_|RECONCILE_|OUTBOX_)/
+      .test(k)
+  ) {
     env[k] = v;
   }
 }
@@ -57,6 +60,46 @@ console.log(`settle is running
   anon key      ${stack.anonKey}
   alice's JWT   ${alice}
 `);
+
+// The dev server's stand-in for pg_cron (supabase/migrations/*_schedule.sql): POST reconcile
+// with the service role key every RECONCILE_INTERVAL_SECONDS (default 60, 0 turns it off). A
+// run still going when the next is due is not overlapped.
+const reconcileEvery = Number(Deno.env.get("RECONCILE_INTERVAL_SECONDS")?.trim() || "60");
+if (!Number.isInteger(reconcileEvery) || reconcileEvery < 0) {
+  console.error("RECONCILE_INTERVAL_SECONDS must be a whole number of seconds (0 turns it off)");
+  Deno.exit(1);
+}
+let reconciling = false;
+const reconcileTimer = reconcileEvery === 0 ? undefined : setInterval(async () => {
+  if (reconciling) return;
+  reconciling = true;
+  try {
+    const res = await fetch(`${stack.functionsUrl}/reconcile`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${stack.serviceRoleKey}`,
+        "content-type": "application/json",
+      },
+      body: "{}",
+    });
+    const summary = await res.json();
+    const changed = res.status !== 200 ||
+      Object.values(summary).some((c) =>
+        typeof c === "object" && Object.entries(c as Record<string, number>)
+          .some(([k, n]) => k !== "claimed" && k !== "unchanged" && n > 0)
+      );
+    if (changed) console.log(JSON.stringify({ job: "reconcile", status: res.status, ...summary }));
+  } catch (err) {
+    console.error(JSON.stringify({ job: "reconcile", error: String(err) }));
+  } finally {
+    reconciling = false;
+  }
+}, reconcileEvery * 1000);
+console.log(
+  reconcileTimer
+    ? `  reconcile     every ${reconcileEvery} s (RECONCILE_INTERVAL_SECONDS; 0 turns it off)\n`
+    : "  reconcile     timer off (RECONCILE_INTERVAL_SECONDS=0)\n",
+);
 
 // The dev server's stand-in for pg_cron, for the outbox: POST outbox-dispatch every
 // OUTBOX_DISPATCH_INTERVAL_SECONDS (default 10, 0 turns it off), never overlapping itself. Quiet
@@ -95,6 +138,7 @@ console.log(
 
 const stop = async () => {
   clearInterval(dispatchTimer);
+  clearInterval(reconcileTimer);
   await stack.close();
   await embedded?.stop();
   Deno.exit(0);

@@ -9,6 +9,7 @@ import { handler as paymentMethods } from "../supabase/functions/payment-methods
 import { handler as refunds } from "../supabase/functions/refunds/handler.ts";
 import { handler as subscriptions } from "../supabase/functions/subscriptions/handler.ts";
 import { handler as outboxDispatch } from "../supabase/functions/outbox-dispatch/handler.ts";
+import { handler as reconcile } from "../supabase/functions/reconcile/handler.ts";
 import { StripeSimulator } from "./simulator/stripe.ts";
 import {
   RazorpaySimulator,
@@ -25,6 +26,7 @@ export const FUNCTIONS = {
   refunds,
   subscriptions,
   "outbox-dispatch": outboxDispatch,
+  reconcile,
 } as const;
 
 export const LOCAL_STRIPE = {

@@ -46,6 +46,24 @@ export interface OutboxConfig {
   concurrency: number;
 }
 
+/** Reconciliation (shared/services/reconcile.ts): what counts as stuck, when unpaid orders expire. */
+export interface ReconcileConfig {
+  /** Orders created/authorized for longer than this are asked about at the gateway. */
+  stuckSeconds: number;
+  /** Orders still created (unpaid, or without a gateway order) after this expire. */
+  expirySeconds: number;
+  /** Failed and expired orders younger than this are re-checked (a later capture may land). */
+  recheckSeconds: number;
+  /** Orders claimed per run (at most 1000). */
+  batchSize: number;
+  /** How long a claimed batch is held; a reconciler that dies frees its orders after it. */
+  leaseSeconds: number;
+  /** Wait before an order still open is checked again; doubles per check, up to 64 times. */
+  retrySeconds: number;
+  /** Gateway reads in flight at once per run. */
+  concurrency: number;
+}
+
 export interface Config {
   dbUrl: string;
   dbPoolMax: number;
@@ -59,6 +77,7 @@ export interface Config {
   webhookBodyLimitBytes: number;
   /** One JSON log line per request (LOG_REQUESTS=false silences it, e.g. in tests). */
   logRequests: boolean;
+  reconcile: ReconcileConfig;
   outbox: OutboxConfig;
   rateLimit: RateLimitConfig;
 }
@@ -147,6 +166,29 @@ function outbox(env: Env): OutboxConfig {
   return config;
 }
 
+function nonNegativeInt(env: Env, key: string, fallback: number): number {
+  const raw = env(key)?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+$/.test(raw)) {
+    throw new ConfigError(`${key} must be a whole number of seconds, got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+}
+
+function reconcile(env: Env): ReconcileConfig {
+  const config = {
+    stuckSeconds: nonNegativeInt(env, "RECONCILE_STUCK_SECONDS", 600),
+    expirySeconds: nonNegativeInt(env, "RECONCILE_EXPIRY_SECONDS", 24 * 3600),
+    recheckSeconds: nonNegativeInt(env, "RECONCILE_RECHECK_SECONDS", 2 * 24 * 3600),
+    batchSize: positiveInt(env, "RECONCILE_BATCH_SIZE", 100),
+    leaseSeconds: positiveInt(env, "RECONCILE_LEASE_SECONDS", 300),
+    retrySeconds: nonNegativeInt(env, "RECONCILE_RETRY_SECONDS", 60),
+    concurrency: positiveInt(env, "RECONCILE_CONCURRENCY", 8),
+  };
+  if (config.batchSize > 1000) throw new ConfigError("RECONCILE_BATCH_SIZE must be at most 1000");
+  return config;
+}
+
 export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
   const jwksRaw = env("SUPABASE_JWKS")?.trim();
   let jwks: JSONWebKeySet | undefined;
@@ -178,6 +220,7 @@ export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
     stripe: stripe(env),
     webhookBodyLimitBytes: positiveInt(env, "WEBHOOK_BODY_LIMIT_BYTES", 256 * 1024),
     logRequests: env("LOG_REQUESTS")?.trim() !== "false",
+    reconcile: reconcile(env),
     outbox: outbox(env),
     rateLimit: {
       enabled: onOff(env, "RATE_LIMITS", true),

@@ -15,6 +15,7 @@ import {
   canonical,
   FaultBook,
   holdUntilAbort,
+  parseChaosOptions,
   parseWebhookOptions,
   type SimEventRecord,
   SimulatedConnectionReset,
@@ -862,6 +863,8 @@ export class RazorpaySimulator {
     if (seg.length === 1 && seg[0] === "config") {
       if (m === "POST") {
         const body = await readBody(req);
+        const chaos = "chaos" in body ? parseChaosOptions(body.chaos) : undefined;
+        if (chaos && "message" in chaos) return invalid(chaos.message, chaos.param);
         if ("webhook_url" in body) {
           const u = body.webhook_url;
           if (u !== null && typeof u !== "string") {
@@ -870,11 +873,13 @@ export class RazorpaySimulator {
           this.setWebhookUrl(u ?? undefined);
         }
         if ("webhooks" in body) this.#defaultWebhooks = parseWebhookOptions(body.webhooks);
+        if (chaos) this.#hooks.setChaos(chaos.chaos);
       }
       if (m === "POST" || m === "GET") {
         return jsonResponse(200, {
           webhook_url: this.#hooks.url ?? null,
           webhooks: this.#defaultWebhooks,
+          ...this.#hooks.chaos(),
         });
       }
     }

@@ -14,6 +14,7 @@ import {
   type FaultMode,
   type FaultSpec,
   holdUntilAbort,
+  parseChaosOptions,
   parseWebhookOptions,
   type SimDeliveryRecord,
   type SimEventRecord,
@@ -2650,6 +2651,8 @@ export class StripeSimulator {
     if (n === 1 && seg[0] === "config" && (m === "GET" || m === "POST")) {
       if (m === "POST") {
         const body = await readJson(req);
+        const chaos = "chaos" in body ? parseChaosOptions(body.chaos) : undefined;
+        if (chaos && "message" in chaos) throw invalid(chaos.message, chaos.param);
         if ("webhook_url" in body) {
           const u = body.webhook_url;
           if (u !== null && typeof u !== "string") {
@@ -2658,8 +2661,13 @@ export class StripeSimulator {
           this.setWebhookUrl(u ?? undefined);
         }
         if ("webhooks" in body) this.#defaultWebhooks = parseWebhookOptions(body.webhooks);
+        if (chaos) this.#hooks.setChaos(chaos.chaos);
       }
-      return ok({ webhook_url: this.#hooks.url ?? null, webhooks: this.#defaultWebhooks });
+      return ok({
+        webhook_url: this.#hooks.url ?? null,
+        webhooks: this.#defaultWebhooks,
+        ...this.#hooks.chaos(),
+      });
     }
     throw unrecognizedUrl(m, path);
   }

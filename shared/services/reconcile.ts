@@ -1,0 +1,226 @@
+// Reconciliation: a list of steps (stuck orders, failed webhook events, ...) run one after another.
+import type { App } from "../app.ts";
+import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "../gateways/types.ts";
+import { applyPayment } from "./orders.ts";
+
+/** One run's knobs; anything omitted comes from app.config.reconcile. */
+export interface ReconcileOptions {
+  /** Orders claimed per run (1..1000). */
+  limit?: number;
+  /** Orders created/authorized for longer than this are asked about. */
+  olderThanSeconds?: number;
+  /** Orders still created after this expire. */
+  expirySeconds?: number;
+  /** Failed and expired orders younger than this are asked about again. */
+  recheckSeconds?: number;
+  leaseSeconds?: number;
+  retrySeconds?: number;
+  concurrency?: number;
+}
+
+type Settings = Required<ReconcileOptions>;
+
+/** What a step did, by outcome; each step names its own counts. */
+export type Counts = Record<string, number>;
+
+export interface ReconcileStep {
+  /** The key of its counts in the summary. */
+  name: string;
+  run(app: App, settings: Settings): Promise<Counts>;
+}
+
+export interface OrderCounts extends Counts {
+  claimed: number;
+  paid: number;
+  authorized: number;
+  failed: number;
+  expired: number;
+  unchanged: number;
+  mismatched: number;
+  errors: number;
+}
+
+interface Claimed {
+  order_id: string;
+  gateway: GatewayName;
+  gateway_order_id: string | null;
+  status: "created" | "authorized" | "failed" | "expired";
+  expiry_due: boolean;
+}
+
+type Outcome =
+  | "paid"
+  | "authorized"
+  | "failed"
+  | "expired"
+  | "unchanged"
+  | "mismatched"
+  | "errors";
+
+function log(level: "warn" | "error", msg: string, fields: Record<string, unknown>) {
+  console.error(JSON.stringify({ level, function: "reconcile", msg, ...fields }));
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Orders stuck in created/authorized (and failed/expired ones a later capture may still pay):
+ * claim a batch (one short transaction), ask each one's gateway outside any transaction,
+ * converge through settle.apply_payment (the path verify and webhooks take) or expire it, then
+ * release the batch with a backoff.
+ */
+export const stuckOrders: ReconcileStep = {
+  name: "orders",
+  async run(app, s) {
+    const counts: OrderCounts = {
+      claimed: 0,
+      paid: 0,
+      authorized: 0,
+      failed: 0,
+      expired: 0,
+      unchanged: 0,
+      mismatched: 0,
+      errors: 0,
+    };
+    const configured = GATEWAYS.filter((g) =>
+      g === "razorpay" ? app.config.razorpay : app.config.stripe
+    );
+    const claim = crypto.randomUUID();
+    const started = performance.now();
+    const claimed = await app.sql<Claimed[]>`select * from settle.claim_stuck_orders(
+      ${claim}, ${configured as string[]}, ${s.limit}, ${s.olderThanSeconds}, ${s.expirySeconds},
+      ${s.leaseSeconds}, ${s.recheckSeconds})`;
+    counts.claimed = claimed.length;
+    const done: string[] = [];
+    // Stop starting gateway reads well inside the lease, so no other reconciler can claim an
+    // order while this one still works on it; the rest is freed when the lease runs out.
+    const deadline = started + s.leaseSeconds * 1000 * 0.8;
+
+    await eachLimited(claimed, s.concurrency, async (order) => {
+      if (performance.now() > deadline) return;
+      let outcome: Outcome;
+      try {
+        outcome = await settleOrder(app, order, s.expirySeconds);
+      } catch (err) {
+        outcome = "errors";
+        const message = String((err as Error)?.message ?? err).slice(0, 500);
+        log(err instanceof GatewayError ? "warn" : "error", "order not reconciled", {
+          order_id: order.order_id,
+          gateway: order.gateway,
+          error: message,
+        });
+        if (err instanceof GatewayError) {
+          await app.sql`update public.orders set last_gateway_error = ${message}
+                        where id = ${order.order_id}`.catch(() => {});
+        }
+      }
+      counts[outcome] += 1;
+      done.push(order.order_id);
+    });
+
+    if (done.length > 0) {
+      await app
+        .sql`select settle.release_stuck_orders(${claim}, ${done}::uuid[], ${s.retrySeconds})`;
+    }
+    return counts;
+  },
+};
+
+async function settleOrder(app: App, order: Claimed, expirySeconds: number): Promise<Outcome> {
+  if (order.gateway_order_id === null) {
+    // The gateway order was never created (or its id never learned): nothing can be paid.
+    return await expire(app, order, expirySeconds);
+  }
+  const result: PaymentResult = await app.gateway(order.gateway).fetchPayment({
+    gatewayOrderId: order.gateway_order_id,
+  });
+  if (result.kind === "pending") {
+    return order.status === "created" && order.expiry_due
+      ? await expire(app, order, expirySeconds)
+      : "unchanged";
+  }
+  const applied = await applyPayment(app.sql, order.gateway, order.gateway_order_id, result);
+  if (applied.outcome === "mismatch") {
+    log("warn", "gateway payment does not match the order", { order_id: order.order_id });
+    return "mismatched";
+  }
+  if (applied.outcome !== "applied") return "unchanged";
+  switch (applied.status) {
+    case "paid":
+      return "paid";
+    case "authorized":
+      return "authorized";
+    case "failed":
+      return "failed";
+    default:
+      return "unchanged";
+  }
+}
+
+async function expire(app: App, order: Claimed, expirySeconds: number): Promise<Outcome> {
+  if (!order.expiry_due) return "unchanged";
+  const [row] = await app.sql`select settle.expire_order(${order.order_id}, ${expirySeconds}) as r`;
+  return row.r.outcome === "applied" ? "expired" : "unchanged";
+}
+
+/** Stored webhook events whose effect raised, applied again (settle.retry_failed_webhooks). */
+export const failedWebhooks: ReconcileStep = {
+  name: "webhooks",
+  async run(app, s) {
+    const [row] = await app.sql`select settle.retry_failed_webhooks(${s.limit}, ${s.retrySeconds})
+      as r`;
+    const r = row.r as { retried: number; resolved: number; failed: number };
+    if (r.failed > 0) log("warn", "webhook events failed again", { failed: r.failed });
+    return { retried: r.retried, resolved: r.resolved, failed: r.failed };
+  },
+};
+
+/** The steps of one run, in order. A new step is one more entry here. */
+export const RECONCILE_STEPS: readonly ReconcileStep[] = [stuckOrders, failedWebhooks];
+
+export interface ReconcileSummary {
+  [step: string]: Counts | number;
+  duration_ms: number;
+}
+
+/**
+ * Runs every step, each on its own even when an earlier one threw (its error is rethrown after
+ * the others ran). Safe to run concurrently with itself: every step claims with SKIP LOCKED.
+ */
+export async function reconcile(
+  app: App,
+  opts: ReconcileOptions = {},
+  steps: readonly ReconcileStep[] = RECONCILE_STEPS,
+): Promise<ReconcileSummary> {
+  const c = app.config.reconcile;
+  const settings: Settings = {
+    limit: opts.limit ?? c.batchSize,
+    olderThanSeconds: opts.olderThanSeconds ?? c.stuckSeconds,
+    expirySeconds: opts.expirySeconds ?? c.expirySeconds,
+    recheckSeconds: opts.recheckSeconds ?? c.recheckSeconds,
+    leaseSeconds: opts.leaseSeconds ?? c.leaseSeconds,
+    retrySeconds: opts.retrySeconds ?? c.retrySeconds,
+    concurrency: opts.concurrency ?? c.concurrency,
+  };
+  const started = performance.now();
+  const summary: ReconcileSummary = { duration_ms: 0 };
+  let failure: unknown;
+  for (const step of steps) {
+    try {
+      summary[step.name] = await step.run(app, settings);
+    } catch (err) {
+      failure ??= err;
+      log("error", "reconcile step failed", { step: step.name, error: String(err) });
+    }
+  }
+  if (failure !== undefined) throw failure;
+  summary.duration_ms = Math.round(performance.now() - started);
+  return summary;
+}
