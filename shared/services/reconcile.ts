@@ -2,6 +2,7 @@
 import type { App } from "../app.ts";
 import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "../gateways/types.ts";
 import { applyPayment } from "./orders.ts";
+import { reconcileRefunds } from "./refunds.ts";
 
 /** One run's knobs; anything omitted comes from app.config.reconcile. */
 export interface ReconcileOptions {
@@ -182,8 +183,34 @@ export const failedWebhooks: ReconcileStep = {
   },
 };
 
+/**
+ * Refunds left pending (the gateway was down, or its answer was lost): sent again under their
+ * idempotency key, or read back from the gateway.
+ */
+export const pendingRefunds: ReconcileStep = {
+  name: "refunds",
+  async run(app, s) {
+    const r = await reconcileRefunds(app, { limit: s.limit, olderThanSeconds: s.olderThanSeconds });
+    return { checked: r.refunds_checked, settled: r.refunds_settled, errors: r.refund_errors };
+  },
+};
+
+/** Subscriptions whose period ended: past_due, or canceled when asked at period end. */
+export const lapsedSubscriptions: ReconcileStep = {
+  name: "subscriptions",
+  async run(app, s) {
+    const [row] = await app.sql`select settle.lapse_subscriptions(now(), ${s.limit}) as lapsed`;
+    return { lapsed: row.lapsed };
+  },
+};
+
 /** The steps of one run, in order. A new step is one more entry here. */
-export const RECONCILE_STEPS: readonly ReconcileStep[] = [stuckOrders, failedWebhooks];
+export const RECONCILE_STEPS: readonly ReconcileStep[] = [
+  stuckOrders,
+  failedWebhooks,
+  pendingRefunds,
+  lapsedSubscriptions,
+];
 
 export interface ReconcileSummary {
   [step: string]: Counts | number;
