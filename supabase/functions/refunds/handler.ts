@@ -16,7 +16,10 @@ export function handler(app: App) {
       return json(200, await listRefunds(app, caller, new URL(req.url).searchParams));
     }
     const body = await readJsonObject(req);
-    if (typeof body.order_id === "string") ctx.log.order_id = body.order_id.slice(0, 36);
+    // Logged only once it has an id's shape: the log never carries what a client typed.
+    if (typeof body.order_id === "string" && /^[0-9a-f-]{36}$/i.test(body.order_id)) {
+      ctx.log.order_id = body.order_id;
+    }
     const result = await createRefund(app, caller, body, req.headers.get("idempotency-key"));
     const out = result.body as { refund: { id: string; gateway: string } };
     ctx.log.refund_id = out.refund.id;
