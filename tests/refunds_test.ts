@@ -831,6 +831,47 @@ for (const { gw, plan } of GWS) {
   });
 }
 
+for (const { gw, plan } of GWS) {
+  Deno.test({
+    name: `${gw}: a full refund of ${plan} that then fails at the gateway gives the period back`,
+    ...opts,
+    fn: async () => {
+      const s = await stack();
+      try {
+        const u = await createUser(s.db, `${gw}-sub-fail`);
+        const bought = await pay(
+          s,
+          u,
+          gw,
+          await createOrder(s, u, { gateway: gw, purpose: "plan", plan_id: plan }),
+        );
+        const r = await refund(s, u.token, { order_id: bought.orderId });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        await idle(s);
+        assert.equal((await subscription(s, u)).is_pro, false);
+
+        // The money stays with the merchant, so the customer is entitled again: once, however
+        // often the failure is delivered.
+        await webhooks(s, { duplicate: 3 });
+        await failAtGateway(s, gw, r.body.refund.gateway_refund_id);
+        await idle(s);
+        await redeliver(s, gw, await refundEvents(s, bought), 2);
+        assert.deepEqual(await orderState(s, bought.orderId), { status: "paid", refunded: 0 });
+        const back = await subscription(s, u);
+        assert.equal(back.is_pro, true);
+        assert.equal(back.plan, plan);
+        assert.equal(back.subscription!.status, "active");
+        const [{ month }] = await s.db`select ${back.subscription!.current_period_end}::timestamptz
+          = ${back.subscription!.current_period_start}::timestamptz + interval '1 month' as month`;
+        assert.equal(month, true, "one month, given back once");
+        await audit(s);
+      } finally {
+        await s.close();
+      }
+    },
+  });
+}
+
 Deno.test({
   name:
     "cancel at period end keeps the entitlement until lapse_subscriptions runs past the end; immediate cancel ends it",
