@@ -5,7 +5,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(100);
+select plan(102);
 
 -- Section - helpers
 create function pg_temp.login(p_uid uuid) returns void language plpgsql as $$
@@ -307,6 +307,12 @@ select results_eq(
   $$values ('applied'::text, pg_temp.oid('order_R_T1'), 'rfnd_R_T1b'::text),
            ('no_effect'::text, pg_temp.oid('order_R_T1'), 'rfnd_R_T1b'::text)$$,
   'both events are stored with their outcome, order and effect');
+select is(pg_temp.refund_event('evt_R_T1b_processed_late', 'order_R_T1', 'rfnd_R_T1b', 1500, 'processed') ->> 'outcome',
+  'mismatch', 'a processed event for a refund settle recorded failed is a mismatch for an operator');
+select results_eq(
+  $$select pg_temp.state('order_R_T1'), pg_temp.balance('00000000-0000-4000-8000-0000000008b1')$$,
+  $$values ('paid/0'::text, 2000::bigint)$$,
+  'the contradicting event moves no money');
 
 -- A processed refund later rejected by the card network (processed -> failed) is reversed too.
 select isnt(pg_temp.paid_order(pg_temp.personal('00000000-0000-4000-8000-0000000008a1'),
