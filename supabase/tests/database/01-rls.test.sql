@@ -7,34 +7,6 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(72);
 
--- Section - helpers
--- Switch to a PostgREST-style role with JWT claims (local to this transaction).
-create function pg_temp.login(p_uid uuid) returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', jsonb_strip_nulls(jsonb_build_object(
-    'sub', p_uid, 'role', 'authenticated', 'aud', 'authenticated'))::text, true);
-end
-$$;
-create function pg_temp.login_anon() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'anon', true);
-  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
-end
-$$;
--- Back to the connecting (superuser) role with no claims.
-create function pg_temp.logout() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end
-$$;
--- A user's personal account id, readable whatever role is current.
-create function pg_temp.personal(p_uid uuid) returns uuid
-language sql stable security definer as $$
-  select id from public.accounts where personal_owner_id = p_uid
-$$;
-
 -- Section - fixture
 -- a: owns a personal account and the team account; c: member of the team only; b: alone.
 insert into auth.users (id, email) values
@@ -55,19 +27,19 @@ insert into public.products (id, name, amount, currency, active) values
   ('rls_product_off', 'RLS retired product', 500, 'INR', false);
 
 insert into public.orders (account_id, created_by, gateway, purpose, plan_id, amount, currency) values
-  (pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001a1',
+  (tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001a1',
    'razorpay', 'wallet_topup', null, 1000, 'INR'),
-  (pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001a1',
+  (tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001a1',
    'razorpay', 'plan', 'rls_plan', 1000, 'INR'),
   ('00000000-0000-4000-8000-0000000001f1', '00000000-0000-4000-8000-0000000001c1',
    'stripe', 'wallet_topup', null, 500, 'USD'),
-  (pg_temp.personal('00000000-0000-4000-8000-0000000001b1'), '00000000-0000-4000-8000-0000000001b1',
+  (tests.personal('00000000-0000-4000-8000-0000000001b1'), '00000000-0000-4000-8000-0000000001b1',
    'razorpay', 'wallet_topup', null, 2000, 'INR');
 
 do $$
 begin
   perform settle.post_transaction('topup', 'rls:topup-a', null, null, jsonb_build_array(
-    jsonb_build_object('wallet_id', settle.ensure_wallet(pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), 'INR'),
+    jsonb_build_object('wallet_id', settle.ensure_wallet(tests.personal('00000000-0000-4000-8000-0000000001a1'), 'INR'),
       'currency', 'INR', 'amount', 1000),
     jsonb_build_object('system_account', 'gateway:razorpay', 'currency', 'INR', 'amount', -1000)));
   perform settle.post_transaction('topup', 'rls:topup-team', null, null, jsonb_build_array(
@@ -75,7 +47,7 @@ begin
       'currency', 'USD', 'amount', 500),
     jsonb_build_object('system_account', 'gateway:stripe', 'currency', 'USD', 'amount', -500)));
   perform settle.post_transaction('topup', 'rls:topup-b', null, null, jsonb_build_array(
-    jsonb_build_object('wallet_id', settle.ensure_wallet(pg_temp.personal('00000000-0000-4000-8000-0000000001b1'), 'INR'),
+    jsonb_build_object('wallet_id', settle.ensure_wallet(tests.personal('00000000-0000-4000-8000-0000000001b1'), 'INR'),
       'currency', 'INR', 'amount', 2000),
     jsonb_build_object('system_account', 'gateway:razorpay', 'currency', 'INR', 'amount', -2000)));
   -- Only house accounts: no user may see it.
@@ -129,43 +101,43 @@ select set_eq(
   'authenticated can select the member tables only (not webhook_events, gateway_customers, the outbox or rate limits)');
 
 -- Section - a member reads exactly their accounts' rows (a: personal + team)
-select pg_temp.login('00000000-0000-4000-8000-0000000001a1');
+select tests.login('00000000-0000-4000-8000-0000000001a1');
 select bag_eq('select id from public.accounts',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
+  array[tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
   'owner: accounts are their personal and team account');
 select bag_eq('select account_id, user_id from public.account_members',
   format($$values (%L::uuid, %L::uuid), (%L::uuid, %L::uuid), (%L::uuid, %L::uuid)$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001a1',
+    tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001a1',
     '00000000-0000-4000-8000-0000000001f1', '00000000-0000-4000-8000-0000000001a1',
     '00000000-0000-4000-8000-0000000001f1', '00000000-0000-4000-8000-0000000001c1'),
   'owner: memberships of their accounts, including the other team member');
 select bag_eq('select account_id from public.wallets',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
+  array[tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
   'owner: wallets of their accounts');
 select bag_eq('select account_id from public.orders',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), pg_temp.personal('00000000-0000-4000-8000-0000000001a1'),
+  array[tests.personal('00000000-0000-4000-8000-0000000001a1'), tests.personal('00000000-0000-4000-8000-0000000001a1'),
         '00000000-0000-4000-8000-0000000001f1'::uuid],
   'owner: orders of their accounts, including one another member created');
 select bag_eq('select account_id from public.ledger_entries',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
+  array[tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
   'owner: only their wallets'' ledger entries (house-account legs stay hidden)');
 select bag_eq('select idempotency_key from public.ledger_transactions',
   array['rls:topup-a', 'rls:topup-team'],
   'owner: only ledger transactions touching their accounts');
 
 -- c is a plain member of the team account (and owns its own personal account).
-select pg_temp.login('00000000-0000-4000-8000-0000000001c1');
+select tests.login('00000000-0000-4000-8000-0000000001c1');
 select bag_eq('select id from public.accounts',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001c1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
+  array[tests.personal('00000000-0000-4000-8000-0000000001c1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
   'member: their personal account and the team, not the owner''s personal account');
 select bag_eq('select account_id, user_id from public.account_members',
   format($$values (%L::uuid, %L::uuid), (%L::uuid, %L::uuid), (%L::uuid, %L::uuid)$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000001c1'), '00000000-0000-4000-8000-0000000001c1',
+    tests.personal('00000000-0000-4000-8000-0000000001c1'), '00000000-0000-4000-8000-0000000001c1',
     '00000000-0000-4000-8000-0000000001f1', '00000000-0000-4000-8000-0000000001a1',
     '00000000-0000-4000-8000-0000000001f1', '00000000-0000-4000-8000-0000000001c1'),
   'member: memberships of their accounts only');
 select bag_eq('select account_id from public.wallets',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001c1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
+  array[tests.personal('00000000-0000-4000-8000-0000000001c1'), '00000000-0000-4000-8000-0000000001f1'::uuid],
   'member: wallets of their accounts only');
 select bag_eq('select account_id from public.orders', array['00000000-0000-4000-8000-0000000001f1'::uuid],
   'member: the team''s orders only');
@@ -175,46 +147,46 @@ select bag_eq('select idempotency_key from public.ledger_transactions', array['r
   'member: the team''s ledger transactions only');
 
 -- Section - a non-member reads none of another account's rows
-select pg_temp.login('00000000-0000-4000-8000-0000000001b1');
+select tests.login('00000000-0000-4000-8000-0000000001b1');
 select bag_eq('select id from public.accounts',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001b1')], 'non-member: only their own account');
+  array[tests.personal('00000000-0000-4000-8000-0000000001b1')], 'non-member: only their own account');
 select bag_eq('select account_id, user_id from public.account_members',
   format($$values (%L::uuid, %L::uuid)$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000001b1'), '00000000-0000-4000-8000-0000000001b1'),
+    tests.personal('00000000-0000-4000-8000-0000000001b1'), '00000000-0000-4000-8000-0000000001b1'),
   'non-member: only their own membership');
 select bag_eq('select account_id from public.wallets',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001b1')], 'non-member: only their own wallet');
+  array[tests.personal('00000000-0000-4000-8000-0000000001b1')], 'non-member: only their own wallet');
 select bag_eq('select account_id from public.orders',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001b1')], 'non-member: only their own order');
+  array[tests.personal('00000000-0000-4000-8000-0000000001b1')], 'non-member: only their own order');
 select bag_eq('select account_id from public.ledger_entries',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000001b1')], 'non-member: only their own ledger entry');
+  array[tests.personal('00000000-0000-4000-8000-0000000001b1')], 'non-member: only their own ledger entry');
 select bag_eq('select idempotency_key from public.ledger_transactions', array['rls:topup-b'],
   'non-member: only their own ledger transaction');
 
 select is((select count(*)::int from public.accounts
-           where id in (pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1')),
+           where id in (tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1')),
   0, 'non-member sees none of a''s accounts, even asking by id');
 select is((select count(*)::int from public.account_members
            where user_id in ('00000000-0000-4000-8000-0000000001a1', '00000000-0000-4000-8000-0000000001c1')),
   0, 'non-member sees none of a''s or c''s memberships');
 select is((select count(*)::int from public.wallets
-           where account_id in (pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1')),
+           where account_id in (tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1')),
   0, 'non-member sees none of a''s wallets');
 select is((select count(*)::int from public.orders
-           where account_id in (pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1')),
+           where account_id in (tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1')),
   0, 'non-member sees none of a''s orders');
 select is((select count(*)::int from public.ledger_entries
-           where account_id in (pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1')
+           where account_id in (tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001f1')
               or account_id is null),
   0, 'non-member sees none of a''s ledger entries nor any house-account leg');
 select is((select count(*)::int from public.ledger_transactions
            where idempotency_key in ('rls:topup-a', 'rls:topup-team', 'rls:house-only')),
   0, 'non-member sees none of a''s ledger transactions nor house-only ones');
-select is(settle.is_member(pg_temp.personal('00000000-0000-4000-8000-0000000001a1')), false,
+select is(settle.is_member(tests.personal('00000000-0000-4000-8000-0000000001a1')), false,
   'settle.is_member is false for an account the caller does not belong to');
 
 -- Section - anon reads no account data (no grants at all: permission denied, not zero rows)
-select pg_temp.login_anon();
+select tests.login_anon();
 select throws_ok('select * from public.accounts', '42501', null, 'anon: accounts are permission denied');
 select throws_ok('select * from public.account_members', '42501', null, 'anon: account_members are permission denied');
 select throws_ok('select * from public.wallets', '42501', null, 'anon: wallets are permission denied');
@@ -236,7 +208,7 @@ select throws_ok($$update public.plans set amount = 1 where id = 'rls_plan'$$, '
 select throws_ok($$select settle.create_order('razorpay', 'plan', 'rls_plan', null, null, null, null, null, null)$$,
   '42501', null, 'anon cannot reach settle functions');
 
-select pg_temp.login('00000000-0000-4000-8000-0000000001a1');
+select tests.login('00000000-0000-4000-8000-0000000001a1');
 select set_eq($$select id from public.plans where id like 'rls\_%'$$, array['rls_plan'],
   'authenticated reads active plans and not retired ones');
 select set_eq($$select id from public.products where id like 'rls\_%'$$, array['rls_product'],
@@ -250,13 +222,13 @@ select throws_ok('select * from public.webhook_events', '42501', null, 'authenti
 -- Section - authenticated writes nothing directly (only SELECT is granted)
 select throws_ok(format($$insert into public.orders (account_id, created_by, gateway, purpose, amount, currency)
   values (%L, %L, 'razorpay', 'wallet_topup', 1000, 'INR')$$,
-  pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001a1'),
+  tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001a1'),
   '42501', null, 'authenticated cannot insert an order, even for their own account');
 select throws_ok($$update public.orders set status = 'paid', paid_at = now()$$, '42501', null,
   'authenticated cannot update orders');
 select throws_ok('delete from public.orders', '42501', null, 'authenticated cannot delete orders');
 select throws_ok(format($$insert into public.wallets (account_id, currency) values (%L, 'EUR')$$,
-  pg_temp.personal('00000000-0000-4000-8000-0000000001a1')),
+  tests.personal('00000000-0000-4000-8000-0000000001a1')),
   '42501', null, 'authenticated cannot insert a wallet');
 select throws_ok('update public.wallets set balance = balance + 100000', '42501', null,
   'authenticated cannot update wallet balances');
@@ -274,9 +246,9 @@ select throws_ok('update public.ledger_entries set amount = amount * 2', '42501'
 select throws_ok('delete from public.ledger_entries', '42501', null, 'authenticated cannot delete ledger entries');
 select throws_ok($$update public.accounts set name = 'renamed'$$, '42501', null, 'authenticated cannot update accounts');
 
-select pg_temp.login('00000000-0000-4000-8000-0000000001b1');
+select tests.login('00000000-0000-4000-8000-0000000001b1');
 select throws_ok(format($$insert into public.account_members (account_id, user_id, role) values (%L, %L, 'owner')$$,
-  pg_temp.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001b1'),
+  tests.personal('00000000-0000-4000-8000-0000000001a1'), '00000000-0000-4000-8000-0000000001b1'),
   '42501', null, 'a user cannot add themselves to someone else''s account');
 select throws_ok(format($$insert into public.accounts (name, personal_owner_id) values ('mine', %L)$$,
   '00000000-0000-4000-8000-0000000001b1'), '42501', null, 'authenticated cannot create accounts directly');
@@ -290,11 +262,11 @@ select throws_ok($$select settle.ingest_webhook('razorpay', 'evt_forged', 'payme
   'order_x', 'pay_x', 1, 'INR', now(), '{}')$$,
   '42501', null, 'authenticated cannot call settle.ingest_webhook');
 select throws_ok(format($$select settle.ensure_wallet(%L, 'EUR')$$,
-  pg_temp.personal('00000000-0000-4000-8000-0000000001b1')),
+  tests.personal('00000000-0000-4000-8000-0000000001b1')),
   '42501', null, 'authenticated cannot call settle.ensure_wallet');
 select throws_ok('select * from settle.order_transitions', '42501', null,
   'authenticated cannot read settle.order_transitions');
-select pg_temp.logout();
+select tests.logout();
 
 -- Section - every new user gets a personal account, an owner membership and an INR wallet
 insert into auth.users (id, email) values ('00000000-0000-4000-8000-0000000001d1', 'rls-d@example.test');
@@ -304,11 +276,11 @@ select results_eq(
   'a new user gets exactly one personal account, named after their email');
 select results_eq(
   $$select account_id, role from public.account_members where user_id = '00000000-0000-4000-8000-0000000001d1'$$,
-  format($$values (%L::uuid, 'owner'::text)$$, pg_temp.personal('00000000-0000-4000-8000-0000000001d1')),
+  format($$values (%L::uuid, 'owner'::text)$$, tests.personal('00000000-0000-4000-8000-0000000001d1')),
   'a new user is the owner of their personal account and a member of nothing else');
 select results_eq(
   format($$select currency, balance from public.wallets where account_id = %L$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000001d1')),
+    tests.personal('00000000-0000-4000-8000-0000000001d1')),
   $$values ('INR'::text, 0::bigint)$$,
   'a new user has exactly one wallet: INR with balance 0');
 insert into auth.users (id, email) values ('00000000-0000-4000-8000-0000000001e1', null);
@@ -317,10 +289,10 @@ select results_eq(
   array['Personal account'],
   'a new user without an email still gets a personal account');
 
-select pg_temp.login('00000000-0000-4000-8000-0000000001d1');
+select tests.login('00000000-0000-4000-8000-0000000001d1');
 select results_eq('select currency, balance from public.wallets', $$values ('INR'::text, 0::bigint)$$,
   'the new user reads their own wallet through RLS');
-select pg_temp.logout();
+select tests.logout();
 
 select * from finish();
 rollback;

@@ -10,23 +10,6 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(46);
 
--- Section - helpers
-create function pg_temp.login_service() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'service_role', true);
-  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
-end
-$$;
-create function pg_temp.logout() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end
-$$;
-create function pg_temp.personal(p_uid uuid) returns uuid
-language sql stable security definer as $$
-  select id from public.accounts where personal_owner_id = p_uid
-$$;
 create function pg_temp.wallet(p_uid uuid, p_currency text default 'INR') returns uuid
 language sql stable security definer as $$
   select w.id from public.wallets w
@@ -163,7 +146,7 @@ select throws_ok(
       insert into public.ledger_entries (transaction_id, wallet_id, account_id, currency, amount)
       values (v_tx, %L, %L, 'INR', 100);
     end
-  $t$$sql$, pg_temp.wallet('00000000-0000-4000-8000-0000000002a1'), pg_temp.personal('00000000-0000-4000-8000-0000000002b1')),
+  $t$$sql$, pg_temp.wallet('00000000-0000-4000-8000-0000000002a1'), tests.personal('00000000-0000-4000-8000-0000000002b1')),
   'ST400', 'ledger entry does not match its wallet''s account or currency',
   'a wallet entry claiming another account than its wallet''s is refused');
 select is(pg_temp.balance('00000000-0000-4000-8000-0000000002b1'), 0::bigint,
@@ -193,14 +176,14 @@ select is(
   8, 'every entry posted above is still there');
 
 -- service_role has no update/delete privilege on money tables: the ledger functions are the way.
-select pg_temp.login_service();
+select tests.login_service();
 select throws_ok('update public.ledger_entries set amount = 1', '42501', null,
   'service_role cannot update ledger entries');
 select throws_ok('delete from public.ledger_transactions', '42501', null,
   'service_role cannot delete ledger transactions');
 select throws_ok('update public.wallets set balance = balance + 1000000', '42501', null,
   'service_role cannot set a wallet balance');
-select pg_temp.logout();
+select tests.logout();
 
 -- Section - wallets move only through the ledger
 select throws_ok(
@@ -218,20 +201,20 @@ select throws_ok(
   'ST400', null, 'a wallet''s currency cannot change');
 select throws_ok(
   format($$update public.wallets set account_id = %L where id = %L$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000002b1'), pg_temp.wallet('00000000-0000-4000-8000-0000000002a1')),
+    tests.personal('00000000-0000-4000-8000-0000000002b1'), pg_temp.wallet('00000000-0000-4000-8000-0000000002a1')),
   'ST400', null, 'a wallet cannot move to another account');
 select throws_ok(
   format($$insert into public.wallets (account_id, currency, balance) values (%L, 'USD', 100)$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000002a1')),
+    tests.personal('00000000-0000-4000-8000-0000000002a1')),
   'ST400', 'a wallet starts at zero', 'a wallet cannot be created with a nonzero balance');
-select isnt(settle.ensure_wallet(pg_temp.personal('00000000-0000-4000-8000-0000000002a1'), 'USD'), null,
+select isnt(settle.ensure_wallet(tests.personal('00000000-0000-4000-8000-0000000002a1'), 'USD'), null,
   'ensure_wallet creates a missing wallet');
 select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1', 'USD'), 0::bigint, 'the created wallet is at 0');
 select is(
-  settle.ensure_wallet(pg_temp.personal('00000000-0000-4000-8000-0000000002a1'), 'USD'),
+  settle.ensure_wallet(tests.personal('00000000-0000-4000-8000-0000000002a1'), 'USD'),
   pg_temp.wallet('00000000-0000-4000-8000-0000000002a1', 'USD'),
   'ensure_wallet returns the existing wallet the second time');
-select is((select count(*)::int from public.wallets where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000002a1')),
+select is((select count(*)::int from public.wallets where account_id = tests.personal('00000000-0000-4000-8000-0000000002a1')),
   2, 'ensure_wallet never makes a second wallet in one currency');
 
 -- Everything still pending from the balanced posts above passes the commit-time check.

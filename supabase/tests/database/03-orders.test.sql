@@ -5,24 +5,6 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(77);
 
--- Section - helpers
-create function pg_temp.login(p_uid uuid) returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', jsonb_strip_nulls(jsonb_build_object(
-    'sub', p_uid, 'role', 'authenticated', 'aud', 'authenticated'))::text, true);
-end
-$$;
-create function pg_temp.logout() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end
-$$;
-create function pg_temp.personal(p_uid uuid) returns uuid
-language sql stable security definer as $$
-  select id from public.accounts where personal_owner_id = p_uid
-$$;
 create function pg_temp.balance(p_uid uuid, p_currency text default 'INR') returns bigint
 language sql stable security definer as $$
   select w.balance from public.wallets w
@@ -57,7 +39,7 @@ insert into public.plans (id, name, amount, currency, billing_interval, active) 
 insert into public.products (id, name, amount, currency) values ('orders_book', 'Orders book', 4999, 'INR');
 
 -- Section - creating orders
-select pg_temp.login('00000000-0000-4000-8000-0000000003a1');
+select tests.login('00000000-0000-4000-8000-0000000003a1');
 select is(
   settle.create_order('razorpay', 'plan', 'orders_plan', null, null, null, null, 'ord:plan-1', 'hash-1') ->> 'replayed',
   'false', 'a new plan order is not a replay');
@@ -66,7 +48,7 @@ select results_eq(
     from public.orders where idempotency_key = 'ord:plan-1'$$,
   format($$values ('created'::text, 'plan'::text, 'orders_plan'::text, 12345::bigint, 'INR'::text, %L::uuid, %L::uuid,
     'razorpay'::text)$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000003a1'), '00000000-0000-4000-8000-0000000003a1'),
+    tests.personal('00000000-0000-4000-8000-0000000003a1'), '00000000-0000-4000-8000-0000000003a1'),
   'the plan order is created at the plan''s price, on the caller''s personal account, readable by them');
 select is(
   settle.create_order('razorpay', 'plan', 'orders_plan', null, null, null, null, 'ord:plan-1', 'hash-1') ->> 'replayed',
@@ -126,7 +108,7 @@ select throws_ok(
 
 select throws_ok(
   format($$select settle.create_order('razorpay', 'plan', 'orders_plan', null, null, null, %L, null, null)$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000003b1')),
+    tests.personal('00000000-0000-4000-8000-0000000003b1')),
   'ST404', 'account not found', 'ordering on another user''s account is not found');
 select is(
   (settle.create_order('razorpay', 'plan', 'orders_plan', null, null, null,
@@ -134,14 +116,14 @@ select is(
   '00000000-0000-4000-8000-0000000003f1'::uuid, 'a plain member can order on their team account');
 
 -- Keys are per user: b's 'ord:plan-1' is b's own new order.
-select pg_temp.login('00000000-0000-4000-8000-0000000003b1');
+select tests.login('00000000-0000-4000-8000-0000000003b1');
 select results_eq(
   $$select r ->> 'replayed', (r -> 'order' ->> 'account_id')::uuid
     from settle.create_order('razorpay', 'plan', 'orders_plan', null, null, null, null, 'ord:plan-1', 'hash-2') r$$,
-  format($$values ('false'::text, %L::uuid)$$, pg_temp.personal('00000000-0000-4000-8000-0000000003b1')),
+  format($$values ('false'::text, %L::uuid)$$, tests.personal('00000000-0000-4000-8000-0000000003b1')),
   'another user''s identical key makes their own order, not a replay of a''s');
 
-select pg_temp.login(null);
+select tests.login(null);
 select throws_ok(
   $$select settle.create_order('razorpay', 'plan', 'orders_plan', null, null, null, null, null, null)$$,
   'ST401', null, 'no signed-in user (no sub claim) is unauthorized');
@@ -149,13 +131,13 @@ select set_config('request.jwt.claims', '', true) as no_claims;
 select throws_ok(
   $$select settle.create_order('razorpay', 'wallet_topup', null, null, 1000, 'INR', null, null, null)$$,
   'ST401', null, 'no claims at all is unauthorized');
-select pg_temp.logout();
+select tests.logout();
 
 -- Section - orders start created and keep their terms
 select throws_ok(
   format($$insert into public.orders (account_id, created_by, gateway, purpose, amount, currency, status, paid_at)
     values (%L, %L, 'razorpay', 'wallet_topup', 1000, 'INR', 'paid', now())$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000003a1'), '00000000-0000-4000-8000-0000000003a1'),
+    tests.personal('00000000-0000-4000-8000-0000000003a1'), '00000000-0000-4000-8000-0000000003a1'),
   'ST400', 'an order starts as created, unpaid', 'an order cannot be inserted already paid');
 
 -- Section - paying a top-up
@@ -221,10 +203,10 @@ select throws_ok($$update public.orders set gateway_payment_id = 'pay_other' whe
   'ST409', 'a paid order''s gateway payment id cannot change', 'a paid order''s gateway payment id is fixed');
 
 -- Section - failed -> paid: a later attempt is captured after a failure
-select pg_temp.login('00000000-0000-4000-8000-0000000003a1');
+select tests.login('00000000-0000-4000-8000-0000000003a1');
 select isnt(settle.create_order('razorpay', 'wallet_topup', null, null, 3000, 'INR', null, 'ord:topup-2', 't2'), null,
   'second top-up order created');
-select pg_temp.logout();
+select tests.logout();
 update public.orders set gateway_order_id = 'order_T2'
 where id = pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-2');
 
@@ -246,10 +228,10 @@ select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 8000::bigint,
   'the captured later attempt credits the wallet once');
 
 -- Section - authorized -> paid
-select pg_temp.login('00000000-0000-4000-8000-0000000003a1');
+select tests.login('00000000-0000-4000-8000-0000000003a1');
 select isnt(settle.create_order('razorpay', 'wallet_topup', null, null, 2000, 'INR', null, 'ord:topup-3', 't3'), null,
   'third top-up order created');
-select pg_temp.logout();
+select tests.logout();
 update public.orders set gateway_order_id = 'order_T3'
 where id = pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-3');
 select is(
@@ -299,10 +281,10 @@ select throws_ok($$select settle.apply_payment('razorpay', 'refunded', 'order_T1
   'ST400', null, 'an unknown event kind is refused');
 
 -- Section - webhooks are stored once per (gateway, event id)
-select pg_temp.login('00000000-0000-4000-8000-0000000003a1');
+select tests.login('00000000-0000-4000-8000-0000000003a1');
 select isnt(settle.create_order('razorpay', 'wallet_topup', null, null, 1500, 'INR', null, 'ord:topup-5', 't5'), null,
   'fifth top-up order created');
-select pg_temp.logout();
+select tests.logout();
 update public.orders set gateway_order_id = 'order_T5'
 where id = pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-5');
 
@@ -344,10 +326,10 @@ select is(
 
 -- Known defect (see the report): when the captured payment is not the one first seen
 -- (attempt 1 authorized, then failed; attempt 2 captured), the order keeps attempt 1's id.
-select pg_temp.login('00000000-0000-4000-8000-0000000003a1');
+select tests.login('00000000-0000-4000-8000-0000000003a1');
 select isnt(settle.create_order('razorpay', 'wallet_topup', null, null, 1000, 'INR', null, 'ord:topup-6', 't6'), null,
   'sixth top-up order created');
-select pg_temp.logout();
+select tests.logout();
 update public.orders set gateway_order_id = 'order_T6'
 where id = pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-6');
 do $$

@@ -9,30 +9,6 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(67);
 
--- Section - helpers
-create function pg_temp.login(p_uid uuid) returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', jsonb_strip_nulls(jsonb_build_object(
-    'sub', p_uid, 'role', 'authenticated', 'aud', 'authenticated'))::text, true);
-end
-$$;
-create function pg_temp.login_anon() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'anon', true);
-  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
-end
-$$;
-create function pg_temp.logout() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end
-$$;
-create function pg_temp.personal(p_uid uuid) returns uuid
-language sql stable security definer as $$
-  select id from public.accounts where personal_owner_id = p_uid
-$$;
 -- The default method(s) of an account, by gateway id.
 create function pg_temp.defaults(p_account uuid) returns text[]
 language sql stable security definer as $$
@@ -63,32 +39,32 @@ insert into public.account_members (account_id, user_id, role) values
   ('00000000-0000-4000-8000-0000000005a2', '00000000-0000-4000-8000-0000000005a1', 'member');
 
 insert into public.payment_methods (account_id, gateway_payment_method_id, brand, last4, created_at) values
-  (pg_temp.personal('00000000-0000-4000-8000-0000000005a1'), 'pm_05a_1', 'visa', '4242', now() - interval '2 hours'),
-  (pg_temp.personal('00000000-0000-4000-8000-0000000005a1'), 'pm_05a_2', 'amex', '0005', now() - interval '1 hour'),
+  (tests.personal('00000000-0000-4000-8000-0000000005a1'), 'pm_05a_1', 'visa', '4242', now() - interval '2 hours'),
+  (tests.personal('00000000-0000-4000-8000-0000000005a1'), 'pm_05a_2', 'amex', '0005', now() - interval '1 hour'),
   ('00000000-0000-4000-8000-0000000005a2', 'pm_05a_team', 'visa', '1881', now()),
-  (pg_temp.personal('00000000-0000-4000-8000-0000000005b1'), 'pm_05b_1', 'mastercard', '4444', now());
+  (tests.personal('00000000-0000-4000-8000-0000000005b1'), 'pm_05b_1', 'mastercard', '4444', now());
 insert into public.gateway_customers (account_id, gateway, customer_id) values
   ('00000000-0000-4000-8000-0000000005f1', 'stripe', 'cus_05Webhooks'),
-  (pg_temp.personal('00000000-0000-4000-8000-0000000005b1'), 'stripe', 'cus_05PersonalB');
+  (tests.personal('00000000-0000-4000-8000-0000000005b1'), 'stripe', 'cus_05PersonalB');
 
 -- Section - RLS: members read their accounts' methods; nobody else reads or writes
-select pg_temp.login('00000000-0000-4000-8000-0000000005a1');
+select tests.login('00000000-0000-4000-8000-0000000005a1');
 select results_eq(
   $$select account_id, gateway_payment_method_id, is_default from public.payment_methods
     order by account_id = '00000000-0000-4000-8000-0000000005a2', created_at$$,
   format($$values (%L::uuid, 'pm_05a_1'::text, true), (%L, 'pm_05a_2', false),
     ('00000000-0000-4000-8000-0000000005a2', 'pm_05a_team', true)$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000005a1'), pg_temp.personal('00000000-0000-4000-8000-0000000005a1')),
+    tests.personal('00000000-0000-4000-8000-0000000005a1'), tests.personal('00000000-0000-4000-8000-0000000005a1')),
   'a member reads the methods of their accounts (personal and team), and no other account''s');
 select is(
   (select count(*)::int from public.payment_methods
-   where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000005b1') or gateway_payment_method_id = 'pm_05b_1'),
+   where account_id = tests.personal('00000000-0000-4000-8000-0000000005b1') or gateway_payment_method_id = 'pm_05b_1'),
   0, 'a member of other accounts sees none of b''s methods, even asking by account or gateway id');
 select throws_ok('select * from public.gateway_customers', '42501', null,
   'authenticated: gateway_customers are permission denied');
 select throws_ok(
   $$insert into public.payment_methods (account_id, gateway_payment_method_id)
-    values (pg_temp.personal('00000000-0000-4000-8000-0000000005a1'), 'pm_05a_forged')$$,
+    values (tests.personal('00000000-0000-4000-8000-0000000005a1'), 'pm_05a_forged')$$,
   '42501', null, 'authenticated cannot insert a payment method, even on their own account');
 select throws_ok(
   $$update public.payment_methods set is_default = true where gateway_payment_method_id = 'pm_05a_2'$$,
@@ -97,7 +73,7 @@ select throws_ok(
   $$delete from public.payment_methods where gateway_payment_method_id = 'pm_05a_1'$$,
   '42501', null, 'authenticated cannot delete a payment method');
 select throws_ok(
-  $$select settle.upsert_payment_method(pg_temp.personal('00000000-0000-4000-8000-0000000005a1'), 'pm_05a_forged',
+  $$select settle.upsert_payment_method(tests.personal('00000000-0000-4000-8000-0000000005a1'), 'pm_05a_forged',
     'visa', '4242', 12, 2030)$$,
   '42501', null, 'authenticated cannot execute settle.upsert_payment_method');
 select throws_ok($$select settle.remove_payment_method('pm_05b_1')$$, '42501', null,
@@ -109,25 +85,25 @@ select throws_ok(
     now(), '{}', null, null, '{"action":"attached","customer":"cus_05PersonalB","payment_method":"pm_05a_forged"}'::jsonb)$$,
   '42501', null, 'authenticated cannot execute settle.ingest_webhook');
 
-select pg_temp.login('00000000-0000-4000-8000-0000000005b1');
+select tests.login('00000000-0000-4000-8000-0000000005b1');
 select results_eq(
   'select gateway_payment_method_id from public.payment_methods',
   $$values ('pm_05b_1'::text)$$,
   'a non-member of a''s accounts reads only their own method');
 select is(
   (select count(*)::int from public.payment_methods
-   where account_id in (pg_temp.personal('00000000-0000-4000-8000-0000000005a1'), '00000000-0000-4000-8000-0000000005a2')),
+   where account_id in (tests.personal('00000000-0000-4000-8000-0000000005a1'), '00000000-0000-4000-8000-0000000005a2')),
   0, 'a non-member sees none of a''s methods');
 
-select pg_temp.login_anon();
+select tests.login_anon();
 select throws_ok('select * from public.payment_methods', '42501', null, 'anon: payment_methods are permission denied');
 select throws_ok('select * from public.gateway_customers', '42501', null, 'anon: gateway_customers are permission denied');
-select pg_temp.logout();
+select tests.logout();
 
 select results_eq(
   $$select count(*)::int from public.payment_methods
-    where account_id in (pg_temp.personal('00000000-0000-4000-8000-0000000005a1'),
-      pg_temp.personal('00000000-0000-4000-8000-0000000005b1'), '00000000-0000-4000-8000-0000000005a2')$$,
+    where account_id in (tests.personal('00000000-0000-4000-8000-0000000005a1'),
+      tests.personal('00000000-0000-4000-8000-0000000005b1'), '00000000-0000-4000-8000-0000000005a2')$$,
   'values (4)', 'the refused writes changed nothing');
 
 -- Section - the partial unique index
@@ -203,7 +179,7 @@ select results_eq(
   $$values (1, '00000000-0000-4000-8000-0000000005d1', '1111', 6, 2032, true)$$,
   'the upsert is idempotent: one row, details refreshed, still the default');
 select throws_ok(
-  $$select settle.upsert_payment_method(pg_temp.personal('00000000-0000-4000-8000-0000000005b1'), 'pm_05d_1',
+  $$select settle.upsert_payment_method(tests.personal('00000000-0000-4000-8000-0000000005b1'), 'pm_05d_1',
     'visa', '9999', 1, 2040)$$,
   'ST409', 'payment method belongs to another account',
   'upserting a method that belongs to another account is a conflict');
@@ -213,7 +189,7 @@ select results_eq(
   'and the method stays with its account, unchanged');
 select is(
   (select count(*)::int from public.payment_methods
-   where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000005b1')),
+   where account_id = tests.personal('00000000-0000-4000-8000-0000000005b1')),
   1, 'and nothing was added to the other account');
 
 -- Section - deletes (account e): the newest remaining method, by created_at, is promoted.

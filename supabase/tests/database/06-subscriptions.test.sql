@@ -10,37 +10,6 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(95);
 
--- Section - helpers
-create function pg_temp.login(p_uid uuid) returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', jsonb_strip_nulls(jsonb_build_object(
-    'sub', p_uid, 'role', 'authenticated', 'aud', 'authenticated'))::text, true);
-end
-$$;
-create function pg_temp.login_anon() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'anon', true);
-  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
-end
-$$;
-create function pg_temp.logout() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end
-$$;
--- The server: the service role, no user in the claims.
-create function pg_temp.login_service() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'service_role', true);
-  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
-end
-$$;
-create function pg_temp.personal(p_uid uuid) returns uuid
-language sql stable security definer as $$
-  select id from public.accounts where personal_owner_id = p_uid
-$$;
 -- A created plan order at the plan's price, with its Razorpay order id already set (as the
 -- create-order function leaves it). Run as the database owner.
 create function pg_temp.plan_order(p_account uuid, p_uid uuid, p_plan text, p_gateway_order_id text)
@@ -104,25 +73,25 @@ insert into public.plans (id, name, amount, currency, billing_interval, interval
   ('subs_3days', 'Subs three days', 500, 'INR', 'day', 3);
 
 -- Section - the first purchase starts an active subscription
-select is(pg_temp.sub_status(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')), null,
+select is(pg_temp.sub_status(tests.personal('00000000-0000-4000-8000-0000000006a1')), null,
   'before buying a plan the account has no subscription');
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-0000000006a1'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-0000000006a1'))$$,
   $$values (null::text, false, null::timestamptz)$$,
   'before buying a plan the account is not pro');
 
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-0000000006a1'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-0000000006a1'),
   '00000000-0000-4000-8000-0000000006a1', 'pro_monthly', 'order_S_A1'), null, 'a monthly plan order');
-select is(pg_temp.sub_status(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')), null,
+select is(pg_temp.sub_status(tests.personal('00000000-0000-4000-8000-0000000006a1')), null,
   'an unpaid plan order grants nothing');
 select is(pg_temp.pay('order_S_A1'), 'applied', 'the monthly plan order is paid');
 select results_eq(
   $$select plan_id, status, current_period_start, current_period_end, cancel_at_period_end, canceled_at
-    from public.subscriptions where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006a1')$$,
+    from public.subscriptions where account_id = tests.personal('00000000-0000-4000-8000-0000000006a1')$$,
   $$values ('pro_monthly'::text, 'active'::text, now(), now() + interval '1 month', false, null::timestamptz)$$,
   'the first purchase creates an active subscription for one month from now');
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-0000000006a1'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-0000000006a1'))$$,
   $$values ('pro_monthly'::text, true, now() + interval '1 month')$$,
   'the account is pro on the monthly plan until the period ends');
 select results_eq(
@@ -133,12 +102,12 @@ select results_eq(
   'the order''s period is recorded');
 
 -- Section - a second purchase extends from the end of the current period
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-0000000006a1'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-0000000006a1'),
   '00000000-0000-4000-8000-0000000006a1', 'pro_yearly', 'order_S_A2'), null, 'a yearly plan order');
 select is(pg_temp.pay('order_S_A2'), 'applied', 'the yearly plan order is paid');
 select results_eq(
   $$select plan_id, status, current_period_start, current_period_end
-    from public.subscriptions where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006a1')$$,
+    from public.subscriptions where account_id = tests.personal('00000000-0000-4000-8000-0000000006a1')$$,
   $$values ('pro_yearly'::text, 'active'::text, now(), now() + interval '1 month' + interval '1 year')$$,
   'the yearly purchase extends from the end of the monthly period, not from now');
 select results_eq(
@@ -147,22 +116,22 @@ select results_eq(
   $$values (now() + interval '1 month', now() + interval '1 month' + interval '1 year')$$,
   'the second period starts where the first ends');
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-0000000006a1'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-0000000006a1'))$$,
   $$values ('pro_yearly'::text, true, now() + interval '1 month' + interval '1 year')$$,
   'the account''s plan and entitlement end follow the extension');
 
 -- Section - the same payment applied again never extends twice
 select is(pg_temp.pay('order_S_A2'), 'no_effect', 'the same capture applied again has no effect');
-select is(pg_temp.sub_end(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')),
+select is(pg_temp.sub_end(tests.personal('00000000-0000-4000-8000-0000000006a1')),
   now() + interval '1 month' + interval '1 year', 'the repeated capture does not extend the period');
-select is(pg_temp.periods(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')), 2,
+select is(pg_temp.periods(tests.personal('00000000-0000-4000-8000-0000000006a1')), 2,
   'the repeated capture grants no second period');
 do $$ begin perform settle.grant_subscription_period(
   (select id from public.orders where gateway_order_id = 'order_S_A2')); end $$;
-select is(pg_temp.sub_end(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')),
+select is(pg_temp.sub_end(tests.personal('00000000-0000-4000-8000-0000000006a1')),
   now() + interval '1 month' + interval '1 year', 'granting an order''s period a second time changes nothing');
 
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-0000000006a1'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-0000000006a1'),
   '00000000-0000-4000-8000-0000000006a1', 'pro_monthly', 'order_S_A3'), null, 'a third plan order');
 select results_eq(
   $$select r ->> 'duplicate', r ->> 'outcome'
@@ -180,21 +149,21 @@ select is(
   settle.ingest_webhook('razorpay', 'evt_S_A3_late', 'order.paid', 'captured', 'order_S_A3',
     'pay_order_S_A3', 29900, 'INR', now(), '{}') ->> 'outcome',
   'no_effect', 'another event for the same capture (order.paid after payment.captured) has no effect');
-select is(pg_temp.sub_end(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')),
+select is(pg_temp.sub_end(tests.personal('00000000-0000-4000-8000-0000000006a1')),
   now() + interval '1 month' + interval '1 year' + interval '1 month',
   'the webhook extended the subscription by exactly one month, once');
-select is(pg_temp.periods(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')), 3,
+select is(pg_temp.periods(tests.personal('00000000-0000-4000-8000-0000000006a1')), 3,
   'three paid plan orders, three periods');
 
 -- Section - other purchases grant nothing
 insert into public.orders (account_id, created_by, gateway, purpose, amount, currency, gateway_order_id)
-values (pg_temp.personal('00000000-0000-4000-8000-0000000006b1'), '00000000-0000-4000-8000-0000000006b1',
+values (tests.personal('00000000-0000-4000-8000-0000000006b1'), '00000000-0000-4000-8000-0000000006b1',
   'razorpay', 'wallet_topup', 1000, 'INR', 'order_S_B1');
 select is(pg_temp.pay('order_S_B1'), 'applied', 'b pays a wallet top-up');
-select is(pg_temp.sub_status(pg_temp.personal('00000000-0000-4000-8000-0000000006b1')), null,
+select is(pg_temp.sub_status(tests.personal('00000000-0000-4000-8000-0000000006b1')), null,
   'a top-up creates no subscription');
 select is((select is_pro from public.accounts
-           where id = pg_temp.personal('00000000-0000-4000-8000-0000000006b1')), false,
+           where id = tests.personal('00000000-0000-4000-8000-0000000006b1')), false,
   'a top-up does not make the account pro');
 
 -- Section - lapsing: an ended period becomes past_due
@@ -224,131 +193,131 @@ select results_eq(
   $$select * from pg_temp.entitlement('00000000-0000-4000-8000-0000000006f1')$$,
   $$values (null::text, false, null::timestamptz)$$,
   'a past_due account is not pro and has no plan');
-select is(pg_temp.sub_status(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')), 'active',
+select is(pg_temp.sub_status(tests.personal('00000000-0000-4000-8000-0000000006a1')), 'active',
   'the lapse left a''s subscription active');
 
 -- Section - buying again after a lapse restarts from now
 -- d's period ended a week ago and the lapse job ran.
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-0000000006d1'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-0000000006d1'),
   '00000000-0000-4000-8000-0000000006d1', 'subs_3days', 'order_S_D1'), null, 'd orders the three-day plan');
 select is(pg_temp.pay('order_S_D1'), 'applied', 'd''s first order is paid');
 update public.subscriptions
 set current_period_start = now() - interval '10 days', current_period_end = now() - interval '7 days'
-where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006d1');
+where account_id = tests.personal('00000000-0000-4000-8000-0000000006d1');
 select is(settle.lapse_subscriptions(now()), 1 + pg_temp.others_due(now()), 'the lapse job ends d''s period');
-select is(pg_temp.sub_status(pg_temp.personal('00000000-0000-4000-8000-0000000006d1')), 'past_due',
+select is(pg_temp.sub_status(tests.personal('00000000-0000-4000-8000-0000000006d1')), 'past_due',
   'd is past_due');
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-0000000006d1'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-0000000006d1'),
   '00000000-0000-4000-8000-0000000006d1', 'pro_monthly', 'order_S_D2'), null, 'd orders the monthly plan');
 select is(pg_temp.pay('order_S_D2'), 'applied', 'd''s second order is paid');
 select results_eq(
   $$select plan_id, status, current_period_start, current_period_end
-    from public.subscriptions where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006d1')$$,
+    from public.subscriptions where account_id = tests.personal('00000000-0000-4000-8000-0000000006d1')$$,
   $$values ('pro_monthly'::text, 'active'::text, now(), now() + interval '1 month')$$,
   'buying after a lapse restarts the subscription from now, not from the old period''s end');
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-0000000006d1'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-0000000006d1'))$$,
   $$values ('pro_monthly'::text, true, now() + interval '1 month')$$,
   'd is pro again');
 select is((select count(*)::int from public.subscriptions
-           where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006d1')), 1,
+           where account_id = tests.personal('00000000-0000-4000-8000-0000000006d1')), 1,
   'still one subscription per account');
 
 -- An active subscription whose period ended before the lapse job ran also restarts from now.
 update public.subscriptions
 set current_period_start = now() - interval '40 days', current_period_end = now() - interval '10 days'
-where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006d1');
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-0000000006d1'),
+where account_id = tests.personal('00000000-0000-4000-8000-0000000006d1');
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-0000000006d1'),
   '00000000-0000-4000-8000-0000000006d1', 'pro_monthly', 'order_S_D3'), null, 'd orders again');
 select is(pg_temp.pay('order_S_D3'), 'applied', 'd''s third order is paid');
 select results_eq(
   $$select status, current_period_start, current_period_end
-    from public.subscriptions where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006d1')$$,
+    from public.subscriptions where account_id = tests.personal('00000000-0000-4000-8000-0000000006d1')$$,
   $$values ('active'::text, now(), now() + interval '1 month')$$,
   'an ended (not yet lapsed) period is not extended from the past: the new one starts now');
 
 -- Section - cancelling
 -- Who may: an owner, or the service role; a plain member is forbidden, others see nothing.
-select pg_temp.login('00000000-0000-4000-8000-0000000006c1');
+select tests.login('00000000-0000-4000-8000-0000000006c1');
 select throws_ok(
   $$select settle.cancel_subscription('00000000-0000-4000-8000-0000000006f1', true)$$,
   'ST403', null, 'a plain member of the team cannot cancel its subscription');
-select pg_temp.login('00000000-0000-4000-8000-0000000006b1');
+select tests.login('00000000-0000-4000-8000-0000000006b1');
 select throws_ok(
   $$select settle.cancel_subscription('00000000-0000-4000-8000-0000000006f1', true)$$,
   'ST404', null, 'a non-member cancelling the team''s subscription gets not found');
 select throws_ok(
-  format($$select settle.cancel_subscription(%L, false)$$, pg_temp.personal('00000000-0000-4000-8000-0000000006a1')),
+  format($$select settle.cancel_subscription(%L, false)$$, tests.personal('00000000-0000-4000-8000-0000000006a1')),
   'ST404', null, 'another user cannot cancel a''s subscription: not found');
 select throws_ok(
-  format($$select settle.cancel_subscription(%L, true)$$, pg_temp.personal('00000000-0000-4000-8000-0000000006b1')),
+  format($$select settle.cancel_subscription(%L, true)$$, tests.personal('00000000-0000-4000-8000-0000000006b1')),
   'ST404', null, 'cancelling an account without a subscription is not found');
-select pg_temp.login(null);
+select tests.login(null);
 select throws_ok(
-  format($$select settle.cancel_subscription(%L, false)$$, pg_temp.personal('00000000-0000-4000-8000-0000000006a1')),
+  format($$select settle.cancel_subscription(%L, false)$$, tests.personal('00000000-0000-4000-8000-0000000006a1')),
   'ST401', null, 'an authenticated caller without a user is unauthorized');
-select pg_temp.login_anon();
+select tests.login_anon();
 select throws_ok(
-  format($$select settle.cancel_subscription(%L, false)$$, pg_temp.personal('00000000-0000-4000-8000-0000000006a1')),
+  format($$select settle.cancel_subscription(%L, false)$$, tests.personal('00000000-0000-4000-8000-0000000006a1')),
   '42501', null, 'anon cannot call cancel_subscription');
-select pg_temp.logout();
-select is(pg_temp.sub_status(pg_temp.personal('00000000-0000-4000-8000-0000000006a1')), 'active',
+select tests.logout();
+select is(pg_temp.sub_status(tests.personal('00000000-0000-4000-8000-0000000006a1')), 'active',
   'the refused cancellations changed nothing');
 
 -- Cancel at period end: still entitled until the end, then the lapse cancels it.
-select pg_temp.login('00000000-0000-4000-8000-0000000006d1');
+select tests.login('00000000-0000-4000-8000-0000000006d1');
 select results_eq(
   format($$select r ->> 'status', (r ->> 'cancel_at_period_end')::boolean
-    from settle.cancel_subscription(%L, true) r$$, pg_temp.personal('00000000-0000-4000-8000-0000000006d1')),
+    from settle.cancel_subscription(%L, true) r$$, tests.personal('00000000-0000-4000-8000-0000000006d1')),
   $$values ('active'::text, true)$$,
   'the owner cancels at period end: still active, flagged');
-select pg_temp.logout();
+select tests.logout();
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-0000000006d1'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-0000000006d1'))$$,
   $$values ('pro_monthly'::text, true, now() + interval '1 month')$$,
   'cancelled at period end, the account stays pro until the period ends');
 select is(settle.lapse_subscriptions(now() + interval '1 month'),
   1 + pg_temp.others_due(now() + interval '1 month'), 'the lapse at the period''s end ends d''s subscription');
 select results_eq(
   $$select status, canceled_at from public.subscriptions
-    where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006d1')$$,
+    where account_id = tests.personal('00000000-0000-4000-8000-0000000006d1')$$,
   $$values ('canceled'::text, now() + interval '1 month')$$,
   'a subscription cancelled at period end lapses to canceled, not past_due');
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-0000000006d1'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-0000000006d1'))$$,
   $$values (null::text, false, null::timestamptz)$$,
   'the canceled account is no longer pro');
-select pg_temp.login('00000000-0000-4000-8000-0000000006d1');
+select tests.login('00000000-0000-4000-8000-0000000006d1');
 select throws_ok(
-  format($$select settle.cancel_subscription(%L, false)$$, pg_temp.personal('00000000-0000-4000-8000-0000000006d1')),
+  format($$select settle.cancel_subscription(%L, false)$$, tests.personal('00000000-0000-4000-8000-0000000006d1')),
   'ST409', null, 'a canceled subscription cannot be cancelled again');
 
 -- Immediate cancel by the owner.
-select pg_temp.login('00000000-0000-4000-8000-0000000006a1');
+select tests.login('00000000-0000-4000-8000-0000000006a1');
 select results_eq(
   format($$select r ->> 'status', (r ->> 'current_period_end')::timestamptz
-    from settle.cancel_subscription(%L, false) r$$, pg_temp.personal('00000000-0000-4000-8000-0000000006a1')),
+    from settle.cancel_subscription(%L, false) r$$, tests.personal('00000000-0000-4000-8000-0000000006a1')),
   $$values ('canceled'::text, now())$$,
   'the owner cancels at once: canceled, the period cut to now');
-select pg_temp.logout();
+select tests.logout();
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-0000000006a1'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-0000000006a1'))$$,
   $$values (null::text, false, null::timestamptz)$$,
   'after an immediate cancel the account is not pro');
 
 -- The service role (the server, no user) may cancel any account's subscription.
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-000000000602'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000602'),
   '00000000-0000-4000-8000-000000000602', 'pro_monthly', 'order_S_G1'), null, 'g orders the monthly plan');
 select is(pg_temp.pay('order_S_G1'), 'applied', 'g''s order is paid');
-select pg_temp.login_service();
+select tests.login_service();
 select is(
-  settle.cancel_subscription(pg_temp.personal('00000000-0000-4000-8000-000000000602'), false) ->> 'status',
+  settle.cancel_subscription(tests.personal('00000000-0000-4000-8000-000000000602'), false) ->> 'status',
   'canceled', 'the service role cancels g''s subscription');
-select pg_temp.logout();
+select tests.logout();
 
 -- Section - a full refund takes the period back
 -- e: one period; refunding it ends the subscription.
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-0000000006e1'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-0000000006e1'),
   '00000000-0000-4000-8000-0000000006e1', 'pro_monthly', 'order_S_E1'), null, 'e orders the monthly plan');
 select is(pg_temp.pay('order_S_E1'), 'applied', 'e''s order is paid');
 select is(
@@ -357,7 +326,7 @@ select is(
   'pending', 'a partial refund of e''s plan order is counted');
 select results_eq(
   $$select status, current_period_end from public.subscriptions
-    where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006e1')$$,
+    where account_id = tests.personal('00000000-0000-4000-8000-0000000006e1')$$,
   $$values ('active'::text, now() + interval '1 month')$$,
   'a partial refund leaves the subscription as it was');
 select is(
@@ -366,53 +335,53 @@ select is(
   '19900', 'the rest of e''s plan order is refunded');
 select results_eq(
   $$select status, current_period_end, canceled_at from public.subscriptions
-    where account_id = pg_temp.personal('00000000-0000-4000-8000-0000000006e1')$$,
+    where account_id = tests.personal('00000000-0000-4000-8000-0000000006e1')$$,
   $$values ('canceled'::text, now(), now())$$,
   'the fully refunded only period ends the subscription now');
 select isnt((select revoked_at from public.subscription_periods p join public.orders o on o.id = p.order_id
              where o.gateway_order_id = 'order_S_E1'), null, 'the refunded order''s period is revoked');
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-0000000006e1'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-0000000006e1'))$$,
   $$values (null::text, false, null::timestamptz)$$,
   'the refunded account is no longer pro');
 
 -- f: two periods; refunding the second gives back exactly its month.
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-000000000601'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000601'),
   '00000000-0000-4000-8000-000000000601', 'pro_monthly', 'order_S_F1'), null, 'f orders a month');
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-000000000601'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000601'),
   '00000000-0000-4000-8000-000000000601', 'pro_yearly', 'order_S_F2'), null, 'f orders a year');
 select is(pg_temp.pay('order_S_F1') || ',' || pg_temp.pay('order_S_F2'), 'applied,applied', 'both are paid');
 do $$ begin perform settle.create_refund((select id from public.orders where gateway_order_id = 'order_S_F2'),
   null, 'changed my mind', null, null); end $$;
 select results_eq(
   $$select status, current_period_end from public.subscriptions
-    where account_id = pg_temp.personal('00000000-0000-4000-8000-000000000601')$$,
+    where account_id = tests.personal('00000000-0000-4000-8000-000000000601')$$,
   $$values ('active'::text, now() + interval '1 month')$$,
   'refunding the yearly extension takes back its year; the paid month remains');
 select results_eq(
-  $$select * from pg_temp.entitlement(pg_temp.personal('00000000-0000-4000-8000-000000000601'))$$,
+  $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-000000000601'))$$,
   $$values ('pro_yearly'::text, true, now() + interval '1 month')$$,
   'f stays pro until the end of the month it still paid for');
 
 -- Section - users read their own subscriptions only, and write none
-select pg_temp.login('00000000-0000-4000-8000-0000000006a1');
+select tests.login('00000000-0000-4000-8000-0000000006a1');
 select bag_eq('select account_id from public.subscriptions',
-  array[pg_temp.personal('00000000-0000-4000-8000-0000000006a1'), '00000000-0000-4000-8000-0000000006f1'::uuid],
+  array[tests.personal('00000000-0000-4000-8000-0000000006a1'), '00000000-0000-4000-8000-0000000006f1'::uuid],
   'a reads the subscriptions of their personal account and the team, no one else''s');
 select is((select count(*)::int from public.subscription_periods), 4,
   'a reads their three periods and the team''s one');
-select pg_temp.login('00000000-0000-4000-8000-0000000006c1');
+select tests.login('00000000-0000-4000-8000-0000000006c1');
 select bag_eq('select account_id from public.subscriptions', array['00000000-0000-4000-8000-0000000006f1'::uuid],
   'a plain team member reads the team''s subscription');
-select pg_temp.login('00000000-0000-4000-8000-0000000006b1');
+select tests.login('00000000-0000-4000-8000-0000000006b1');
 select is((select count(*)::int from public.subscriptions), 0, 'b reads no subscription (b has none)');
 select is((select count(*)::int from public.subscription_periods), 0, 'b reads no one else''s periods');
 
-select pg_temp.login('00000000-0000-4000-8000-0000000006a1');
+select tests.login('00000000-0000-4000-8000-0000000006a1');
 select throws_ok(
   format($$insert into public.subscriptions (account_id, plan_id, status, current_period_start, current_period_end)
     values (%L, 'pro_yearly', 'active', now(), now() + interval '10 years')$$,
-    pg_temp.personal('00000000-0000-4000-8000-0000000006b1')),
+    tests.personal('00000000-0000-4000-8000-0000000006b1')),
   '42501', null, 'a user cannot insert a subscription');
 select throws_ok(
   $$update public.subscriptions set status = 'active', current_period_end = now() + interval '10 years'$$,
@@ -425,13 +394,13 @@ select throws_ok($$update public.accounts set is_pro = true, plan = 'pro_yearly'
   'a user cannot make their account pro directly');
 select throws_ok($$select settle.lapse_subscriptions(now(), 10)$$, '42501', null,
   'a user cannot run the lapse job');
-select pg_temp.logout();
+select tests.logout();
 
 -- Section - defects found in review, fixed
 -- A full refund that fails puts the order back to paid (the money stays with us), and the
 -- period it revoked comes back: the customer paid, so they are entitled.
 insert into auth.users (id, email) values ('00000000-0000-4000-8000-000000000603', 'subs-h@example.test');
-select isnt(pg_temp.plan_order(pg_temp.personal('00000000-0000-4000-8000-000000000603'),
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000603'),
   '00000000-0000-4000-8000-000000000603', 'pro_monthly', 'order_S_H1'), null, 'h orders the monthly plan');
 select is(pg_temp.pay('order_S_H1'), 'applied', 'h''s order is paid');
 select is(
@@ -444,21 +413,21 @@ select is((select status from public.orders where gateway_order_id = 'order_S_H1
   'the failed refund puts the order back to paid');
 select results_eq(
   $$select status, current_period_end from public.subscriptions
-    where account_id = pg_temp.personal('00000000-0000-4000-8000-000000000603')$$,
+    where account_id = tests.personal('00000000-0000-4000-8000-000000000603')$$,
   $$values ('active'::text, now() + interval '1 month')$$,
   'a failed full refund restores the subscription the order paid for');
-select is((select is_pro from public.accounts where id = pg_temp.personal('00000000-0000-4000-8000-000000000603')),
+select is((select is_pro from public.accounts where id = tests.personal('00000000-0000-4000-8000-000000000603')),
   true, 'a failed full refund makes the account pro again');
 
 -- cancel_subscription once treated "no user" as the service role whenever the JWT carried no
 -- role; the session's role decides now, so the authenticated role with no claims gets 401
 -- (as create_order answers, see 03-orders).
-select pg_temp.login(null);
+select tests.login(null);
 select set_config('request.jwt.claims', '', true) as no_claims;
 select throws_ok(
-  format($$select settle.cancel_subscription(%L, false)$$, pg_temp.personal('00000000-0000-4000-8000-000000000601')),
+  format($$select settle.cancel_subscription(%L, false)$$, tests.personal('00000000-0000-4000-8000-000000000601')),
   'ST401', null, 'the authenticated role without claims cannot cancel another account''s subscription');
-select pg_temp.logout();
+select tests.logout();
 
 select * from finish();
 rollback;

@@ -6,24 +6,10 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(97);
 
--- Section - helpers
-create function pg_temp.login(p_uid uuid) returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', jsonb_strip_nulls(jsonb_build_object(
-    'sub', p_uid, 'role', 'authenticated', 'aud', 'authenticated'))::text, true);
-end
-$$;
 create function pg_temp.login_as(p_role text) returns void language plpgsql as $$
 begin
   perform set_config('role', p_role, true);
   perform set_config('request.jwt.claims', jsonb_build_object('role', p_role)::text, true);
-end
-$$;
-create function pg_temp.logout() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
 end
 $$;
 create function pg_temp.account(p_uid uuid) returns uuid language sql stable as $$
@@ -79,7 +65,7 @@ select ok((select relrowsecurity from pg_class where oid = 'public.outbox_delive
 select is((select count(*)::int from pg_policies where schemaname = 'public' and tablename like 'outbox_%'), 0,
   'the outbox tables have no policies');
 
-select pg_temp.login('00000000-0000-4000-8000-0000000007a1');
+select tests.login('00000000-0000-4000-8000-0000000007a1');
 select throws_ok('select * from public.outbox_events', '42501', null,
   'a signed-in user cannot read outbox events');
 select throws_ok('select * from public.outbox_subscribers', '42501', null,
@@ -97,7 +83,7 @@ select throws_ok('select * from public.outbox_events', '42501', null, 'anon cann
 select throws_ok('select * from public.outbox_subscribers', '42501', null, 'anon cannot read subscribers');
 select pg_temp.login_as('payment_analyst');
 select throws_ok('select * from public.outbox_events', '42501', null, 'an analyst cannot read outbox events');
-select pg_temp.logout();
+select tests.logout();
 select ok(not has_function_privilege('authenticated', 'settle.outbox_emit(text, uuid, text, uuid, jsonb)', 'execute'),
   'a signed-in user cannot write events');
 select ok(has_function_privilege('service_role', 'settle.outbox_claim(integer, integer, integer, timestamptz)', 'execute'),
@@ -115,7 +101,7 @@ select throws_ok($$insert into public.outbox_subscribers (name, url, secret) val
   '23514', null, 'a secret shorter than 32 characters is refused');
 select throws_ok($$insert into public.outbox_subscribers (name, url) values ('ftp', 'ftp://f.example.test')$$,
   '23514', null, 'a subscriber URL must be http(s)');
-select pg_temp.logout();
+select tests.logout();
 delete from public.outbox_subscribers where name = 'svc';
 
 -- Section - an event exists iff its change commits

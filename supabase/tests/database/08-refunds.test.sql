@@ -7,30 +7,6 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(102);
 
--- Section - helpers
-create function pg_temp.login(p_uid uuid) returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', jsonb_strip_nulls(jsonb_build_object(
-    'sub', p_uid, 'role', 'authenticated', 'aud', 'authenticated'))::text, true);
-end
-$$;
-create function pg_temp.login_anon() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'anon', true);
-  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
-end
-$$;
-create function pg_temp.logout() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end
-$$;
-create function pg_temp.personal(p_uid uuid) returns uuid
-language sql stable security definer as $$
-  select id from public.accounts where personal_owner_id = p_uid
-$$;
 -- A paid order (payment pay_<gateway order id>), made as the database owner; returns its id.
 create function pg_temp.paid_order(p_account uuid, p_uid uuid, p_purpose text, p_amount bigint,
   p_gateway_order_id text) returns uuid
@@ -112,7 +88,7 @@ insert into public.account_members (account_id, user_id, role) values
 insert into public.products (id, name, amount, currency) values ('refunds_book', 'Refunds book', 10000, 'INR');
 
 -- Section - the bound: partial, over, exact
-select isnt(pg_temp.paid_order(pg_temp.personal('00000000-0000-4000-8000-0000000008a1'),
+select isnt(pg_temp.paid_order(tests.personal('00000000-0000-4000-8000-0000000008a1'),
   '00000000-0000-4000-8000-0000000008a1', 'product', 10000, 'order_R_P1'), null, 'a paid product order of 10000');
 select results_eq(
   $$select r -> 'refund' ->> 'status', r -> 'refund' ->> 'amount', r -> 'refund' ->> 'source', r ->> 'replayed'
@@ -169,11 +145,11 @@ select is(
 -- Section - unpaid orders are not refundable
 insert into public.orders (account_id, created_by, gateway, purpose, product_id, amount, currency, gateway_order_id)
 values
-  (pg_temp.personal('00000000-0000-4000-8000-0000000008a1'), '00000000-0000-4000-8000-0000000008a1',
+  (tests.personal('00000000-0000-4000-8000-0000000008a1'), '00000000-0000-4000-8000-0000000008a1',
    'razorpay', 'product', 'refunds_book', 10000, 'INR', 'order_R_C1'),
-  (pg_temp.personal('00000000-0000-4000-8000-0000000008a1'), '00000000-0000-4000-8000-0000000008a1',
+  (tests.personal('00000000-0000-4000-8000-0000000008a1'), '00000000-0000-4000-8000-0000000008a1',
    'razorpay', 'product', 'refunds_book', 10000, 'INR', 'order_R_F1'),
-  (pg_temp.personal('00000000-0000-4000-8000-0000000008a1'), '00000000-0000-4000-8000-0000000008a1',
+  (tests.personal('00000000-0000-4000-8000-0000000008a1'), '00000000-0000-4000-8000-0000000008a1',
    'razorpay', 'product', 'refunds_book', 10000, 'INR', 'order_R_A1');
 select is(settle.apply_payment('razorpay', 'failed', 'order_R_F1', 'pay_order_R_F1', null, null, 'X', 'declined')
   ->> 'status', 'failed', 'an order whose payment failed');
@@ -194,7 +170,7 @@ select is(
   0, 'no refund row was written for unpaid orders');
 
 -- Section - the table keeps the bound and the status whatever the path
-select isnt(pg_temp.paid_order(pg_temp.personal('00000000-0000-4000-8000-0000000008a1'),
+select isnt(pg_temp.paid_order(tests.personal('00000000-0000-4000-8000-0000000008a1'),
   '00000000-0000-4000-8000-0000000008a1', 'product', 10000, 'order_R_P2'), null, 'a second paid product order');
 select throws_ok(
   $$update public.orders set amount_refunded = 10001, status = 'refunded' where gateway_order_id = 'order_R_P2'$$,
@@ -218,13 +194,13 @@ select throws_ok(
 select is(pg_temp.state('order_R_P2'), 'paid/0', 'the refused updates left the order paid with nothing refunded');
 
 -- Section - top-up refunds come out of the wallet
-select isnt(pg_temp.paid_order(pg_temp.personal('00000000-0000-4000-8000-0000000008b1'),
+select isnt(pg_temp.paid_order(tests.personal('00000000-0000-4000-8000-0000000008b1'),
   '00000000-0000-4000-8000-0000000008b1', 'wallet_topup', 5000, 'order_R_T1'), null, 'b tops up 5000');
 do $$
 begin
   -- b spends 3000 of it.
   perform settle.post_transaction('purchase', 'refunds:spend-b', null, 'spent', jsonb_build_array(
-    jsonb_build_object('wallet_id', settle.ensure_wallet(pg_temp.personal('00000000-0000-4000-8000-0000000008b1'), 'INR'),
+    jsonb_build_object('wallet_id', settle.ensure_wallet(tests.personal('00000000-0000-4000-8000-0000000008b1'), 'INR'),
       'currency', 'INR', 'amount', -3000),
     jsonb_build_object('system_account', 'revenue:product', 'currency', 'INR', 'amount', 3000)));
 end
@@ -315,7 +291,7 @@ select results_eq(
   'the contradicting event moves no money');
 
 -- A processed refund later rejected by the card network (processed -> failed) is reversed too.
-select isnt(pg_temp.paid_order(pg_temp.personal('00000000-0000-4000-8000-0000000008a1'),
+select isnt(pg_temp.paid_order(tests.personal('00000000-0000-4000-8000-0000000008a1'),
   '00000000-0000-4000-8000-0000000008a1', 'product', 10000, 'order_R_P3'), null, 'a third paid product order');
 select is(
   settle.record_refund_result(
@@ -331,7 +307,7 @@ select results_eq(
   'refunded -> paid again, with one reversal posted');
 
 -- Section - the webhook converges with the API path
-select isnt(pg_temp.paid_order(pg_temp.personal('00000000-0000-4000-8000-0000000008a1'),
+select isnt(pg_temp.paid_order(tests.personal('00000000-0000-4000-8000-0000000008a1'),
   '00000000-0000-4000-8000-0000000008a1', 'product', 10000, 'order_R_P4'), null, 'a fourth paid product order');
 select is(
   settle.create_refund(pg_temp.oid('order_R_P4'), 4000, 'api', null, null) -> 'refund' ->> 'status',
@@ -417,11 +393,11 @@ select results_eq(
 -- c is a plain member of the team; b belongs to neither of a's accounts.
 select isnt(pg_temp.paid_order('00000000-0000-4000-8000-0000000008f1', '00000000-0000-4000-8000-0000000008c1',
   'product', 10000, 'order_R_T'), null, 'a paid team order, bought by the plain member');
-select pg_temp.login('00000000-0000-4000-8000-0000000008c1');
+select tests.login('00000000-0000-4000-8000-0000000008c1');
 select is(
   pg_temp.error_of($$select settle.request_refund(pg_temp.oid('order_R_T'), 100, 'mine', null, null)$$),
   'ST403 forbidden', 'a plain member cannot refund the team''s order, even one they bought');
-select pg_temp.login('00000000-0000-4000-8000-0000000008b1');
+select tests.login('00000000-0000-4000-8000-0000000008b1');
 select is(
   pg_temp.error_of($$select settle.request_refund(pg_temp.oid('order_R_T'), 100, 'x', null, null)$$),
   'ST404 not_found', 'another user refunding the team''s order gets not found');
@@ -432,35 +408,35 @@ select throws_ok($$select settle.create_refund(pg_temp.oid('order_R_T1'), 100, '
   '42501', null, 'a user cannot call the service role''s create_refund');
 select throws_ok($$select settle.transition_refund(gen_random_uuid(), 'failed', 'x')$$,
   '42501', null, 'a user cannot call transition_refund');
-select pg_temp.login(null);
+select tests.login(null);
 select throws_ok($$select settle.request_refund(pg_temp.oid('order_R_T'), 100, 'x', null, null)$$,
   'ST401', null, 'no signed-in user is unauthorized');
-select pg_temp.login_anon();
+select tests.login_anon();
 select throws_ok($$select settle.request_refund(gen_random_uuid(), 100, 'x', null, null)$$,
   '42501', null, 'anon cannot call request_refund');
-select pg_temp.logout();
+select tests.logout();
 select is(pg_temp.refund_count('order_R_T'), 0, 'the refused requests wrote nothing');
 
-select pg_temp.login('00000000-0000-4000-8000-0000000008a1');
+select tests.login('00000000-0000-4000-8000-0000000008a1');
 select results_eq(
   $$select r -> 'refund' ->> 'status', (r -> 'refund' ->> 'requested_by')::uuid
     from settle.request_refund(pg_temp.oid('order_R_T'), 2500, 'goodwill', 'rk-team', 'h') r$$,
   $$values ('pending'::text, '00000000-0000-4000-8000-0000000008a1'::uuid)$$,
   'the team''s owner refunds its order, recorded as requested by them');
-select pg_temp.logout();
+select tests.logout();
 select is(pg_temp.state('order_R_T'), 'partially_refunded/2500', 'the owner''s refund is counted');
 
 -- Section - users read their own refunds only, and write none
-select pg_temp.login('00000000-0000-4000-8000-0000000008a1');
+select tests.login('00000000-0000-4000-8000-0000000008a1');
 select set_eq('select distinct order_id from public.refunds',
   array[pg_temp.oid('order_R_P1'), pg_temp.oid('order_R_P3'), pg_temp.oid('order_R_P4'), pg_temp.oid('order_R_T')],
   'a reads the refunds of their personal and team orders');
 select is((select count(*)::int from public.refunds where order_id = pg_temp.oid('order_R_T1')), 0,
   'a reads none of b''s refunds');
-select pg_temp.login('00000000-0000-4000-8000-0000000008c1');
+select tests.login('00000000-0000-4000-8000-0000000008c1');
 select set_eq('select distinct order_id from public.refunds', array[pg_temp.oid('order_R_T')],
   'the plain member reads the team''s refunds only');
-select pg_temp.login('00000000-0000-4000-8000-0000000008b1');
+select tests.login('00000000-0000-4000-8000-0000000008b1');
 select set_eq('select distinct order_id from public.refunds', array[pg_temp.oid('order_R_T1')],
   'b reads only the refunds of b''s top-up');
 select throws_ok(
@@ -469,9 +445,9 @@ select throws_ok(
   '42501', null, 'a user cannot insert a refund');
 select throws_ok($$update public.refunds set status = 'failed'$$, '42501', null,
   'a user cannot fail a refund directly');
-select pg_temp.login_anon();
+select tests.login_anon();
 select throws_ok('select * from public.refunds', '42501', null, 'anon: refunds are permission denied');
-select pg_temp.logout();
+select tests.logout();
 
 -- Section - the books agree
 select is_empty(

@@ -10,35 +10,11 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(35);
 
--- Section - helpers
-create function pg_temp.login(p_uid uuid) returns void language plpgsql as $$
-begin
-  perform set_config('role', 'authenticated', true);
-  perform set_config('request.jwt.claims', jsonb_strip_nulls(jsonb_build_object(
-    'sub', p_uid, 'role', 'authenticated', 'aud', 'authenticated'))::text, true);
-end
-$$;
-create function pg_temp.login_anon() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'anon', true);
-  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
-end
-$$;
 create function pg_temp.login_as(p_role text) returns void language plpgsql as $$
 begin
   perform set_config('role', p_role, true);
   perform set_config('request.jwt.claims', '', true);
 end
-$$;
-create function pg_temp.logout() returns void language plpgsql as $$
-begin
-  perform set_config('role', 'none', true);
-  perform set_config('request.jwt.claims', '', true);
-end
-$$;
-create function pg_temp.personal(p_uid uuid) returns uuid
-language sql stable security definer as $$
-  select id from public.accounts where personal_owner_id = p_uid
 $$;
 -- A created top-up order on a user's personal account, created at p_at; returns its id.
 create function pg_temp.new_order(p_uid uuid, p_gateway text, p_currency text, p_amount bigint,
@@ -103,7 +79,7 @@ select is((select count(*)::int from public.orders where gateway_order_id like a
   9, 'the fixture has nine orders');
 
 -- Section - payment_stats: a signed-in user sees their accounts' figures only
-select pg_temp.login('00000000-0000-4000-8000-0000000009a1');
+select tests.login('00000000-0000-4000-8000-0000000009a1');
 select results_eq(
   $$select day, gateway, currency, orders_created, orders_paid, orders_failed, orders_expired, success_rate,
       gross, refunded, net, average_paid_amount
@@ -115,7 +91,7 @@ select results_eq(
   $$select day, gateway, currency, orders_created, gross from settle.payment_stats_visible order by 1, 2, 3$$,
   $$values ('2001-02-03'::date, 'razorpay'::text, 'BHD'::text, 4::bigint, 40001::bigint)$$,
   'the settle view behind it filters the same way when read directly');
-select pg_temp.login('00000000-0000-4000-8000-0000000009b1');
+select tests.login('00000000-0000-4000-8000-0000000009b1');
 select results_eq(
   $$select day, gateway, currency, orders_created, orders_paid, orders_failed, orders_expired, success_rate,
       gross, refunded, net, average_paid_amount
@@ -157,7 +133,7 @@ select throws_ok($$select settle.apply_payment('razorpay', 'captured', 'order_ST
 select throws_ok($$select settle.create_refund(gen_random_uuid(), 1, 'x', null, null)$$,
   '42501', null, 'the analyst cannot call create_refund');
 select throws_ok($$select settle.lapse_subscriptions()$$, '42501', null, 'the analyst cannot run the lapse job');
-select pg_temp.logout();
+select tests.logout();
 select is(
   array(select format('%s on %s', p.priv, c.relname) from pg_class c
         cross join unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) p (priv)
@@ -183,13 +159,13 @@ select results_eq(
   'the service role sees every account''s figures');
 
 -- Section - anon sees nothing
-select pg_temp.login_anon();
+select tests.login_anon();
 select throws_ok('select * from public.payment_stats', '42501', null, 'anon: payment_stats is permission denied');
 select throws_ok('select * from settle.payment_stats_visible', '42501', null,
   'anon: the settle view is permission denied');
-select pg_temp.login('00000000-0000-4000-8000-0000000009a1');
+select tests.login('00000000-0000-4000-8000-0000000009a1');
 select throws_ok('select * from settle.ledger_audit()', '42501', null, 'a signed-in user cannot run the ledger audit');
-select pg_temp.logout();
+select tests.logout();
 
 -- Section - ledger_audit: healthy books report nothing
 select is_empty('select * from settle.ledger_audit()',
@@ -276,7 +252,7 @@ select is(
 
 select pg_temp.login_as('payment_analyst');
 select is((select count(*)::int from settle.ledger_audit()), 9, 'the analyst runs the audit and sees the same nine rows');
-select pg_temp.logout();
+select tests.logout();
 
 select * from finish();
 rollback;
