@@ -1,6 +1,6 @@
 // `deno task dev`: database (SUPABASE_DB_URL or embedded PGlite), migrations, seed, stack.
 import { connect, migrate } from "./db.ts";
-import { startStack } from "./stack.ts";
+import { FUNCTIONS, startStack } from "./stack.ts";
 import { userToken } from "./keys.ts";
 
 async function embeddedDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -53,7 +53,7 @@ const alice = await userToken("00000000-0000-4000-8000-00000000a11c", {
 console.log(`settle is running
   database      ${embedded ? "embedded PGlite (.settle/pglite) at " : ""}${dbUrl}
   migrations    ${applied.length ? applied.join(", ") : "up to date"}
-  functions     ${stack.functionsUrl}/{create-order,verify,webhook,payment-methods}
+  functions     ${stack.functionsUrl}/{${Object.keys(FUNCTIONS).join(",")}}
   simulators    ${stack.simulatorUrl}/razorpay  (Razorpay API + /_sim/razorpay controls)
                 ${stack.stripeUrl}  (Stripe API + /_sim/stripe controls)
   demo page     ${stack.url}/
