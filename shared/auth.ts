@@ -21,6 +21,8 @@ export interface AuthOptions {
   jwksUrl?: string;
   hsSecret?: string;
   now?: () => Date;
+  /** Verified tokens remembered until their exp (default 1024; 0 turns the cache off). */
+  cacheSize?: number;
 }
 
 export type Authenticator = (req: Request) => Promise<Caller>;
@@ -32,6 +34,45 @@ function unauthorized(message: string): HttpError {
   return new HttpError(401, "unauthorized", message);
 }
 
+interface Verified {
+  caller: Caller;
+  /** jose's window, in whole epoch seconds: valid while nbf <= now < exp. */
+  nbf: number;
+  exp: number;
+}
+
+/**
+ * Tokens that passed every check, keyed by the exact token string, each until its own exp and
+ * never beyond. A token string always verifies the same way, so only the clock can change the
+ * answer, and the window is checked again on every hit exactly as jose checks it. Failures are
+ * never remembered. Bounded: the oldest entry goes first.
+ */
+class VerifiedTokens {
+  #map = new Map<string, Verified>();
+  constructor(readonly max: number) {}
+
+  get(token: string, nowSec: number): Caller | undefined {
+    const v = this.#map.get(token);
+    if (!v) return undefined;
+    if (nowSec >= v.nbf && nowSec < v.exp) return v.caller;
+    if (nowSec >= v.exp) this.#map.delete(token);
+    return undefined;
+  }
+
+  set(token: string, caller: Caller, nowSec: number) {
+    const exp = caller.claims.exp;
+    if (this.max <= 0 || typeof exp !== "number" || !(nowSec < exp)) return;
+    const nbf = typeof caller.claims.nbf === "number" ? caller.claims.nbf : -Infinity;
+    this.#map.delete(token);
+    while (this.#map.size >= this.max) {
+      this.#map.delete(this.#map.keys().next().value!);
+    }
+    // One object answers many requests: frozen, so none can change what the next one sees.
+    Object.freeze(caller.claims);
+    this.#map.set(token, { caller: Object.freeze(caller), nbf, exp });
+  }
+}
+
 /**
  * The key follows the token's algorithm: HS256 only with the configured secret, asymmetric
  * algorithms only with a JWKS. `alg: none` and anything else are refused before any check.
@@ -41,13 +82,23 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
   const remote = !local && opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : undefined;
   const secret = opts.hsSecret ? new TextEncoder().encode(opts.hsSecret) : undefined;
   const now = opts.now ?? (() => new Date());
+  const verified = new VerifiedTokens(opts.cacheSize ?? 1024);
 
   return async (req) => {
     const header = req.headers.get("authorization") ?? "";
     const match = header.match(/^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/);
     if (!match) throw unauthorized("missing or malformed bearer token");
     const token = match[1];
+    // jose compares whole seconds (floor of the current time) with exp and nbf.
+    const nowSec = Math.floor(now().getTime() / 1000);
+    const known = verified.get(token, nowSec);
+    if (known) return known;
+    const caller = await verify(token);
+    verified.set(token, caller, nowSec);
+    return caller;
+  };
 
+  async function verify(token: string): Promise<Caller> {
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -88,7 +139,7 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
       throw unauthorized("token has no user");
     }
     return { role: "authenticated", userId: payload.sub, claims: payload };
-  };
+  }
 }
 
 /** For endpoints that act for a signed-in user. */

@@ -32,6 +32,17 @@ export function createPool(url: string, max: number): Sql {
   });
 }
 
+/** The claims as JSON; remembered for the frozen claims that the token cache hands out. */
+const claimsText = new WeakMap<object, string>();
+function claimsJson(caller: Caller): string {
+  let text = claimsText.get(caller.claims);
+  if (text === undefined) {
+    text = JSON.stringify(caller.claims);
+    if (Object.isFrozen(caller.claims)) claimsText.set(caller.claims, text);
+  }
+  return text;
+}
+
 /**
  * Runs fn in a transaction as the caller, exactly as PostgREST would: role and JWT claims set
  * locally, so policies and auth.uid() see the user.
@@ -43,7 +54,7 @@ export function asUser<T>(sql: Sql, caller: Caller, fn: (tx: Tx) => Promise<T>):
     // and, with prepared statements, goes out in the same write (one round trip fewer). If it
     // failed, fn's statements fail too, and its own error is the one reported.
     const claims = tx`select set_config('role', ${role}, true),
-                    set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true)`;
+                    set_config('request.jwt.claims', ${claimsJson(caller)}, true)`;
     claims.catch(() => {});
     let result: T;
     try {
