@@ -4,8 +4,11 @@
 // and V8 CPU profiles of the server under load. Writes bench/results/profile.json.
 import { connect, createDatabase, dropDatabase, migrate } from "../dev/db.ts";
 import { LOCAL_JWT_SECRET, userToken } from "../dev/keys.ts";
-import { LOCAL_RAZORPAY } from "../dev/stack.ts";
+import { LOCAL_RAZORPAY, LOCAL_STRIPE } from "../dev/stack.ts";
 import { createAuthenticator } from "../shared/auth.ts";
+import { hmacSha256HexSync, timingSafeEqual } from "../shared/crypto.ts";
+import Stripe from "stripe";
+import { stripeId, stripeSignature, succeededEvent, succeededTemplate } from "./lib/stripe.ts";
 import { verifyWebhookSignature } from "../shared/gateways/razorpay/signature.ts";
 import { normalizeWebhook } from "../shared/gateways/razorpay/wire.ts";
 import { createOrderBody } from "../shared/services/orders.ts";
@@ -47,12 +50,31 @@ export async function runProfile(opts: { adminUrl: string; seconds: number; out:
     currency: "INR",
   });
   const auth = createAuthenticator({ hsSecret: LOCAL_JWT_SECRET });
+  const authNoCache = createAuthenticator({ hsSecret: LOCAL_JWT_SECRET, cacheSize: 0 });
   const token = await userToken(crypto.randomUUID());
   const authReq = new Request("http://x/", { headers: { authorization: `Bearer ${token}` } });
   const topup = { gateway: "razorpay", purpose: "wallet_topup", amount: 50000, currency: "INR" };
+  // The WebCrypto HMAC this change replaced, key imported once as shared/crypto.ts did.
+  const webcryptoKey = crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(LOCAL_RAZORPAY.webhookSecret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const body = new TextEncoder().encode(sample.body);
+  const toHex = (b: ArrayBuffer) =>
+    Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, "0")).join("");
+  const stripeEvent = succeededEvent(await succeededTemplate(), {
+    gatewayOrderId: stripeId("pi_"),
+    amount: 5000,
+    currency: "USD",
+  });
+  const stripeSdk = new Stripe(LOCAL_STRIPE.secretKey);
+  const subtle = Stripe.createSubtleCryptoProvider();
   const microbench = [
     await microAsync(
-      `HMAC-SHA256 verify of a ${sample.body.length}-byte webhook (WebCrypto)`,
+      `HMAC-SHA256 verify of a ${sample.body.length}-byte webhook (node:crypto)`,
       20_000,
       () => verifyWebhookSignature(sample.body, sample.signature, [LOCAL_RAZORPAY.webhookSecret]),
     ),
@@ -62,8 +84,34 @@ export async function runProfile(opts: { adminUrl: string; seconds: number; out:
       () => normalizeWebhook(sample.body, sample.eventId),
     ),
     micro("JSON.parse alone", 20_000, () => JSON.parse(sample.body)),
-    await microAsync("JWT verify, HS256 (jose)", 20_000, () => auth(authReq)),
+    await microAsync(
+      "HMAC-SHA256 of the same webhook with WebCrypto (before)",
+      20_000,
+      async () => {
+        const sig = await crypto.subtle.sign("HMAC", await webcryptoKey, body);
+        return timingSafeEqual(toHex(sig), sample.signature);
+      },
+    ),
+    await microAsync("JWT verify, HS256 (jose, cache off)", 20_000, () => authNoCache(authReq)),
+    await microAsync("JWT verify, HS256 (a cached token)", 20_000, () => auth(authReq)),
     micro("create-order body: zod parse", 20_000, () => createOrderBody.parse(topup)),
+    await microAsync(
+      `Stripe webhook: constructEventAsync (SubtleCrypto) of a ${stripeEvent.body.length}-byte event`,
+      5_000,
+      () =>
+        stripeSdk.webhooks.constructEventAsync(
+          stripeEvent.body,
+          stripeSignature(LOCAL_STRIPE.webhookSecret, stripeEvent.body),
+          LOCAL_STRIPE.webhookSecret,
+          300,
+          subtle,
+        ),
+    ),
+    micro(
+      "Stripe webhook: HMAC with node:crypto of the same bytes (for comparison)",
+      20_000,
+      () => hmacSha256HexSync(LOCAL_STRIPE.webhookSecret, `1800000000.${stripeEvent.body}`),
+    ),
   ];
   for (const m of microbench) log(`  ${m.name}: ${m.usPerOp} µs`);
 
@@ -157,7 +205,7 @@ export async function runProfile(opts: { adminUrl: string; seconds: number; out:
         const config = prepare ? "prepared statements" : "default";
         wire[config] = {};
         const url = proxy.url(dbUrl) + (prepare ? "?prepare=true" : "");
-        const s = await startServer("stack", [url, gatewayEnv]);
+        const s = await startServer("stack", [url, gatewayEnv, "RATE_LIMITS=off"]);
         try {
           for (const kind of ["webhook", "create-order", "verify"] as Kind[]) {
             const jobs = await jobsFor(kind, s.functionsUrl, 700);
@@ -271,7 +319,9 @@ export async function runProfile(opts: { adminUrl: string; seconds: number; out:
       string,
       { requestsPerSec: number; cpu?: CpuShare; profile: ProfileSummary }
     > = {};
-    const s = await startServer("stack", [dbUrl, gatewayEnv], { inspect: true });
+    const s = await startServer("stack", [dbUrl, gatewayEnv, "RATE_LIMITS=off"], {
+      inspect: true,
+    });
     const inspector = await InspectorSession.connect(s.inspectorUrl!);
     try {
       for (const kind of ["webhook", "create-order", "verify"] as Kind[]) {

@@ -7,7 +7,7 @@
 // The function server runs in a child process (bench/server.ts); this process is the load
 // generator. Every phase is checked afterwards: every event applied once, balances exact.
 import { connect, createDatabase, dropDatabase, migrate, type Sql } from "../dev/db.ts";
-import { LOCAL_RAZORPAY } from "../dev/stack.ts";
+import { LOCAL_RAZORPAY, LOCAL_STRIPE } from "../dev/stack.ts";
 import {
   checkEventsApplied,
   checkInvariants,
@@ -17,11 +17,19 @@ import {
 import type { SentEvent } from "./lib/checks.ts";
 import { type CpuShare, cpuWindow, setGatewayPid } from "./lib/cpu.ts";
 import { type WaitShare, waitWindow } from "./lib/waits.ts";
-import { type BenchUser, createUsers, insertOrders, randomAmount } from "./lib/fixtures.ts";
+import {
+  type BenchUser,
+  createUsers,
+  ensureWallets,
+  insertOrders,
+  type PendingOrder,
+  randomAmount,
+} from "./lib/fixtures.ts";
 import { encodeRequest, type Reply } from "./lib/http.ts";
 import { type Job, type LoadResult, runLoad, runRounds } from "./lib/load.ts";
 import { ensurePgbench, pgbenchInit, type PgbenchResult, pgbenchRun } from "./lib/pgbench.ts";
-import { capturedEvent, checkoutResponse, type SignedEvent } from "./lib/razorpay.ts";
+import { capturedEvent, checkoutResponse, randomId } from "./lib/razorpay.ts";
+import { stripeId, stripeSignature, succeededEvent, succeededTemplate } from "./lib/stripe.ts";
 import {
   backendsTable,
   cpuTable,
@@ -49,6 +57,7 @@ interface Options {
   tuned: boolean;
   tunedPool: number;
   tunedIsolates: number;
+  gateways: ("razorpay" | "stripe")[];
 }
 
 function parseOptions(args: string[]): Options {
@@ -64,6 +73,7 @@ function parseOptions(args: string[]): Options {
     tuned: true,
     tunedPool: Number(Deno.env.get("BENCH_TUNED_POOL") ?? 4),
     tunedIsolates: Number(Deno.env.get("BENCH_TUNED_ISOLATES") ?? 2),
+    gateways: ["razorpay", "stripe"],
   };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split("=", 2);
@@ -108,10 +118,18 @@ function parseOptions(args: string[]): Options {
       case "--label":
         o.label = value();
         break;
+      case "--gateways": {
+        const g = value().split(",");
+        if (!g.length || g.some((x) => x !== "razorpay" && x !== "stripe")) {
+          throw new Error("--gateways takes razorpay, stripe or both");
+        }
+        o.gateways = g as Options["gateways"];
+        break;
+      }
       case "--help":
         console.log(
           "deno task bench [--seconds N | --quick] [--only pgbench,floor,ingest,hot,checkout,sql]\n" +
-            "                [--concurrency 1,8,16,32] [--pool N] [--prepare]\n" +
+            "                [--gateways razorpay,stripe] [--concurrency 1,8,16,32] [--pool N] [--prepare]\n" +
             "                [--no-tuned | --tuned-pool N --tuned-isolates N] [--admin-url URL]\n" +
             "                [--out FILE] [--label TEXT] [--keep-db]\n" +
             "deno task bench --profile [--seconds=N]   (where the time goes; results/profile.json)",
@@ -158,10 +176,40 @@ const settings = Object.fromEntries(
 );
 const host = await machine({ version, settings });
 const pgbench = await ensurePgbench(major);
+/** The simulator's payment_intent.succeeded, the mould of every Stripe event sent. */
+const stripeTemplate = opts.gateways.includes("stripe") ? await succeededTemplate() : undefined;
 log(`${host.cpus} CPUs, ${host.memoryGiB} GiB, ${version.split(" on ")[0]}, Deno ${host.deno}`);
 log(`pgbench: ${pgbench}; ${opts.seconds} s per phase`);
 
 const checkpoint = () => admin.unsafe("checkpoint");
+
+/** The machine's load average (1, 5 and 15 minutes): others may share these cores. */
+async function loadAverage(): Promise<string> {
+  try {
+    return (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "unknown";
+  }
+}
+const loadBefore = await loadAverage();
+
+/** The commit measured, and the files in the tree that differ from it (others' work too). */
+async function codeState() {
+  const git = async (...args: string[]) => {
+    try {
+      const o = await new Deno.Command("git", { args, stdout: "piped", stderr: "null" }).output();
+      return new TextDecoder().decode(o.stdout).trim();
+    } catch {
+      return "";
+    }
+  };
+  return {
+    commit: await git("rev-parse", "--short", "HEAD"),
+    uncommitted: (await git("status", "--short", "--", "shared", "supabase", "dev"))
+      .split("\n").filter(Boolean),
+  };
+}
+const code = await codeState();
 
 /**
  * Before a settle phase: VACUUM ANALYZE the prepared rows' tables (pgbench -i and pgbench do
@@ -205,6 +253,8 @@ let sim: ServerProcess | undefined;
 
 /** The server configuration the rows being measured belong to. */
 let rowConfig = "default";
+/** The gateway of the rows being measured (none for pgbench and the HTTP floor). */
+let rowGateway: string | undefined;
 
 /** CPU by process group, and what the database's backends wait on, over a phase. */
 async function windows(
@@ -241,10 +291,12 @@ function makeRow(
     ...correctness,
     ...(r.errors ? [`${r.errors} bad answers, e.g. ${r.firstErrors.join(" | ")}`] : []),
   ];
-  if (allProblems.length) problems.push(`${benchmark} c=${concurrency}: ${allProblems.join("; ")}`);
+  const what = rowGateway ? `${benchmark} [${rowGateway}]` : benchmark;
+  if (allProblems.length) problems.push(`${what} c=${concurrency}: ${allProblems.join("; ")}`);
   const row: Row = {
     id,
     benchmark,
+    gateway: rowGateway,
     concurrency,
     requests: r.requests,
     seconds: round(seconds, 2),
@@ -264,7 +316,7 @@ function makeRow(
   };
   rows.push(row);
   log(
-    `${benchmark} c=${concurrency} [${rowConfig}]: ${row.requestsPerSec} req/s, ${row.eventsPerSec} events/s, ` +
+    `${what} c=${concurrency} [${rowConfig}]: ${row.requestsPerSec} req/s, ${row.eventsPerSec} events/s, ` +
       `p50 ${row.latencyMs.p50} p99 ${row.latencyMs.p99} ms` +
       (row.ratio !== undefined ? `, ${row.ratio}x ${row.baseline}` : "") +
       (row.correctness === "ok" ? ", correct" : `, WRONG: ${allProblems.join("; ")}`),
@@ -274,21 +326,57 @@ function makeRow(
 
 // ---------------------------------------------------------------- webhook events
 
-const webhookPath = "/functions/v1/webhook/razorpay";
-
-interface QueuedEvent extends SignedEvent {
+interface QueuedEvent extends SentEvent {
+  body: string;
   bytes: Uint8Array;
+  /** When it was signed (Stripe refuses a Stripe-Signature more than 300 s old). */
+  signedAt: number;
 }
 
-function webhookJob(url: string, e: SignedEvent): QueuedEvent {
-  const u = new URL(url);
-  return {
+/** How one gateway's webhooks are made: its orders, its signed events, its endpoint. */
+interface WebhookKit {
+  gateway: "razorpay" | "stripe";
+  orderId: () => string;
+  event(url: string, order: PendingOrder): Promise<QueuedEvent>;
+  /** Signs again with the current time, when the signature carries one. */
+  resign?(url: string, e: QueuedEvent): QueuedEvent;
+}
+
+function post(url: string, path: string, headers: Record<string, string>, body: string) {
+  return encodeRequest(new URL(url).host, "POST", path, headers, body);
+}
+
+const razorpayKit: WebhookKit = {
+  gateway: "razorpay",
+  orderId: () => randomId("order_"),
+  async event(url, order) {
+    const e = await capturedEvent(LOCAL_RAZORPAY.webhookSecret, order);
+    return {
+      ...e,
+      signedAt: Date.now(),
+      bytes: post(url, "/functions/v1/webhook/razorpay", {
+        "content-type": "application/json",
+        "x-razorpay-signature": e.signature,
+        "x-razorpay-event-id": e.eventId,
+      }, e.body),
+    };
+  },
+};
+
+function stripeKit(template: Record<string, unknown>): WebhookKit {
+  const sign = (url: string, e: Omit<QueuedEvent, "bytes" | "signedAt">): QueuedEvent => ({
     ...e,
-    bytes: encodeRequest(u.host, "POST", webhookPath, {
-      "content-type": "application/json",
-      "x-razorpay-signature": e.signature,
-      "x-razorpay-event-id": e.eventId,
+    signedAt: Date.now(),
+    bytes: post(url, "/functions/v1/webhook/stripe", {
+      "content-type": "application/json; charset=utf-8",
+      "stripe-signature": stripeSignature(LOCAL_STRIPE.webhookSecret, e.body),
     }, e.body),
+  });
+  return {
+    gateway: "stripe",
+    orderId: () => stripeId("pi_"),
+    event: (url, order) => Promise.resolve(sign(url, succeededEvent(template, order))),
+    resign: (url, e) => sign(url, e),
   };
 }
 
@@ -297,17 +385,32 @@ const webhookOk = (r: Reply) =>
     ? undefined
     : `webhook answered ${r.status} ${r.body.slice(0, 200)}`;
 
-/** Signed, encoded payment.captured events for pending orders, topped up on demand. */
+/** Signed, encoded payment-captured events for pending orders, topped up on demand. */
 class EventQueue {
   items: QueuedEvent[] = [];
-  constructor(readonly users: BenchUser[], readonly url: () => string) {}
+  constructor(
+    readonly users: BenchUser[],
+    readonly url: () => string,
+    readonly kit: WebhookKit,
+  ) {}
   async ensure(n: number) {
+    // Stripe's signature carries its time: sign again what has waited for more than a minute.
+    const { resign } = this.kit;
+    if (resign) {
+      const stale = Date.now() - 60_000;
+      this.items = this.items.map((e) => e.signedAt < stale ? resign(this.url(), e) : e);
+    }
     const missing = n - this.items.length;
     if (missing <= 0) return;
-    const orders = await insertOrders(db, this.users, missing);
-    for (const o of orders) {
-      this.items.push(webhookJob(this.url(), await capturedEvent(LOCAL_RAZORPAY.webhookSecret, o)));
-    }
+    const orders = await insertOrders(
+      db,
+      this.users,
+      missing,
+      randomAmount,
+      this.kit.orderId,
+      this.kit.gateway,
+    );
+    for (const o of orders) this.items.push(await this.kit.event(this.url(), o));
   }
 }
 
@@ -315,9 +418,12 @@ let bestRate = 0;
 const capacity = (seconds: number, floor = 1500) =>
   Math.ceil(seconds * Math.min(20_000, Math.max(floor, 1.6 * bestRate)));
 
-async function sentChecks(sent: SentEvent[]) {
+async function sentChecks(sent: SentEvent[], gateway: string) {
   expectedPaid += sent.length;
-  return [...await checkEventsApplied(db, sent), ...await checkInvariants(db, expectedPaid)];
+  return [
+    ...await checkEventsApplied(db, sent, gateway),
+    ...await checkInvariants(db, expectedPaid),
+  ];
 }
 
 async function webhookUnique(
@@ -340,7 +446,16 @@ async function webhookUnique(
   });
   const sent = events.slice(0, i);
   queue.items = events.slice(i);
-  const row = makeRow(id, name, c, r, sent.length, await sentChecks(sent), await win, baseline);
+  const row = makeRow(
+    id,
+    name,
+    c,
+    r,
+    sent.length,
+    await sentChecks(sent, queue.kit.gateway),
+    await win,
+    baseline,
+  );
   bestRate = Math.max(bestRate, row.eventsPerSec);
   return row;
 }
@@ -370,7 +485,7 @@ async function webhookDuplicates(queue: EventQueue, c: number, seconds: number) 
     c,
     r,
     sent.length,
-    await sentChecks(sent),
+    await sentChecks(sent, queue.kit.gateway),
     await win,
     `tpcb s10 c${c}`,
     "events/s counts distinct events; req/s includes the duplicates",
@@ -397,7 +512,7 @@ async function webhookSameEvent(queue: EventQueue, c: number, seconds: number) {
     c,
     r,
     sent.length,
-    await sentChecks(sent),
+    await sentChecks(sent, queue.kit.gateway),
     await win,
     `tpcb s10 c${c}`,
     `${r.rounds} rounds; events/s = distinct events (rounds) per second`,
@@ -407,11 +522,35 @@ async function webhookSameEvent(queue: EventQueue, c: number, seconds: number) {
 // ---------------------------------------------------------------- checkout
 
 interface CheckoutPools {
+  gateway: "razorpay" | "stripe";
   users: BenchUser[];
-  /** Pending orders per user, ready to verify. */
+  /** Pending orders per user (gateway order ids), ready to verify. */
   pending: string[][];
   verified: string[];
   created: number;
+  /** Stripe intents already paid at the simulator. */
+  confirmed: Set<string>;
+}
+
+let bestCheckoutRate = 0;
+const checkoutCapacity = (seconds: number) =>
+  Math.ceil(seconds * Math.max(1000, 2.5 * bestCheckoutRate));
+
+const checkoutCurrency = (g: CheckoutPools["gateway"]) => g === "stripe" ? "USD" : "INR";
+
+/** What create-order must answer for each gateway: a pending order and what checkout needs. */
+// deno-lint-ignore no-explicit-any
+function createdOk(g: CheckoutPools["gateway"], b: Record<string, any>): boolean {
+  const o = b.order;
+  if (o?.status !== "created" || o?.gateway !== g) return false;
+  if (g === "razorpay") {
+    return /^order_[A-Za-z0-9]{14}$/.test(o.gateway_order_id) &&
+      b.checkout?.order_id === o.gateway_order_id;
+  }
+  return /^pi_[A-Za-z0-9]{8,64}$/.test(o.gateway_order_id) &&
+    b.checkout?.payment_intent_id === o.gateway_order_id &&
+    typeof b.checkout?.client_secret === "string" &&
+    b.checkout.client_secret.startsWith(`${o.gateway_order_id}_secret_`);
 }
 
 async function createOrderPhase(p: CheckoutPools, c: number, seconds: number) {
@@ -419,10 +558,10 @@ async function createOrderPhase(p: CheckoutPools, c: number, seconds: number) {
   let n = 0;
   const body = () =>
     JSON.stringify({
-      gateway: "razorpay",
+      gateway: p.gateway,
       purpose: "wallet_topup",
       amount: randomAmount(),
-      currency: "INR",
+      currency: checkoutCurrency(p.gateway),
     });
   const next = (sender: number): Job => {
     const user = sender % p.users.length;
@@ -436,36 +575,35 @@ async function createOrderPhase(p: CheckoutPools, c: number, seconds: number) {
       check(r) {
         if (r.status !== 201) return `create-order answered ${r.status} ${r.body.slice(0, 200)}`;
         const b = JSON.parse(r.body);
-        if (
-          b.order?.status !== "created" ||
-          !/^order_[A-Za-z0-9]{14}$/.test(b.order?.gateway_order_id) ||
-          b.checkout?.order_id !== b.order.gateway_order_id
-        ) {
-          return `create-order answered ${r.body.slice(0, 200)}`;
-        }
+        if (!createdOk(p.gateway, b)) return `create-order answered ${r.body.slice(0, 300)}`;
         p.pending[user].push(b.order.gateway_order_id);
         p.created++;
       },
     };
   };
-  const before = await db`select count(*)::int as n from public.orders where created_by in ${
-    db(p.users.map((x) => x.id))
-  } and idempotency_key is not null`;
+  const ids = db(p.users.map((x) => x.id));
+  const count = () =>
+    db`select count(*)::int as n from public.orders where created_by in ${ids}
+       and idempotency_key is not null and gateway = ${p.gateway}
+       and gateway_order_id is not null`;
+  const before = await count();
   await settleDb();
   const win = windows(seconds);
   const createdBefore = p.created;
   const r = await runLoad(urls(), { concurrency: c, seconds, next });
   const createdNow = p.created - createdBefore;
-  const after = await db`select count(*)::int as n from public.orders where created_by in ${
-    db(p.users.map((x) => x.id))
-  } and idempotency_key is not null`;
+  const after = await count();
   const correctness = [
     ...(after[0].n - before[0].n !== createdNow
-      ? [`${after[0].n - before[0].n} orders in the database, ${createdNow} created`]
+      ? [
+        `${
+          after[0].n - before[0].n
+        } orders with a gateway order in the database, ${createdNow} created`,
+      ]
       : []),
     ...await checkInvariants(db, expectedPaid),
   ];
-  makeRow(
+  const row = makeRow(
     "create_order",
     "create-order (simulator instant)",
     c,
@@ -475,26 +613,80 @@ async function createOrderPhase(p: CheckoutPools, c: number, seconds: number) {
     await win,
     `tpcb s10 c${c}`,
   );
+  bestCheckoutRate = Math.max(bestCheckoutRate, row.eventsPerSec);
+}
+
+/** Bench control of the Stripe simulator process (bench/server.ts sim). */
+async function stripeSim(path: string, body: unknown) {
+  const res = await fetch(`${sim!.stripeUrl}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return await res.json();
+}
+
+/**
+ * Orders ready to verify for one user: Razorpay's are any pending order (the proof is the
+ * Checkout signature); Stripe's need a paid intent at the simulator, so the pending ones are
+ * paid there first and the missing ones created and paid there, then inserted.
+ */
+async function readyToVerify(p: CheckoutPools, s: number, want: number): Promise<string[]> {
+  const have = p.pending[s];
+  const unpaid = p.gateway === "stripe" ? have.filter((id) => !p.confirmed.has(id)) : [];
+  for (let i = 0; i < unpaid.length; i += 2000) {
+    await stripeSim("/bench/stripe/confirm", { ids: unpaid.slice(i, i + 2000) });
+  }
+  for (const id of unpaid) p.confirmed.add(id);
+  if (have.length < want) {
+    const amounts = Array.from({ length: want - have.length }, () => randomAmount());
+    let ids: string[] | undefined;
+    if (p.gateway === "stripe") {
+      ids = [];
+      for (let i = 0; i < amounts.length; i += 2000) {
+        const items = amounts.slice(i, i + 2000).map((amount) => ({ amount, currency: "USD" }));
+        ids.push(...(await stripeSim("/bench/stripe/intents", { items, confirm: true })).ids);
+      }
+      for (const id of ids) p.confirmed.add(id);
+    }
+    const extra = await insertOrders(
+      db,
+      [p.users[s]],
+      amounts.length,
+      (k) => amounts[k],
+      ids ? (k) => ids[k] : undefined,
+      p.gateway,
+    );
+    have.push(...extra.map((o) => o.gatewayOrderId));
+  }
+  return have;
 }
 
 async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
   const u = new URL(server!.functionsUrl);
   const senders = Math.min(c, p.users.length);
-  const perUser = Math.ceil(capacity(seconds) / senders);
+  const perUser = Math.ceil(checkoutCapacity(seconds) / senders);
   const jobs: { order: string; bytes: Uint8Array }[][] = [];
   for (let s = 0; s < senders; s++) {
-    const have = p.pending[s];
-    if (have.length < perUser) {
-      const extra = await insertOrders(db, [p.users[s]], perUser - have.length);
-      have.push(...extra.map((o) => o.gatewayOrderId));
-    }
+    const have = await readyToVerify(p, s, perUser);
     jobs.push(
       await Promise.all(have.map(async (order) => ({
         order,
-        bytes: encodeRequest(u.host, "POST", "/functions/v1/verify", {
-          authorization: `Bearer ${p.users[s].token}`,
-          "content-type": "application/json",
-        }, JSON.stringify(await checkoutResponse(LOCAL_RAZORPAY.keySecret, order))),
+        bytes: encodeRequest(
+          u.host,
+          "POST",
+          "/functions/v1/verify",
+          {
+            authorization: `Bearer ${p.users[s].token}`,
+            "content-type": "application/json",
+          },
+          JSON.stringify(
+            p.gateway === "razorpay"
+              ? await checkoutResponse(LOCAL_RAZORPAY.keySecret, order)
+              : { payment_intent_id: order },
+          ),
+        ),
       }))),
     );
   }
@@ -530,12 +722,14 @@ async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
   p.verified.push(...verifiedNow);
   expectedPaid += verifiedNow.length;
   const correctness = [
-    ...await checkOrdersPaid(db, verifiedNow),
+    ...await checkOrdersPaid(db, verifiedNow, p.gateway),
     ...await checkInvariants(db, expectedPaid),
   ];
   makeRow(
     "verify",
-    "verify (checkout signature)",
+    p.gateway === "razorpay"
+      ? "verify (Checkout signature)"
+      : "verify (payment_intent_id; settle reads the intent)",
     c,
     r,
     verifiedNow.length,
@@ -615,19 +809,20 @@ async function sqlOnly(ingestUsers: BenchUser[], c: number, seconds: number) {
 
 // ---------------------------------------------------------------- floors
 
-async function floor(mode: "echo" | "nodb", c: number, seconds: number) {
+async function floor(mode: "echo" | "nodb", c: number, seconds: number, kit: WebhookKit) {
   const s = await startServer(mode);
+  rowGateway = mode === "echo" ? undefined : kit.gateway;
   try {
     const events: QueuedEvent[] = [];
     for (let k = 0; k < 2000; k++) {
-      events.push(webhookJob(
-        s.functionsUrl,
-        await capturedEvent(LOCAL_RAZORPAY.webhookSecret, {
-          gatewayOrderId: `order_F${String(k).padStart(13, "0")}`,
+      events.push(
+        await kit.event(s.functionsUrl, {
+          gatewayOrderId: kit.orderId(),
           amount: randomAmount(),
-          currency: "INR",
+          currency: kit.gateway === "stripe" ? "USD" : "INR",
+          user: 0,
         }),
-      ));
+      );
     }
     let i = 0;
     await runLoad(s.functionsUrl, {
@@ -645,7 +840,7 @@ async function floor(mode: "echo" | "nodb", c: number, seconds: number) {
       `floor_${mode}`,
       mode === "echo"
         ? "HTTP floor: bare Deno.serve, no work"
-        : "webhook function, SQL stubbed (HTTP + HMAC + JSON + zod)",
+        : "webhook function, SQL stubbed (HTTP + signature + JSON + zod)",
       c,
       r,
       r.requests,
@@ -661,46 +856,54 @@ async function floor(mode: "echo" | "nodb", c: number, seconds: number) {
 
 // ---------------------------------------------------------------- one server's phases
 
+const kits = (): WebhookKit[] =>
+  opts.gateways.map((g) => g === "stripe" ? stripeKit(stripeTemplate!) : razorpayKit);
+
 /** Every phase against the running server (full), or only the c=16 ones the targets name. */
 async function serverPhases(full: boolean) {
-  const ingestUsers = await createUsers(db, 1024, `ingest-${rowConfig}`);
-  const ingest = new EventQueue(ingestUsers, () => server!.functionsUrl);
+  for (const kit of kits()) {
+    rowGateway = kit.gateway;
+    const ingestUsers = await createUsers(db, 1024, `ingest-${kit.gateway}-${rowConfig}`);
+    if (kit.gateway === "stripe") await ensureWallets(db, ingestUsers, "USD");
+    const ingest = new EventQueue(ingestUsers, () => server!.functionsUrl, kit);
 
-  // Warm-up (JIT, pool connections, plan caches); checked but not reported.
-  {
-    await ingest.ensure(3000);
-    let i = 0;
-    const events = ingest.items;
-    await runLoad(urls(), {
-      concurrency: 16,
-      seconds: Math.min(2, opts.seconds),
-      next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
-    });
-    const warm = await sentChecks(events.slice(0, i));
-    ingest.items = events.slice(i);
-    if (warm.length) problems.push(`warm-up: ${warm.join("; ")}`);
-  }
-
-  if (want("ingest")) {
-    for (const c of full ? opts.concurrencies : [16]) {
-      await webhookUnique(
-        "webhook_unique",
-        "webhook ingest, all unique",
-        ingest,
-        c,
-        opts.seconds,
-        `tpcb s10 c${c}`,
-      );
+    // Warm-up (JIT, pool connections, plan caches); checked but not reported.
+    {
+      await ingest.ensure(3000);
+      let i = 0;
+      const events = ingest.items;
+      await runLoad(urls(), {
+        concurrency: 16,
+        seconds: Math.min(2, opts.seconds),
+        next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
+      });
+      const warm = await sentChecks(events.slice(0, i), kit.gateway);
+      ingest.items = events.slice(i);
+      if (warm.length) problems.push(`warm-up [${kit.gateway}]: ${warm.join("; ")}`);
     }
-    if (full) {
-      await webhookDuplicates(ingest, 16, opts.seconds);
-      await webhookSameEvent(ingest, 16, opts.seconds);
+
+    if (want("ingest")) {
+      for (const c of full ? opts.concurrencies : [16]) {
+        await webhookUnique(
+          "webhook_unique",
+          "webhook ingest, all unique",
+          ingest,
+          c,
+          opts.seconds,
+          `tpcb s10 c${c}`,
+        );
+      }
+      if (full) {
+        await webhookDuplicates(ingest, 16, opts.seconds);
+        await webhookSameEvent(ingest, 16, opts.seconds);
+      }
     }
   }
 
   if (want("hot")) {
+    rowGateway = "razorpay";
     const [hotUser] = await createUsers(db, 1, `hot-${rowConfig}`);
-    const hot = new EventQueue([hotUser], () => server!.functionsUrl);
+    const hot = new EventQueue([hotUser], () => server!.functionsUrl, razorpayKit);
     const before = await walletBalance(db, hotUser.walletId);
     await hot.ensure(capacity(opts.seconds));
     const events = hot.items;
@@ -713,7 +916,7 @@ async function serverPhases(full: boolean) {
       next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
     });
     const sent = events.slice(0, i);
-    const correctness = await sentChecks(sent);
+    const correctness = await sentChecks(sent, "razorpay");
     const credited = sent.reduce((a, e) => a + e.amount, 0);
     const after = await walletBalance(db, hotUser.walletId);
     if (after - before !== credited) {
@@ -735,15 +938,26 @@ async function serverPhases(full: boolean) {
   }
 
   if (want("checkout")) {
-    const users = await createUsers(db, 16, `checkout-${rowConfig}`);
-    const pools: CheckoutPools = { users, pending: users.map(() => []), verified: [], created: 0 };
-    // Warm the create-order and verify paths.
-    await createOrderPhase(pools, 4, Math.min(1, opts.seconds));
-    rows.pop();
-    await verifyPhase(pools, 4, Math.min(1, opts.seconds));
-    rows.pop();
-    for (const c of full ? [1, 16] : [16]) await createOrderPhase(pools, c, opts.seconds);
-    for (const c of full ? [1, 16] : [16]) await verifyPhase(pools, c, opts.seconds);
+    for (const gateway of opts.gateways) {
+      rowGateway = gateway;
+      const users = await createUsers(db, 16, `checkout-${gateway}-${rowConfig}`);
+      if (gateway === "stripe") await ensureWallets(db, users, "USD");
+      const pools: CheckoutPools = {
+        gateway,
+        users,
+        pending: users.map(() => []),
+        verified: [],
+        created: 0,
+        confirmed: new Set(),
+      };
+      // Warm the create-order and verify paths (and create each account's Stripe customer).
+      await createOrderPhase(pools, 16, Math.min(1, opts.seconds));
+      rows.pop();
+      await verifyPhase(pools, 4, Math.min(1, opts.seconds));
+      rows.pop();
+      for (const c of full ? [1, 16] : [16]) await createOrderPhase(pools, c, opts.seconds);
+      for (const c of full ? [1, 16] : [16]) await verifyPhase(pools, c, opts.seconds);
+    }
   }
 }
 
@@ -787,13 +1001,13 @@ try {
   // 2. Floors without a database: the HTTP server alone, and the webhook function's own JS.
   if (want("floor")) {
     rowConfig = "no database";
-    await floor("echo", 16, opts.seconds);
-    await floor("nodb", 16, opts.seconds);
+    await floor("echo", 16, opts.seconds, razorpayKit);
+    for (const kit of kits()) await floor("nodb", 16, opts.seconds, kit);
   }
 
   // 3. The function server over the bench database, as shipped (default), then tuned.
-  //    The Razorpay simulator runs in a process of its own: create-order's call to the
-  //    gateway costs settle a request and a response, not the gateway's work on settle's
+  //    The gateway simulators run in a process of their own: create-order's calls to the
+  //    gateway cost settle a request and a response, not the gateway's work on settle's
   //    event loop.
   sim = await startServer("sim");
   setGatewayPid(sim.pid);
@@ -824,7 +1038,13 @@ try {
   for (const pass of passes) {
     rowConfig = pass.config;
     await freshDatabase();
-    const env = [`RAZORPAY_API_URL=${sim.simulatorUrl}/razorpay`];
+    // Rate limits off: 16 bench users send thousands of requests a minute each, and the
+    // figure is settle's own work per request.
+    const env = [
+      `RAZORPAY_API_URL=${sim.simulatorUrl}/razorpay`,
+      `STRIPE_API_URL=${sim.stripeUrl}`,
+      "RATE_LIMITS=off",
+    ];
     if (pass.pool) env.push(`DB_POOL_MAX=${pass.pool}`);
     const url = pass.prepare ? `${dbUrl}?prepare=true` : dbUrl;
     servers = [];
@@ -844,6 +1064,7 @@ try {
 
   if (want("sql")) {
     rowConfig = "SQL only";
+    rowGateway = "razorpay";
     await freshDatabase();
     const users = await createUsers(db, 1024, "sqlonly");
     await sqlOnly(users, 16, opts.seconds);
@@ -861,30 +1082,39 @@ try {
 
 // ---------------------------------------------------------------- report
 
-const byId = (id: string, c: number, config: string) =>
-  rows.find((r) => r.id === id && r.concurrency === c && r.config === config);
-const targetsFor = (config: string) => ({
-  webhookIngestC16: {
-    target: ">= 0.5 x pgbench tpcb s10 c16",
-    ratio: byId("webhook_unique", 16, config)?.ratio,
-    met: (byId("webhook_unique", 16, config)?.ratio ?? 0) >= 0.5,
-  },
-  hotWallet: {
-    target: ">= 0.5 x pgbench tpcb s1 c16",
-    ratio: byId("hot_wallet", 16, config)?.ratio,
-    met: (byId("hot_wallet", 16, config)?.ratio ?? 0) >= 0.5,
-  },
-  createOrderP99C16: {
-    target: "p99 < 25 ms at c16",
-    p99Ms: byId("create_order", 16, config)?.latencyMs.p99,
-    met: (byId("create_order", 16, config)?.latencyMs.p99 ?? Infinity) < 25,
-  },
-  verifyP99C16: {
-    target: "p99 < 25 ms at c16",
-    p99Ms: byId("verify", 16, config)?.latencyMs.p99,
-    met: (byId("verify", 16, config)?.latencyMs.p99 ?? Infinity) < 25,
-  },
-});
+const byId = (id: string, c: number, config: string, gateway: string) =>
+  rows.find((r) =>
+    r.id === id && r.concurrency === c && r.config === config && r.gateway === gateway
+  );
+type Target = { target: string; ratio?: number; p99Ms?: number; met: boolean };
+const targetsFor = (config: string) => {
+  const out: Record<string, Target> = {};
+  for (const g of opts.gateways) {
+    const ingest = byId("webhook_unique", 16, config, g)?.ratio;
+    out[`${g}.webhookIngestC16`] = {
+      target: ">= 0.5 x pgbench tpcb s10 c16",
+      ratio: ingest,
+      met: (ingest ?? 0) >= 0.5,
+    };
+    if (g === "razorpay") {
+      const hot = byId("hot_wallet", 16, config, g)?.ratio;
+      out[`${g}.hotWallet`] = {
+        target: ">= 0.5 x pgbench tpcb s1 c16",
+        ratio: hot,
+        met: (hot ?? 0) >= 0.5,
+      };
+    }
+    for (const [id, name] of [["create_order", "createOrder"], ["verify", "verify"]]) {
+      const p99 = byId(id, 16, config, g)?.latencyMs.p99;
+      out[`${g}.${name}P99C16`] = {
+        target: "p99 < 25 ms at c16",
+        p99Ms: p99,
+        met: (p99 ?? Infinity) < 25,
+      };
+    }
+  }
+  return out;
+};
 const targets = {
   default: targetsFor("default"),
   ...(opts.tuned ? { tuned: targetsFor("tuned") } : {}),
@@ -893,8 +1123,9 @@ const targets = {
 const report = {
   generatedAt: new Date().toISOString(),
   label: opts.label || undefined,
-  gateways: ["razorpay"],
-  note: "Razorpay cases only: the harness has no Stripe cases yet.",
+  gateways: opts.gateways,
+  code,
+  loadAverage: { before: loadBefore, after: await loadAverage() },
   machine: host,
   settings: {
     secondsPerPhase: opts.seconds,
@@ -911,7 +1142,7 @@ const report = {
     },
     pgbench: "tpcb-like, -M prepared, -j min(2, c), same server, CHECKPOINT before every phase",
     loadGenerator: "closed loop, one keep-alive HTTP/1.1 connection per sender, own process; " +
-      "function server and Razorpay simulator each in their own process",
+      "function server and the gateway simulators each in their own process",
   },
   totalSeconds: round((performance.now() - started) / 1000, 1),
   correct: problems.length === 0,
@@ -923,9 +1154,7 @@ const report = {
 
 const targetLines = Object.entries(targets).flatMap(([config, ts]) =>
   Object.entries(ts).map(([k, t]) =>
-    `- ${config}, ${k}: ${t.target}: ${"ratio" in t ? t.ratio : t.p99Ms} → ${
-      t.met ? "met" : "NOT met"
-    }`
+    `- ${config}, ${k}: ${t.target}: ${t.ratio ?? t.p99Ms} → ${t.met ? "met" : "NOT met"}`
   )
 );
 const md = [
@@ -933,7 +1162,9 @@ const md = [
   "",
   `${host.cpus} × ${host.cpuModel}, ${host.memoryGiB} GiB, ${host.os}; ${
     version.split(" on ")[0]
-  }; Deno ${host.deno}. Razorpay only (the harness has no Stripe cases yet).`,
+  }; Deno ${host.deno}. Gateways: ${
+    opts.gateways.join(", ")
+  }. Load average (1, 5, 15 min) ${report.loadAverage.before} before the run, ${report.loadAverage.after} after it.`,
   "",
   ...Object.entries(report.settings.configs).map(([k, v]) => `- ${k}: ${v}`),
   "",

@@ -9,9 +9,14 @@
 //   deno run -A bench/server.ts echo
 //     a bare Deno.serve reading the body and answering {"received":true}: the HTTP floor
 //   deno run -A bench/server.ts sim
-//     the Razorpay simulator alone, at <url>/razorpay, so that the gateway's share of a
-//     checkout runs outside the function server's event loop (as the real Razorpay would)
-import { LOCAL_RAZORPAY, startStack } from "../dev/stack.ts";
+//     the gateway simulators alone, so that the gateway's share of a checkout runs outside the
+//     function server's event loop (as the real gateways' would): Razorpay at <url>/razorpay,
+//     Stripe at the root of a port of its own (the SDK always calls /v1/...). The Stripe port
+//     also answers POST /bench/stripe/intents {items: [{amount, currency}], confirm} and
+//     POST /bench/stripe/confirm {ids}: intents created and paid in bulk for the verify phase.
+import { LOCAL_RAZORPAY, LOCAL_STRIPE, startStack } from "../dev/stack.ts";
+import { StripeSimulator } from "../dev/simulator/stripe.ts";
+import { confirmIntent, createIntent } from "./lib/stripe.ts";
 import {
   RazorpaySimulator,
   SimulatedConnectionReset,
@@ -67,6 +72,10 @@ if (mode === "stack") {
       RAZORPAY_KEY_ID: LOCAL_RAZORPAY.keyId,
       RAZORPAY_KEY_SECRET: LOCAL_RAZORPAY.keySecret,
       RAZORPAY_WEBHOOK_SECRET: LOCAL_RAZORPAY.webhookSecret,
+      STRIPE_SECRET_KEY: LOCAL_STRIPE.secretKey,
+      STRIPE_PUBLISHABLE_KEY: LOCAL_STRIPE.publishableKey,
+      STRIPE_WEBHOOK_SECRET: LOCAL_STRIPE.webhookSecret,
+      STRIPE_API_URL: "http://127.0.0.1:1",
       LOG_REQUESTS: "false",
     } as Record<string, string>)[k]
   );
@@ -99,8 +108,39 @@ if (mode === "stack") {
       throw err;
     }
   });
-  info = { simulatorUrl: url, functionsUrl: "" };
-  close = () => razorpay.idle();
+  const stripe = new StripeSimulator({ ...LOCAL_STRIPE });
+  const stripeUrl = await serve(async (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "POST" && path === "/bench/stripe/intents") {
+      const { items, confirm } = await req.json() as {
+        items: { amount: number; currency: string }[];
+        confirm: boolean;
+      };
+      const ids: string[] = [];
+      for (const item of items) {
+        const id = await createIntent(stripe, item);
+        if (confirm) await confirmIntent(stripe, id);
+        ids.push(id);
+      }
+      return json(200, { ids });
+    }
+    if (req.method === "POST" && path === "/bench/stripe/confirm") {
+      const { ids } = await req.json() as { ids: string[] };
+      for (const id of ids) await confirmIntent(stripe, id);
+      return json(200, { confirmed: ids.length });
+    }
+    try {
+      return await stripe.fetch(req);
+    } catch (err) {
+      if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+      throw err;
+    }
+  });
+  info = { simulatorUrl: url, stripeUrl, functionsUrl: "" };
+  close = async () => {
+    await razorpay.idle();
+    await stripe.idle();
+  };
 } else {
   throw new Error("usage: bench/server.ts stack|nodb|echo|sim ...");
 }

@@ -12,7 +12,11 @@ export interface SentEvent {
 // has no index on order_id, and a correlated count per order would make the checks quadratic.
 
 /** Every event delivered was stored once, applied once, and paid its order exactly once. */
-export async function checkEventsApplied(db: Sql, sent: SentEvent[]): Promise<string[]> {
+export async function checkEventsApplied(
+  db: Sql,
+  sent: SentEvent[],
+  gateway = "razorpay",
+): Promise<string[]> {
   if (sent.length === 0) return [];
   const rows = sent.map((s) => ({ o: s.gatewayOrderId, e: s.eventId, a: s.amount }));
   const [r] = await db`
@@ -21,7 +25,7 @@ export async function checkEventsApplied(db: Sql, sent: SentEvent[]): Promise<st
     ),
     so as (
       select s.*, o.id, o.status, o.amount
-      from s left join public.orders o on o.gateway = 'razorpay' and o.gateway_order_id = s.o
+      from s left join public.orders o on o.gateway = ${gateway} and o.gateway_order_id = s.o
     ),
     tx as (
       select t.order_id, count(*) as n
@@ -30,7 +34,7 @@ export async function checkEventsApplied(db: Sql, sent: SentEvent[]): Promise<st
     ev as (
       select w.event_id, count(*) filter (where w.outcome = 'applied') as applied,
              min(w.order_id::text) as order_id, count(*) as n
-      from public.webhook_events w join s on w.gateway = 'razorpay' and w.event_id = s.e
+      from public.webhook_events w join s on w.gateway = ${gateway} and w.event_id = s.e
       group by w.event_id
     )
     select
@@ -49,13 +53,17 @@ export async function checkEventsApplied(db: Sql, sent: SentEvent[]): Promise<st
 }
 
 /** Orders that a client verified are paid, with one ledger transaction each. */
-export async function checkOrdersPaid(db: Sql, gatewayOrderIds: string[]): Promise<string[]> {
+export async function checkOrdersPaid(
+  db: Sql,
+  gatewayOrderIds: string[],
+  gateway = "razorpay",
+): Promise<string[]> {
   if (gatewayOrderIds.length === 0) return [];
   const [r] = await db`
     with s as (select jsonb_array_elements_text(${db.json(gatewayOrderIds)}::jsonb) as o),
     so as (
       select o.id, o.status
-      from s left join public.orders o on o.gateway = 'razorpay' and o.gateway_order_id = s.o
+      from s left join public.orders o on o.gateway = ${gateway} and o.gateway_order_id = s.o
     ),
     tx as (
       select t.order_id, count(*) as n

@@ -1,5 +1,6 @@
 // Bench users and pending top-up orders, inserted in bulk with SQL (the way create-order
-// leaves them: status created, a Razorpay order id, purpose wallet_topup, INR).
+// leaves them: status created, the gateway's order id, purpose wallet_topup: a Razorpay order
+// in INR, or a Stripe PaymentIntent in USD).
 import type { Sql } from "../../dev/db.ts";
 import { userToken } from "../../dev/keys.ts";
 import { randomId } from "./razorpay.ts";
@@ -42,7 +43,13 @@ export async function createUsers(db: Sql, n: number, label: string): Promise<Be
   })));
 }
 
-/** Random top-up amount in paise (₹1 .. ₹1,000), so a lost or doubled credit shows. */
+/** A wallet in the currency for every user (Stripe top-ups are in USD; INR comes with the user). */
+export async function ensureWallets(db: Sql, users: BenchUser[], currency: string) {
+  await db`select settle.ensure_wallet(a::uuid, ${currency})
+    from jsonb_array_elements_text(${db.json(users.map((u) => u.accountId))}::jsonb) as a`;
+}
+
+/** Random top-up amount in minor units (1 .. 1,000 rupees or dollars), so a lost or doubled credit shows. */
 export function randomAmount(): number {
   return 100 + Math.floor(Math.random() * 99_901);
 }
@@ -52,13 +59,15 @@ export async function insertOrders(
   db: Sql,
   users: BenchUser[],
   count: number,
-  amount: () => number = randomAmount,
+  amount: (k: number) => number = randomAmount,
   id: (k: number) => string = () => randomId("order_"),
+  gateway: "razorpay" | "stripe" = "razorpay",
+  currency = gateway === "stripe" ? "USD" : "INR",
 ): Promise<PendingOrder[]> {
   const orders: PendingOrder[] = Array.from({ length: count }, (_, k) => ({
     gatewayOrderId: id(k),
-    amount: amount(),
-    currency: "INR",
+    amount: amount(k),
+    currency,
     user: k % users.length,
   }));
   const batch = 20_000;
@@ -72,7 +81,7 @@ export async function insertOrders(
     await db`
       insert into public.orders (account_id, created_by, gateway, purpose, amount, currency,
                                  gateway_order_id, gateway_attempts)
-      select r.acct, r.uid, 'razorpay', 'wallet_topup', r.a, 'INR', r.g, 1
+      select r.acct, r.uid, ${gateway}, 'wallet_topup', r.a, ${currency}, r.g, 1
       from jsonb_to_recordset(${db.json(rows)}::jsonb) as r(g text, a bigint, acct uuid, uid uuid)`;
   }
   return orders;

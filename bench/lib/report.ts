@@ -6,6 +6,8 @@ import type { Latency } from "./stats.ts";
 export interface Row {
   id: string;
   benchmark: string;
+  /** razorpay or stripe; absent for rows that involve no gateway. */
+  gateway?: string;
   concurrency: number;
   requests: number;
   seconds: number;
@@ -70,18 +72,18 @@ const f = (v: number | undefined, d = 1) =>
 
 export function mainTable(rows: Row[]): string {
   const out = [
-    "| benchmark | config | c | req/s | events/s | p50 ms | p95 ms | p99 ms | pgbench (same c) | tps | × pgbench | pgbench p99 ms | correct |",
-    "| --- | --- | --: | --: | --: | --: | --: | --: | --- | --: | --: | --: | --- |",
+    "| benchmark | gateway | config | c | req/s | events/s | p50 ms | p95 ms | p99 ms | pgbench (same c) | tps | × pgbench | pgbench p99 ms | correct |",
+    "| --- | --- | --- | --: | --: | --: | --: | --: | --: | --- | --: | --: | --: | --- |",
   ];
   for (const r of rows) {
     out.push(
-      `| ${r.benchmark} | ${r.config} | ${r.concurrency} | ${f(r.requestsPerSec, 0)} | ${
-        f(r.eventsPerSec, 0)
-      } | ${f(r.latencyMs.p50, 2)} | ${f(r.latencyMs.p95, 2)} | ${f(r.latencyMs.p99, 2)} | ${
-        r.baseline ?? "–"
-      } | ${f(r.baselineTps, 0)} | ${f(r.ratio, 2)} | ${f(r.baselineP99Ms, 2)} | ${
-        r.correctness === "ok" ? "ok" : "**FAILED**"
-      } |`,
+      `| ${r.benchmark} | ${r.gateway ?? "–"} | ${r.config} | ${r.concurrency} | ${
+        f(r.requestsPerSec, 0)
+      } | ${f(r.eventsPerSec, 0)} | ${f(r.latencyMs.p50, 2)} | ${f(r.latencyMs.p95, 2)} | ${
+        f(r.latencyMs.p99, 2)
+      } | ${r.baseline ?? "–"} | ${f(r.baselineTps, 0)} | ${f(r.ratio, 2)} | ${
+        f(r.baselineP99Ms, 2)
+      } | ${r.correctness === "ok" ? "ok" : "**FAILED**"} |`,
     );
   }
   return out.join("\n");
@@ -104,18 +106,18 @@ export function pgbenchTable(runs: PgbenchResult[]): string {
 
 export function cpuTable(rows: Row[]): string {
   const out = [
-    "| benchmark | config | c | server | gateway sim | load generator | postgres | pgbench client | other | idle |",
-    "| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: |",
+    "| benchmark | gateway | config | c | server | gateway sim | load generator | postgres | pgbench client | other | idle |",
+    "| --- | --- | --- | --: | --: | --: | --: | --: | --: | --: | --: |",
   ];
   for (const r of rows) {
     if (!r.cpu) continue;
     const c = r.cpu;
     out.push(
-      `| ${r.benchmark} | ${r.config} | ${r.concurrency} | ${f(c.server, 2)} | ${
-        f(c.gateway, 2)
-      } | ${f(c.loadgen, 2)} | ${f(c.postgres, 2)} | ${f(c.pgbench, 2)} | ${f(c.other, 2)} | ${
-        f(c.idle, 2)
-      } |`,
+      `| ${r.benchmark} | ${r.gateway ?? "–"} | ${r.config} | ${r.concurrency} | ${
+        f(c.server, 2)
+      } | ${f(c.gateway, 2)} | ${f(c.loadgen, 2)} | ${f(c.postgres, 2)} | ${f(c.pgbench, 2)} | ${
+        f(c.other, 2)
+      } | ${f(c.idle, 2)} |`,
     );
   }
   return out.join("\n");
@@ -128,8 +130,8 @@ export function backendsTable(rows: Row[]): string {
     "idle in transaction: waiting for the client",
   ];
   const out = [
-    "| benchmark | config | c | running | idle, waiting for the client | in transaction, waiting for the client | waiting on other things |",
-    "| --- | --- | --: | --: | --: | --: | --- |",
+    "| benchmark | gateway | config | c | running | idle, waiting for the client | in transaction, waiting for the client | waiting on other things |",
+    "| --- | --- | --- | --: | --: | --: | --: | --- |",
   ];
   for (const r of rows) {
     if (!r.backends) continue;
@@ -137,9 +139,9 @@ export function backendsTable(rows: Row[]): string {
     const other = Object.entries(b).filter(([k]) => !states.includes(k))
       .map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") || "–";
     out.push(
-      `| ${r.benchmark} | ${r.config} | ${r.concurrency} | ${f(b[states[0]] ?? 0, 2)} | ${
-        f(b[states[1]] ?? 0, 2)
-      } | ${f(b[states[2]] ?? 0, 2)} | ${other} |`,
+      `| ${r.benchmark} | ${r.gateway ?? "–"} | ${r.config} | ${r.concurrency} | ${
+        f(b[states[0]] ?? 0, 2)
+      } | ${f(b[states[1]] ?? 0, 2)} | ${f(b[states[2]] ?? 0, 2)} | ${other} |`,
     );
   }
   return out.join("\n");

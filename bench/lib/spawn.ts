@@ -3,6 +3,8 @@
 export interface ServerProcess {
   functionsUrl: string;
   simulatorUrl?: string;
+  /** The Stripe simulator's own port (sim mode). */
+  stripeUrl?: string;
   pid: number;
   inspectorUrl?: string;
   stop(): Promise<void>;
@@ -70,6 +72,7 @@ export async function startServer(
   return {
     functionsUrl: info.functionsUrl,
     simulatorUrl: info.simulatorUrl,
+    stripeUrl: info.stripeUrl,
     pid: info.pid,
     inspectorUrl,
     async stop() {
