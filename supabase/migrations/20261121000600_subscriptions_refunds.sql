@@ -713,13 +713,8 @@ begin
     update public.refunds set gateway_refund_id = v_gateway_refund_id where id = v_refund.id
     returning * into v_refund;
   end if;
-  if v_refund.status = 'failed' and v_status = 'processed' then
-    -- settle reversed this refund on the gateway's word; now the gateway says it paid out.
-    -- Failed is final here: surface the contradiction for an operator instead of guessing.
-    return jsonb_build_object('outcome', 'mismatch', 'order_id', v_refund.order_id,
-      'refund_id', v_refund.id, 'status', v_refund.status,
-      'detail', format('gateway refund %s is processed, settle had recorded it failed', v_gateway_refund_id));
-  end if;
+  -- A processed event arriving after failed is an older state delivered late (events are not
+  -- ordered; Stripe fails a succeeded refund): failed is final, the transition is a no-op.
   v_before := v_refund.status;
   v_refund := settle.transition_refund(v_refund.id, v_status, p_effect ->> 'failure_reason');
   return jsonb_build_object(

@@ -284,7 +284,7 @@ select results_eq(
            ('no_effect'::text, pg_temp.oid('order_R_T1'), 'rfnd_R_T1b'::text)$$,
   'both events are stored with their outcome, order and effect');
 select is(pg_temp.refund_event('evt_R_T1b_processed_late', 'order_R_T1', 'rfnd_R_T1b', 1500, 'processed') ->> 'outcome',
-  'mismatch', 'a processed event for a refund settle recorded failed is a mismatch for an operator');
+  'no_effect', 'a processed event delivered after the failure is an older state: no effect');
 select results_eq(
   $$select pg_temp.state('order_R_T1'), pg_temp.balance('00000000-0000-4000-8000-0000000008b1')$$,
   $$values ('paid/0'::text, 2000::bigint)$$,
