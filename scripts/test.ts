@@ -44,6 +44,25 @@ async function ensurePgTap() {
   }
 }
 
+/** Debian's Chromium for tests/browser_test.ts, installed only when missing (as pgTAP is). */
+const CHROMIUM = "/usr/bin/chromium";
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+async function ensureChromium() {
+  if (await exists(CHROMIUM)) return;
+  console.log(`${CHROMIUM} not found: installing Chromium from Debian packages`);
+  const sh = (s: string) => new Deno.Command("sh", { args: ["-c", s] }).output();
+  const update = await sh("apt-get update -qq");
+  const install = await sh(
+    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium",
+  );
+  if (update.code !== 0 || install.code !== 0 || !(await exists(CHROMIUM))) {
+    const err = new TextDecoder().decode(install.stderr).trim();
+    throw new Error(`could not install Chromium (Debian package chromium)${err ? `: ${err}` : ""}`);
+  }
+}
+
 async function freshDatabase(name: string): Promise<string> {
   const url = await createDatabase(adminUrl, name);
   const sql = connect(url, 1);
@@ -60,6 +79,7 @@ let passed = 0;
 let failed = 0;
 try {
   await ensurePgTap();
+  await ensureChromium();
   const testUrl = await freshDatabase(testDb);
   const deno = await run(Deno.execPath(), [
     "test",

@@ -35,7 +35,11 @@ const TEST_RATE_LIMITS = {
   RATE_LIMIT_PER_IP_PER_MINUTE: "1000000",
 };
 
-export async function stack(env: Record<string, string> = {}): Promise<TestStack> {
+/** `devPages` also serves the demo page, /dev/token and /dev/wallets (the browser test). */
+export async function stack(
+  env: Record<string, string> = {},
+  opts: { devPages?: boolean } = {},
+): Promise<TestStack> {
   const dbUrl = await testDbUrl();
   const s = await startStack({
     dbUrl,
@@ -43,6 +47,7 @@ export async function stack(env: Record<string, string> = {}): Promise<TestStack
     simulatorPort: 0,
     stripePort: 0,
     quiet: true,
+    devPages: opts.devPages ?? false,
     env: { ...TEST_RATE_LIMITS, ...env },
   });
   const db = connect(dbUrl, 4);
