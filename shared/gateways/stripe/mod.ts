@@ -251,6 +251,15 @@ export function createStripeGateway(
   });
   const crypto = Stripe.createSubtleCryptoProvider();
   const now = opts.now ?? (() => new Date());
+  // A PaymentIntent's client_secret never changes: the one createOrder received is what checkout
+  // returns, without reading the intent back (one gateway round trip per create-order fewer).
+  // Bounded; a miss (a replayed order, another isolate) reads the intent as before.
+  const secrets = new Map<string, string>();
+  const remember = (id: string, secret: string | null) => {
+    if (!secret) return;
+    if (secrets.size >= 1024) secrets.delete(secrets.keys().next().value!);
+    secrets.set(id, secret);
+  };
 
   return {
     name: "stripe",
@@ -271,11 +280,21 @@ export function createStripeGateway(
           metadata: { settle_order_id: terms.orderId, account_id: terms.accountId },
         }, { idempotencyKey: `settle-order-${terms.orderId}` })
       );
+      remember(pi.id, pi.client_secret);
       return { gatewayOrderId: pi.id };
     },
 
     async checkout(order) {
+      const known = secrets.get(order.gatewayOrderId);
+      if (known) {
+        return {
+          publishable_key: config.publishableKey,
+          payment_intent_id: order.gatewayOrderId,
+          client_secret: known,
+        };
+      }
       const pi = await call(() => stripe.paymentIntents.retrieve(order.gatewayOrderId));
+      remember(pi.id, pi.client_secret);
       return {
         publishable_key: config.publishableKey,
         payment_intent_id: pi.id,
