@@ -5,7 +5,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(72);
+select plan(73);
 
 -- Section - fixture
 -- a: owns a personal account and the team account; c: member of the team only; b: alone.
@@ -99,6 +99,19 @@ select set_eq(
         'ledger_entries', 'ledger_transactions', 'payment_methods', 'refunds', 'subscriptions',
         'subscription_periods'],
   'authenticated can select the member tables only (not webhook_events, gateway_customers, the outbox or rate limits)');
+-- New settle functions are executable by PUBLIC unless a migration revokes it (the schema's
+-- default-privilege revoke does not apply): this allowlist catches one that forgot.
+select set_eq(
+  $$select p.oid::regprocedure::text from pg_proc p
+    where p.pronamespace = 'settle'::regnamespace
+      and (has_function_privilege('authenticated', p.oid, 'execute')
+           or has_function_privilege('anon', p.oid, 'execute'))$$,
+  array['settle.is_member(uuid)', 'settle.has_role_on_account(uuid,text)',
+        'settle.create_order(text,text,text,text,bigint,text,uuid,text,text)',
+        'settle.cancel_subscription(uuid,boolean)',
+        'settle.request_refund(uuid,bigint,text,text,text)',
+        'settle.can_read_payment_stats(uuid)'],
+  'users may execute exactly the settle functions meant for them');
 
 -- Section - a member reads exactly their accounts' rows (a: personal + team)
 select tests.login('00000000-0000-4000-8000-0000000001a1');
