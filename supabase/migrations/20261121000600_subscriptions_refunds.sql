@@ -406,6 +406,26 @@ as $$
               else 'refunded' end
 $$;
 
+-- The money of a refund as one keyed ledger transaction: p_amount leaves the order's holder
+-- (the wallet for a top-up, revenue:<purpose> otherwise) for the gateway's clearing account; a
+-- negative p_amount (a reversal) moves it back.
+create function settle.post_refund_transaction(
+  p_order public.orders, p_key text, p_description text, p_amount bigint
+) returns void
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  perform settle.post_transaction('refund', p_key, p_order.id, p_description,
+    jsonb_build_array(
+      case when p_order.purpose = 'wallet_topup'
+        then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
+        else jsonb_build_object('system_account', 'revenue:' || p_order.purpose)
+      end || jsonb_build_object('currency', p_order.currency, 'amount', -p_amount),
+      jsonb_build_object('system_account', 'gateway:' || p_order.gateway,
+        'currency', p_order.currency, 'amount', p_amount)));
+end
+$$;
+
 -- Counts a new refund against its (locked) order and posts the money movement. The bound
 -- (never more than was paid) is orders.amount_refunded <= amount, checked here with a clear
 -- error and by the table's constraint whatever the path. A top-up refund debits the wallet and
@@ -420,7 +440,6 @@ declare
   v_refund public.refunds;
   v_wallet public.wallets;
   v_remaining bigint := p_order.amount - p_order.amount_refunded;
-  v_clearing text := 'gateway:' || p_order.gateway;
 begin
   if p_order.status not in ('paid', 'partially_refunded') then
     perform settle.fail(409, 'order_not_refundable',
@@ -461,20 +480,8 @@ begin
       status = settle.refunded_status(amount, amount_refunded + p_amount)
   where id = p_order.id;
 
-  if p_order.purpose = 'wallet_topup' then
-    perform settle.post_transaction('refund', 'refund:' || v_refund.id, p_order.id,
-      'refund via ' || p_order.gateway,
-      jsonb_build_array(
-        jsonb_build_object('wallet_id', v_wallet.id, 'currency', p_order.currency, 'amount', -p_amount),
-        jsonb_build_object('system_account', v_clearing, 'currency', p_order.currency, 'amount', p_amount)));
-  else
-    perform settle.post_transaction('refund', 'refund:' || v_refund.id, p_order.id,
-      p_order.purpose || ' refund via ' || p_order.gateway,
-      jsonb_build_array(
-        jsonb_build_object('system_account', 'revenue:' || p_order.purpose, 'currency', p_order.currency,
-          'amount', -p_amount),
-        jsonb_build_object('system_account', v_clearing, 'currency', p_order.currency, 'amount', p_amount)));
-  end if;
+  perform settle.post_refund_transaction(p_order, 'refund:' || v_refund.id,
+    p_order.purpose || ' refund via ' || p_order.gateway, p_amount);
 
   if p_status <> 'pending' then
     v_refund := settle.transition_refund(v_refund.id, p_status, null);
@@ -517,23 +524,8 @@ begin
   set amount_refunded = amount_refunded - v_refund.amount,
       status = settle.refunded_status(amount, amount_refunded - v_refund.amount)
   where id = v_order.id;
-  if v_order.purpose = 'wallet_topup' then
-    perform settle.post_transaction('refund', 'refund_reversed:' || v_refund.id, v_order.id,
-      'failed refund returned',
-      jsonb_build_array(
-        jsonb_build_object('wallet_id', settle.ensure_wallet(v_order.account_id, v_order.currency),
-          'currency', v_order.currency, 'amount', v_refund.amount),
-        jsonb_build_object('system_account', 'gateway:' || v_order.gateway, 'currency', v_order.currency,
-          'amount', -v_refund.amount)));
-  else
-    perform settle.post_transaction('refund', 'refund_reversed:' || v_refund.id, v_order.id,
-      'failed refund returned',
-      jsonb_build_array(
-        jsonb_build_object('system_account', 'revenue:' || v_order.purpose, 'currency', v_order.currency,
-          'amount', v_refund.amount),
-        jsonb_build_object('system_account', 'gateway:' || v_order.gateway, 'currency', v_order.currency,
-          'amount', -v_refund.amount)));
-  end if;
+  perform settle.post_refund_transaction(v_order, 'refund_reversed:' || v_refund.id,
+    'failed refund returned', -v_refund.amount);
   return v_refund;
 end
 $$;
