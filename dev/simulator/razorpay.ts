@@ -15,8 +15,8 @@ import {
   canonical,
   FaultBook,
   holdUntilAbort,
-  parseChaosOptions,
   parseWebhookOptions,
+  readSimConfig,
   type SimEventRecord,
   SimulatedConnectionReset,
   WebhookDispatcher,
@@ -862,18 +862,11 @@ export class RazorpaySimulator {
     }
     if (seg.length === 1 && seg[0] === "config") {
       if (m === "POST") {
-        const body = await readBody(req);
-        const chaos = "chaos" in body ? parseChaosOptions(body.chaos) : undefined;
-        if (chaos && "message" in chaos) return invalid(chaos.message, chaos.param);
-        if ("webhook_url" in body) {
-          const u = body.webhook_url;
-          if (u !== null && typeof u !== "string") {
-            return invalid("webhook_url must be a string", "webhook_url");
-          }
-          this.setWebhookUrl(u ?? undefined);
-        }
-        if ("webhooks" in body) this.#defaultWebhooks = parseWebhookOptions(body.webhooks);
-        if (chaos) this.#hooks.setChaos(chaos.chaos);
+        const config = readSimConfig(await readBody(req));
+        if ("problem" in config) return invalid(config.problem.message, config.problem.param);
+        if (config.webhookUrl !== undefined) this.setWebhookUrl(config.webhookUrl ?? undefined);
+        if (config.webhooks) this.#defaultWebhooks = config.webhooks;
+        if (config.chaos !== undefined) this.#hooks.setChaos(config.chaos);
       }
       if (m === "POST" || m === "GET") {
         return jsonResponse(200, {

@@ -14,8 +14,8 @@ import {
   type FaultMode,
   type FaultSpec,
   holdUntilAbort,
-  parseChaosOptions,
   parseWebhookOptions,
+  readSimConfig,
   type SimDeliveryRecord,
   type SimEventRecord,
   SimulatedConnectionReset,
@@ -2650,18 +2650,11 @@ export class StripeSimulator {
     }
     if (n === 1 && seg[0] === "config" && (m === "GET" || m === "POST")) {
       if (m === "POST") {
-        const body = await readJson(req);
-        const chaos = "chaos" in body ? parseChaosOptions(body.chaos) : undefined;
-        if (chaos && "message" in chaos) throw invalid(chaos.message, chaos.param);
-        if ("webhook_url" in body) {
-          const u = body.webhook_url;
-          if (u !== null && typeof u !== "string") {
-            throw invalid("webhook_url must be a string or null", "webhook_url");
-          }
-          this.setWebhookUrl(u ?? undefined);
-        }
-        if ("webhooks" in body) this.#defaultWebhooks = parseWebhookOptions(body.webhooks);
-        if (chaos) this.#hooks.setChaos(chaos.chaos);
+        const config = readSimConfig(await readJson(req));
+        if ("problem" in config) throw invalid(config.problem.message, config.problem.param);
+        if (config.webhookUrl !== undefined) this.setWebhookUrl(config.webhookUrl ?? undefined);
+        if (config.webhooks) this.#defaultWebhooks = config.webhooks;
+        if (config.chaos !== undefined) this.#hooks.setChaos(config.chaos);
       }
       return ok({
         webhook_url: this.#hooks.url ?? null,
