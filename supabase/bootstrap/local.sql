@@ -72,3 +72,11 @@ end
 $$;
 
 grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;
+
+-- Supabase's default privileges: what the migration role creates in public is granted to the
+-- API roles (tables, sequences, functions). A migration has to revoke what users must not hold;
+-- reproducing the grants here lets pgTAP (10-privileges) catch one that forgets. Re-running
+-- this on Supabase repeats grants it already has.
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
