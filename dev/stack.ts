@@ -71,7 +71,9 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-function listen(port: number, hostname: string, fn: (req: Request) => Promise<Response>) {
+type Serve = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response>;
+
+function listen(port: number, hostname: string, fn: Serve) {
   let resolveAddr: (a: Deno.NetAddr) => void;
   const addr = new Promise<Deno.NetAddr>((r) => (resolveAddr = r));
   const server = Deno.serve({
@@ -118,9 +120,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const stripeUrl = `http://${hostname}:${(await stripeSim.addr).port}`;
 
   // The router's port must be known before the app is configured (webhook URL), so bind first.
-  let route: (req: Request) => Promise<Response> = () =>
+  let route: Serve = () =>
     Promise.resolve(json(503, { error: { code: "starting", message: "starting" } }));
-  const router = listen(opts.port ?? 54321, hostname, (req) => route(req));
+  const router = listen(opts.port ?? 54321, hostname, (req, info) => route(req, info));
   const routerAddr = await router.addr;
   const url = `http://${hostname}:${routerAddr.port}`;
 
@@ -153,12 +155,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const keys = { anon: await anonKey(), service: await serviceRoleKey() };
   const devPages = opts.devPages ? await import("./pages.ts") : undefined;
 
-  route = async (req) => {
+  route = async (req, info) => {
     const path = new URL(req.url).pathname;
     const m = path.match(/^\/functions\/v1\/([a-z0-9-]+)(\/.*)?$/);
     if (m) {
       const h = handlers.get(m[1]);
-      if (h) return await h(req);
+      // The peer address reaches the rate limiter (shared/ratelimit.ts clientIp).
+      if (h) return await h(req, info);
       return json(404, { error: { code: "not_found", message: `no function ${m[1]}` } });
     }
     if (devPages) {

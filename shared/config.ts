@@ -28,6 +28,11 @@ export interface RateLimitConfig {
   perIpPerMinute: number;
   /** Always 60 from the environment (the limits are per minute); tests may shorten it. */
   windowSeconds: number;
+  /**
+   * TRUSTED_PROXY_HEADER: the lowercase name of a header a proxy in front sets to the client's
+   * address (cf-connecting-ip on Supabase). Unset: only the connection's peer counts.
+   */
+  trustedProxyHeader?: string;
 }
 
 /** The outbox's delivery worker (shared/services/outbox.ts). */
@@ -119,6 +124,15 @@ function url(env: Env, key: string, fallback?: string): string {
   } catch {
     throw new ConfigError(`${key} is not a URL: ${JSON.stringify(value)}`);
   }
+}
+
+function headerName(env: Env, key: string): string | undefined {
+  const raw = env(key)?.trim().toLowerCase();
+  if (!raw) return undefined;
+  if (!/^[a-z0-9!#$%&'*+.^_`|~-]{1,100}$/.test(raw)) {
+    throw new ConfigError(`${key} must be a header name, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
 }
 
 /** A gateway is optional as a whole, but once one of its variables is set all must be. */
@@ -227,6 +241,7 @@ export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
       perUserPerMinute: positiveInt(env, "RATE_LIMIT_PER_USER_PER_MINUTE", 60),
       perIpPerMinute: positiveInt(env, "RATE_LIMIT_PER_IP_PER_MINUTE", 600),
       windowSeconds: 60,
+      trustedProxyHeader: headerName(env, "TRUSTED_PROXY_HEADER"),
     },
   };
 }

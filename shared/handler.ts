@@ -64,7 +64,12 @@ export function serveFunction(
           const caller = await app.authenticate(req);
           if (caller.userId) log.user_id = caller.userId;
           if (opts.rateLimit) {
-            await takeRateLimit(app, opts.rateLimit.scope, caller, clientIp(req, info));
+            await takeRateLimit(
+              app,
+              opts.rateLimit.scope,
+              caller,
+              clientIp(req, info, app.config.rateLimit.trustedProxyHeader),
+            );
             limited = true;
           }
           return caller;

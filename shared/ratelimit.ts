@@ -44,16 +44,16 @@ export function ipKey(raw: string): string | undefined {
 }
 
 /**
- * The client address as Supabase's edge reports it: Cloudflare's cf-connecting-ip (set by the
- * proxy, not the client), then the first x-forwarded-for hop, then the connection's peer, else
- * "unknown" (all such requests share one budget).
+ * The client address for the per-address budget. By default the connection's peer: a header
+ * such as cf-connecting-ip or x-forwarded-for is whatever the client wrote unless a proxy in
+ * front overwrites it, so one is read only when TRUSTED_PROXY_HEADER names it. Then the header's
+ * last comma-separated value counts (a proxy appends what it saw; a client can only prepend),
+ * falling back to the peer when it is missing or not an address. Else "unknown" (all such
+ * requests share one budget).
  */
-export function clientIp(req: Request, info?: ConnInfo): string {
-  const candidates = [
-    req.headers.get("cf-connecting-ip"),
-    req.headers.get("x-forwarded-for")?.slice(0, 200).split(",")[0],
-    info?.remoteAddr?.hostname,
-  ];
+export function clientIp(req: Request, info?: ConnInfo, trustedHeader?: string): string {
+  const header = trustedHeader ? req.headers.get(trustedHeader)?.slice(-200) : undefined;
+  const candidates = [header?.split(",").at(-1), info?.remoteAddr?.hostname];
   for (const c of candidates) {
     const key = c ? ipKey(c) : undefined;
     if (key) return key;

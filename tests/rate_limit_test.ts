@@ -2,7 +2,7 @@
 // concurrency, nothing written by refused requests, windows that reset on an injected clock.
 import assert from "node:assert/strict";
 import { createApp } from "../shared/app.ts";
-import type { RateLimitConfig } from "../shared/config.ts";
+import { ConfigError, loadConfig, type RateLimitConfig } from "../shared/config.ts";
 import { type Handler, serveFunction } from "../shared/handler.ts";
 import { json, readBodyText } from "../shared/http.ts";
 import { clientIp, ipKey } from "../shared/ratelimit.ts";
@@ -37,11 +37,13 @@ function freshIp(): string {
 
 /** An app over the test stack's database and simulators, with these limits and this clock. */
 function limitedApp(s: TestStack, limits: Partial<RateLimitConfig>, clock: Clock) {
+  const { trustedProxyHeader: _, ...base } = s.config.rateLimit;
   return createApp({
     ...s.config,
     supabaseUrl: undefined,
     logRequests: false,
     rateLimit: {
+      ...base,
       enabled: true,
       perUserPerMinute: 1000,
       perIpPerMinute: 1000,
@@ -53,6 +55,7 @@ function limitedApp(s: TestStack, limits: Partial<RateLimitConfig>, clock: Clock
 
 interface Call {
   token?: string;
+  /** The connection's peer address (what Deno.serve reports). */
   ip?: string;
   method?: string;
   body?: unknown;
@@ -62,7 +65,6 @@ interface Call {
 async function call(s: TestStack, h: Handler, path: string, c: Call = {}) {
   const headers = new Headers(c.headers);
   if (c.token) headers.set("authorization", `Bearer ${c.token}`);
-  if (c.ip) headers.set("x-forwarded-for", `${c.ip}, 10.0.0.1`);
   if (c.body !== undefined) headers.set("content-type", "application/json");
   const res = await h(
     new Request(`${s.functionsUrl}/${path}`, {
@@ -70,6 +72,7 @@ async function call(s: TestStack, h: Handler, path: string, c: Call = {}) {
       headers,
       body: c.body === undefined ? undefined : JSON.stringify(c.body),
     }),
+    c.ip ? { remoteAddr: { hostname: c.ip } } : undefined,
   );
   const text = await res.text();
   let body: unknown = text;
@@ -96,7 +99,7 @@ async function simulatorOrderCount(s: TestStack): Promise<number> {
   return ((await res.json()) as { items: unknown[] }).items.length;
 }
 
-Deno.test("client IP: edge headers first, IPv6 by /64, junk ignored", () => {
+Deno.test("client IP: the peer unless a proxy header is trusted, IPv6 by /64, junk ignored", () => {
   assert.equal(ipKey("203.0.113.7"), "203.0.113.7");
   assert.equal(ipKey(" 203.0.113.7:4431 "), "203.0.113.7");
   assert.equal(ipKey("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
@@ -113,17 +116,37 @@ Deno.test("client IP: edge headers first, IPv6 by /64, junk ignored", () => {
 
   const req = (h: Record<string, string>) => new Request("http://x/", { headers: h });
   const peer = { remoteAddr: { hostname: "192.0.2.9" } };
+  const spoofed = { "cf-connecting-ip": "203.0.113.1", "x-forwarded-for": "198.51.100.1" };
+  // No trusted header configured: whatever the client writes is ignored, the peer counts.
+  assert.equal(clientIp(req(spoofed), peer), "192.0.2.9");
+  assert.equal(clientIp(req(spoofed)), "unknown");
+  assert.equal(clientIp(req({}), peer), "192.0.2.9");
+  // A trusted header counts, its last value (what the proxy appended), else the peer.
+  assert.equal(clientIp(req(spoofed), peer, "cf-connecting-ip"), "203.0.113.1");
   assert.equal(
-    clientIp(req({ "cf-connecting-ip": "203.0.113.1", "x-forwarded-for": "198.51.100.1" })),
-    "203.0.113.1",
-  );
-  assert.equal(
-    clientIp(req({ "x-forwarded-for": "198.51.100.1, 10.0.0.1" }), peer),
+    clientIp(req({ "x-forwarded-for": "6.6.6.6, 198.51.100.1" }), peer, "x-forwarded-for"),
     "198.51.100.1",
   );
-  assert.equal(clientIp(req({ "x-forwarded-for": "nonsense" }), peer), "192.0.2.9");
-  assert.equal(clientIp(req({}), peer), "192.0.2.9");
-  assert.equal(clientIp(req({})), "unknown");
+  assert.equal(clientIp(req(spoofed), peer, "x-real-ip"), "192.0.2.9");
+  assert.equal(clientIp(req({ "x-real-ip": "nonsense" }), peer, "x-real-ip"), "192.0.2.9");
+  assert.equal(clientIp(req({}), undefined, "cf-connecting-ip"), "unknown");
+});
+
+Deno.test("TRUSTED_PROXY_HEADER: unset by default, a header name, lowercased", () => {
+  const env = (extra: Record<string, string>) => (k: string) =>
+    ({ SUPABASE_DB_URL: "postgres://x@127.0.0.1/x", SUPABASE_JWT_SECRET: "s", ...extra })[k];
+  assert.equal(loadConfig(env({})).rateLimit.trustedProxyHeader, undefined);
+  assert.equal(
+    loadConfig(env({ TRUSTED_PROXY_HEADER: " CF-Connecting-IP " })).rateLimit.trustedProxyHeader,
+    "cf-connecting-ip",
+  );
+  for (const bad of ["x forwarded", "a:b", "x".repeat(101)]) {
+    assert.throws(
+      () => loadConfig(env({ TRUSTED_PROXY_HEADER: bad })),
+      (e: Error) => e instanceof ConfigError && /TRUSTED_PROXY_HEADER/.test(e.message),
+      bad,
+    );
+  }
 });
 
 Deno.test({
@@ -182,14 +205,35 @@ Deno.test({
           }
           const late = await createUser(s.db, "rl-ip");
           assertLimited(await call(s, h, "payment-methods", { token: late.token, ip }), 59);
-          // The same address behind Cloudflare's header counts the same.
+          // Headers a client writes do not move it to another budget...
           assertLimited(
             await call(s, h, "payment-methods", {
               token: late.token,
-              headers: { "cf-connecting-ip": ip },
+              ip,
+              headers: { "cf-connecting-ip": freshIp(), "x-forwarded-for": freshIp() },
             }),
             59,
           );
+          // ...unless the header is trusted: then the same address behind a proxy (another
+          // peer) counts the same, and the header alone decides.
+          const behindProxy = paymentMethods(
+            app({ perIpPerMinute: 3, trustedProxyHeader: "cf-connecting-ip" }, clock),
+          );
+          const proxy = freshIp();
+          assertLimited(
+            await call(s, behindProxy, "payment-methods", {
+              token: late.token,
+              ip: proxy,
+              headers: { "cf-connecting-ip": ip, "x-forwarded-for": freshIp() },
+            }),
+            59,
+          );
+          const viaProxy = await call(s, behindProxy, "payment-methods", {
+            token: late.token,
+            ip: ip,
+            headers: { "cf-connecting-ip": freshIp() },
+          });
+          assert.equal(viaProxy.status, 200, JSON.stringify(viaProxy.body));
           const elsewhere = await call(s, h, "payment-methods", {
             token: late.token,
             ip: freshIp(),
