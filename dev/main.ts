@@ -1,13 +1,27 @@
 // `deno task dev`: database (SUPABASE_DB_URL or embedded PGlite), migrations, seed, stack.
+//   deno task dev          a fresh embedded database on every start (the simulators start empty
+//                          too, so both forget the same things: README, Quick start)
+//   deno task dev --keep   keep the embedded database's data from the last run
 import { connect, migrate } from "./db.ts";
-import { FUNCTIONS, startStack } from "./stack.ts";
+import { devEnv, FUNCTIONS, startStack } from "./stack.ts";
 import { userToken } from "./keys.ts";
+
+const DATA_DIR = ".settle/pglite";
+const unknown = Deno.args.filter((a) => a !== "--keep");
+if (unknown.length) {
+  console.error(`unknown argument ${unknown[0]}; usage: deno task dev [--keep]`);
+  Deno.exit(2);
+}
+const keep = Deno.args.includes("--keep");
 
 async function embeddedDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
   await Deno.mkdir(".settle", { recursive: true });
-  const db = await PGlite.create({ dataDir: ".settle/pglite" });
+  // The simulators keep their orders in memory: data from an earlier run would name gateway
+  // orders and payments they no longer know, so the database is reset with them by default.
+  if (!keep) await Deno.remove(DATA_DIR, { recursive: true }).catch(() => {});
+  const db = await PGlite.create({ dataDir: DATA_DIR });
   const port = Number(Deno.env.get("EMBEDDED_DB_PORT") ?? 54322);
   // PGlite runs one transaction at a time; several client sockets share it.
   const server = new PGLiteSocketServer({ db, port, host: "127.0.0.1", maxConnections: 8 });
@@ -29,35 +43,33 @@ const sql = connect(dbUrl, 1);
 const applied = await migrate(sql, { seed: true });
 await sql.end();
 
-const env: Record<string, string> = {};
-for (const [k, v] of Object.entries(Deno.env.toObject())) {
-  if (
-    /^(RAZORPAY_|STRIPE_|ALLOWED_ORIGINS|LOG_REQUESTS|DB_POOL_MAX|WEBHOOK_|RECONCILE_|OUTBOX_)/
-      .test(k)
-  ) {
-    env[k] = v;
-  }
-}
 const stack = await startStack({
   dbUrl,
   devPages: true,
   // pglite-socket interleaves extended-protocol messages of concurrent sockets on its one
   // backend, so the embedded database gets exactly one pooled connection.
-  env: { DB_POOL_MAX: embedded ? "1" : "10", ...env },
+  env: { DB_POOL_MAX: embedded ? "1" : "10", ...devEnv(Deno.env.toObject()) },
 });
 const alice = await userToken("00000000-0000-4000-8000-00000000a11c", {
   email: "alice@example.com",
   expiresInSeconds: 24 * 3600,
+  secret: stack.jwtSecret,
 });
 
+const where = embedded
+  ? `embedded PGlite (${DATA_DIR}, ${keep ? "kept from the last run" : "fresh: --keep keeps it"})`
+  : "SUPABASE_DB_URL (not reset)";
 console.log(`settle is running
-  database      ${embedded ? "embedded PGlite (.settle/pglite) at " : ""}${dbUrl}
+  database      ${where}
+                ${dbUrl}
+  psql          psql '${dbUrl}'   (Operations SQL: payment_stats, ledger_audit, dead letters)
   migrations    ${applied.length ? applied.join(", ") : "up to date"}
   functions     ${stack.functionsUrl}/{${Object.keys(FUNCTIONS).join(",")}}
   simulators    ${stack.simulatorUrl}/razorpay  (Razorpay API + /_sim/razorpay controls)
                 ${stack.stripeUrl}  (Stripe API + /_sim/stripe controls)
   demo page     ${stack.url}/
   anon key      ${stack.anonKey}
+  service role  ${stack.serviceRoleKey}
   alice's JWT   ${alice}
 `);
 

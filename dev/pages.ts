@@ -9,7 +9,7 @@ const page = new URL("./public/index.html", import.meta.url);
 
 export async function serve(
   req: Request,
-  ctx: { app: App; anonKey: string; simulatorUrl: string },
+  ctx: { app: App; anonKey: string; simulatorUrl: string; jwtSecret: string },
 ): Promise<Response | undefined> {
   const url = new URL(req.url);
   if (url.pathname === "/" && req.method === "GET") {
@@ -23,7 +23,10 @@ export async function serve(
     const email = url.searchParams.get("email") ?? "alice@example.com";
     const [user] = await ctx.app.sql`select id from auth.users where email = ${email}`;
     if (!user) return json(404, { error: { code: "not_found", message: "no such user" } });
-    return json(200, { access_token: await userToken(user.id, { email }), user_id: user.id });
+    return json(200, {
+      access_token: await userToken(user.id, { email, secret: ctx.jwtSecret }),
+      user_id: user.id,
+    });
   }
   // Stands in for PostgREST locally: the caller's wallets, read through RLS.
   if (url.pathname === "/dev/wallets" && req.method === "GET") {

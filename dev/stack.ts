@@ -41,6 +41,20 @@ export const LOCAL_RAZORPAY = {
   webhookSecret: "settle_local_razorpay_webhook_secret",
 };
 
+/** Variables the stack sets itself from its own addresses; the environment cannot move them. */
+const STACK_OWNED = new Set(["SUPABASE_URL", "SUPABASE_DB_URL"]);
+
+/**
+ * What `deno task dev` takes from its environment: every non-empty variable except the ones the
+ * stack owns (`.env.example`: "set one to override it"). The configuration reads only the names
+ * it knows, so the rest of the environment is inert.
+ */
+export function devEnv(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter(([k, v]) => !STACK_OWNED.has(k) && v.trim() !== ""),
+  );
+}
+
 export interface StackOptions {
   dbUrl: string;
   /** 0 picks a free port (tests); the defaults are Supabase's local ports. */
@@ -152,7 +166,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
 
   const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));
-  const keys = { anon: await anonKey(), service: await serviceRoleKey() };
+  // The local keys are signed with the secret the functions verify (JWT_SECRET or
+  // SUPABASE_JWT_SECRET when set, else the CLI's well-known one).
+  const jwtSecret = config.jwtSecret ?? LOCAL_JWT_SECRET;
+  const keys = { anon: await anonKey(jwtSecret), service: await serviceRoleKey(jwtSecret) };
   const devPages = opts.devPages ? await import("./pages.ts") : undefined;
 
   route = async (req, info) => {
@@ -165,7 +182,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       return json(404, { error: { code: "not_found", message: `no function ${m[1]}` } });
     }
     if (devPages) {
-      const res = await devPages.serve(req, { app, anonKey: keys.anon, simulatorUrl });
+      const res = await devPages.serve(req, { app, anonKey: keys.anon, simulatorUrl, jwtSecret });
       if (res) return res;
     }
     return json(404, { error: { code: "not_found", message: "not found" } });
@@ -178,7 +195,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     stripeUrl,
     anonKey: keys.anon,
     serviceRoleKey: keys.service,
-    jwtSecret: LOCAL_JWT_SECRET,
+    jwtSecret,
     app,
     config,
     razorpay,
