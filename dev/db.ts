@@ -23,11 +23,19 @@ export async function migrationFiles(): Promise<{ version: string; name: string;
 }
 
 /**
+ * What a vanilla Postgres needs before settle's migrations (roles, the auth schema, Supabase's
+ * default privileges): `supabase db push` to a plain server fails without it.
+ */
+export async function bootstrap(sql: Sql): Promise<void> {
+  await sql.unsafe(await Deno.readTextFile(new URL("supabase/bootstrap/local.sql", root))).simple();
+}
+
+/**
  * Applies the local bootstrap, every migration not yet recorded (in the Supabase CLI's own
  * bookkeeping table, so `supabase migration list` agrees), and optionally the seed.
  */
 export async function migrate(sql: Sql, opts: { seed?: boolean } = {}): Promise<string[]> {
-  await sql.unsafe(await Deno.readTextFile(new URL("supabase/bootstrap/local.sql", root))).simple();
+  await bootstrap(sql);
   await sql.unsafe(`
     create schema if not exists supabase_migrations;
     create table if not exists supabase_migrations.schema_migrations (

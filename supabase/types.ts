@@ -1,0 +1,1081 @@
+export type Json = string | number | boolean | null | { [key: string]: Json | undefined } | Json[];
+
+export type Database = {
+  "public": {
+    Tables: {
+      "account_members": {
+        Row: {
+          "account_id": string;
+          "created_at": string;
+          "role": string;
+          "user_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "created_at"?: string;
+          "role": string;
+          "user_id": string;
+        };
+        Update: {
+          "account_id"?: string;
+          "created_at"?: string;
+          "role"?: string;
+          "user_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "account_members_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "accounts": {
+        Row: {
+          "created_at": string;
+          "default_currency": string;
+          "entitlement_ends_at": string | null;
+          "id": string;
+          "is_pro": boolean;
+          "name": string;
+          "personal_owner_id": string | null;
+          "plan": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created_at"?: string;
+          "default_currency"?: string;
+          "entitlement_ends_at"?: string | null;
+          "id"?: string;
+          "is_pro"?: boolean;
+          "name": string;
+          "personal_owner_id"?: string | null;
+          "plan"?: string | null;
+        };
+        Update: {
+          "created_at"?: string;
+          "default_currency"?: string;
+          "entitlement_ends_at"?: string | null;
+          "id"?: string;
+          "is_pro"?: boolean;
+          "name"?: string;
+          "personal_owner_id"?: string | null;
+          "plan"?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "accounts_default_currency_fkey";
+            columns: ["default_currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "accounts_plan_fkey";
+            columns: ["plan"];
+            isOneToOne: false;
+            referencedRelation: "plans";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "currencies": {
+        Row: {
+          "code": string;
+          "enabled": boolean;
+          "exponent": number;
+          "topup_max": number;
+          "topup_min": number;
+        };
+        ComputedFields: never;
+        Insert: {
+          "code": string;
+          "enabled"?: boolean;
+          "exponent": number;
+          "topup_max": number;
+          "topup_min": number;
+        };
+        Update: {
+          "code"?: string;
+          "enabled"?: boolean;
+          "exponent"?: number;
+          "topup_max"?: number;
+          "topup_min"?: number;
+        };
+        Relationships: [];
+      };
+      "gateway_customers": {
+        Row: {
+          "account_id": string;
+          "created_at": string;
+          "customer_id": string;
+          "gateway": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "created_at"?: string;
+          "customer_id": string;
+          "gateway": string;
+        };
+        Update: {
+          "account_id"?: string;
+          "created_at"?: string;
+          "customer_id"?: string;
+          "gateway"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "gateway_customers_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "ledger_entries": {
+        Row: {
+          "account_id": string | null;
+          "amount": number;
+          "created_at": string;
+          "currency": string;
+          "id": number;
+          "system_account": string | null;
+          "transaction_id": string;
+          "wallet_id": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id"?: string | null;
+          "amount": number;
+          "created_at"?: string;
+          "currency": string;
+          "id"?: never;
+          "system_account"?: string | null;
+          "transaction_id": string;
+          "wallet_id"?: string | null;
+        };
+        Update: {
+          "account_id"?: string | null;
+          "amount"?: number;
+          "created_at"?: string;
+          "currency"?: string;
+          "id"?: never;
+          "system_account"?: string | null;
+          "transaction_id"?: string;
+          "wallet_id"?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "ledger_entries_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "ledger_entries_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "ledger_entries_transaction_id_fkey";
+            columns: ["transaction_id"];
+            isOneToOne: false;
+            referencedRelation: "ledger_transactions";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "ledger_entries_wallet_id_fkey";
+            columns: ["wallet_id"];
+            isOneToOne: false;
+            referencedRelation: "wallets";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "ledger_transactions": {
+        Row: {
+          "created_at": string;
+          "description": string | null;
+          "id": string;
+          "idempotency_key": string;
+          "kind": string;
+          "order_id": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created_at"?: string;
+          "description"?: string | null;
+          "id"?: string;
+          "idempotency_key": string;
+          "kind": string;
+          "order_id"?: string | null;
+        };
+        Update: {
+          "created_at"?: string;
+          "description"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string;
+          "kind"?: string;
+          "order_id"?: string | null;
+        };
+        Relationships: [];
+      };
+      "orders": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "amount_refunded": number;
+          "created_at": string;
+          "created_by": string;
+          "currency": string;
+          "failure_code": string | null;
+          "failure_reason": string | null;
+          "gateway": string;
+          "gateway_attempts": number;
+          "gateway_order_id": string | null;
+          "gateway_payment_id": string | null;
+          "id": string;
+          "idempotency_key": string | null;
+          "last_gateway_error": string | null;
+          "paid_at": string | null;
+          "plan_id": string | null;
+          "product_id": string | null;
+          "purpose": string;
+          "reconcile_after": string | null;
+          "reconcile_attempts": number;
+          "reconcile_claim": string | null;
+          "request_hash": string | null;
+          "status": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "amount": number;
+          "amount_refunded"?: number;
+          "created_at"?: string;
+          "created_by": string;
+          "currency": string;
+          "failure_code"?: string | null;
+          "failure_reason"?: string | null;
+          "gateway": string;
+          "gateway_attempts"?: number;
+          "gateway_order_id"?: string | null;
+          "gateway_payment_id"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "last_gateway_error"?: string | null;
+          "paid_at"?: string | null;
+          "plan_id"?: string | null;
+          "product_id"?: string | null;
+          "purpose": string;
+          "reconcile_after"?: string | null;
+          "reconcile_attempts"?: number;
+          "reconcile_claim"?: string | null;
+          "request_hash"?: string | null;
+          "status"?: string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string;
+          "amount"?: number;
+          "amount_refunded"?: number;
+          "created_at"?: string;
+          "created_by"?: string;
+          "currency"?: string;
+          "failure_code"?: string | null;
+          "failure_reason"?: string | null;
+          "gateway"?: string;
+          "gateway_attempts"?: number;
+          "gateway_order_id"?: string | null;
+          "gateway_payment_id"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "last_gateway_error"?: string | null;
+          "paid_at"?: string | null;
+          "plan_id"?: string | null;
+          "product_id"?: string | null;
+          "purpose"?: string;
+          "reconcile_after"?: string | null;
+          "reconcile_attempts"?: number;
+          "reconcile_claim"?: string | null;
+          "request_hash"?: string | null;
+          "status"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "orders_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "orders_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "orders_plan_id_fkey";
+            columns: ["plan_id"];
+            isOneToOne: false;
+            referencedRelation: "plans";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "orders_product_id_fkey";
+            columns: ["product_id"];
+            isOneToOne: false;
+            referencedRelation: "products";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "outbox_deliveries": {
+        Row: {
+          "attempts": number;
+          "claim_token": string | null;
+          "claimed_at": string | null;
+          "created_at": string;
+          "delivered_at": string | null;
+          "event_id": string;
+          "id": number;
+          "last_attempt_at": string | null;
+          "last_error": string | null;
+          "last_http_status": number | null;
+          "next_attempt_at": string;
+          "replays": number;
+          "status": string;
+          "subscriber_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "attempts"?: number;
+          "claim_token"?: string | null;
+          "claimed_at"?: string | null;
+          "created_at"?: string;
+          "delivered_at"?: string | null;
+          "event_id": string;
+          "id"?: never;
+          "last_attempt_at"?: string | null;
+          "last_error"?: string | null;
+          "last_http_status"?: number | null;
+          "next_attempt_at"?: string;
+          "replays"?: number;
+          "status"?: string;
+          "subscriber_id": string;
+        };
+        Update: {
+          "attempts"?: number;
+          "claim_token"?: string | null;
+          "claimed_at"?: string | null;
+          "created_at"?: string;
+          "delivered_at"?: string | null;
+          "event_id"?: string;
+          "id"?: never;
+          "last_attempt_at"?: string | null;
+          "last_error"?: string | null;
+          "last_http_status"?: number | null;
+          "next_attempt_at"?: string;
+          "replays"?: number;
+          "status"?: string;
+          "subscriber_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "outbox_deliveries_event_id_fkey";
+            columns: ["event_id"];
+            isOneToOne: false;
+            referencedRelation: "outbox_events";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "outbox_deliveries_subscriber_id_fkey";
+            columns: ["subscriber_id"];
+            isOneToOne: false;
+            referencedRelation: "outbox_subscribers";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "outbox_events": {
+        Row: {
+          "account_id": string;
+          "created_at": string;
+          "id": string;
+          "payload": NonNullable<Json>;
+          "subject_id": string;
+          "subject_type": string;
+          "type": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "created_at"?: string;
+          "id"?: string;
+          "payload": NonNullable<Json>;
+          "subject_id": string;
+          "subject_type": string;
+          "type": string;
+        };
+        Update: {
+          "account_id"?: string;
+          "created_at"?: string;
+          "id"?: string;
+          "payload"?: NonNullable<Json>;
+          "subject_id"?: string;
+          "subject_type"?: string;
+          "type"?: string;
+        };
+        Relationships: [];
+      };
+      "outbox_subscribers": {
+        Row: {
+          "active": boolean;
+          "created_at": string;
+          "event_types": (string)[];
+          "id": string;
+          "name": string;
+          "secret": string;
+          "updated_at": string;
+          "url": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "active"?: boolean;
+          "created_at"?: string;
+          "event_types"?: (string)[];
+          "id"?: string;
+          "name": string;
+          "secret"?: string;
+          "updated_at"?: string;
+          "url": string;
+        };
+        Update: {
+          "active"?: boolean;
+          "created_at"?: string;
+          "event_types"?: (string)[];
+          "id"?: string;
+          "name"?: string;
+          "secret"?: string;
+          "updated_at"?: string;
+          "url"?: string;
+        };
+        Relationships: [];
+      };
+      "payment_methods": {
+        Row: {
+          "account_id": string;
+          "brand": string | null;
+          "created_at": string;
+          "exp_month": number | null;
+          "exp_year": number | null;
+          "gateway": string;
+          "gateway_payment_method_id": string;
+          "id": string;
+          "is_default": boolean;
+          "last4": string | null;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "brand"?: string | null;
+          "created_at"?: string;
+          "exp_month"?: number | null;
+          "exp_year"?: number | null;
+          "gateway"?: string;
+          "gateway_payment_method_id": string;
+          "id"?: string;
+          "is_default"?: boolean;
+          "last4"?: string | null;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string;
+          "brand"?: string | null;
+          "created_at"?: string;
+          "exp_month"?: number | null;
+          "exp_year"?: number | null;
+          "gateway"?: string;
+          "gateway_payment_method_id"?: string;
+          "id"?: string;
+          "is_default"?: boolean;
+          "last4"?: string | null;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "payment_methods_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "plans": {
+        Row: {
+          "active": boolean;
+          "amount": number;
+          "billing_interval": string;
+          "created_at": string;
+          "currency": string;
+          "id": string;
+          "interval_count": number;
+          "name": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "active"?: boolean;
+          "amount": number;
+          "billing_interval": string;
+          "created_at"?: string;
+          "currency": string;
+          "id": string;
+          "interval_count"?: number;
+          "name": string;
+        };
+        Update: {
+          "active"?: boolean;
+          "amount"?: number;
+          "billing_interval"?: string;
+          "created_at"?: string;
+          "currency"?: string;
+          "id"?: string;
+          "interval_count"?: number;
+          "name"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "plans_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+        ];
+      };
+      "products": {
+        Row: {
+          "active": boolean;
+          "amount": number;
+          "created_at": string;
+          "currency": string;
+          "id": string;
+          "name": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "active"?: boolean;
+          "amount": number;
+          "created_at"?: string;
+          "currency": string;
+          "id": string;
+          "name": string;
+        };
+        Update: {
+          "active"?: boolean;
+          "amount"?: number;
+          "created_at"?: string;
+          "currency"?: string;
+          "id"?: string;
+          "name"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "products_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+        ];
+      };
+      "refunds": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "created_at": string;
+          "currency": string;
+          "failed_at": string | null;
+          "failure_reason": string | null;
+          "gateway": string;
+          "gateway_attempts": number;
+          "gateway_payment_id": string;
+          "gateway_refund_id": string | null;
+          "id": string;
+          "idempotency_key": string | null;
+          "last_gateway_error": string | null;
+          "order_id": string;
+          "processed_at": string | null;
+          "reason": string | null;
+          "request_hash": string | null;
+          "requested_by": string | null;
+          "source": string;
+          "status": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "amount": number;
+          "created_at"?: string;
+          "currency": string;
+          "failed_at"?: string | null;
+          "failure_reason"?: string | null;
+          "gateway": string;
+          "gateway_attempts"?: number;
+          "gateway_payment_id": string;
+          "gateway_refund_id"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "last_gateway_error"?: string | null;
+          "order_id": string;
+          "processed_at"?: string | null;
+          "reason"?: string | null;
+          "request_hash"?: string | null;
+          "requested_by"?: string | null;
+          "source": string;
+          "status"?: string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string;
+          "amount"?: number;
+          "created_at"?: string;
+          "currency"?: string;
+          "failed_at"?: string | null;
+          "failure_reason"?: string | null;
+          "gateway"?: string;
+          "gateway_attempts"?: number;
+          "gateway_payment_id"?: string;
+          "gateway_refund_id"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "last_gateway_error"?: string | null;
+          "order_id"?: string;
+          "processed_at"?: string | null;
+          "reason"?: string | null;
+          "request_hash"?: string | null;
+          "requested_by"?: string | null;
+          "source"?: string;
+          "status"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "refunds_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "refunds_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "refunds_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "subscription_periods": {
+        Row: {
+          "account_id": string;
+          "created_at": string;
+          "id": number;
+          "order_id": string;
+          "period_end": string;
+          "period_start": string;
+          "plan_id": string;
+          "revoked_at": string | null;
+          "subscription_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "created_at"?: string;
+          "id"?: never;
+          "order_id": string;
+          "period_end": string;
+          "period_start": string;
+          "plan_id": string;
+          "revoked_at"?: string | null;
+          "subscription_id": string;
+        };
+        Update: {
+          "account_id"?: string;
+          "created_at"?: string;
+          "id"?: never;
+          "order_id"?: string;
+          "period_end"?: string;
+          "period_start"?: string;
+          "plan_id"?: string;
+          "revoked_at"?: string | null;
+          "subscription_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "subscription_periods_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "subscription_periods_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: true;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "subscription_periods_plan_id_fkey";
+            columns: ["plan_id"];
+            isOneToOne: false;
+            referencedRelation: "plans";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "subscription_periods_subscription_id_fkey";
+            columns: ["subscription_id"];
+            isOneToOne: false;
+            referencedRelation: "subscriptions";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "subscriptions": {
+        Row: {
+          "account_id": string;
+          "cancel_at_period_end": boolean;
+          "canceled_at": string | null;
+          "created_at": string;
+          "current_period_end": string;
+          "current_period_start": string;
+          "id": string;
+          "plan_id": string;
+          "status": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "cancel_at_period_end"?: boolean;
+          "canceled_at"?: string | null;
+          "created_at"?: string;
+          "current_period_end": string;
+          "current_period_start": string;
+          "id"?: string;
+          "plan_id": string;
+          "status": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string;
+          "cancel_at_period_end"?: boolean;
+          "canceled_at"?: string | null;
+          "created_at"?: string;
+          "current_period_end"?: string;
+          "current_period_start"?: string;
+          "id"?: string;
+          "plan_id"?: string;
+          "status"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "subscriptions_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: true;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "subscriptions_plan_id_fkey";
+            columns: ["plan_id"];
+            isOneToOne: false;
+            referencedRelation: "plans";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "wallets": {
+        Row: {
+          "account_id": string;
+          "balance": number;
+          "created_at": string;
+          "currency": string;
+          "id": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "balance"?: number;
+          "created_at"?: string;
+          "currency": string;
+          "id"?: string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string;
+          "balance"?: number;
+          "created_at"?: string;
+          "currency"?: string;
+          "id"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "wallets_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "wallets_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+        ];
+      };
+      "webhook_events": {
+        Row: {
+          "amount": number | null;
+          "attempts": number;
+          "currency": string | null;
+          "detail": string | null;
+          "effect": Json | null;
+          "event_id": string;
+          "event_type": string;
+          "failure_code": string | null;
+          "failure_reason": string | null;
+          "gateway": string;
+          "gateway_order_id": string | null;
+          "gateway_payment_id": string | null;
+          "id": number;
+          "kind": string | null;
+          "occurred_at": string | null;
+          "order_id": string | null;
+          "outcome": string;
+          "processed_at": string | null;
+          "raw_body": string;
+          "received_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "amount"?: number | null;
+          "attempts"?: number;
+          "currency"?: string | null;
+          "detail"?: string | null;
+          "effect"?: Json | null;
+          "event_id": string;
+          "event_type": string;
+          "failure_code"?: string | null;
+          "failure_reason"?: string | null;
+          "gateway": string;
+          "gateway_order_id"?: string | null;
+          "gateway_payment_id"?: string | null;
+          "id"?: never;
+          "kind"?: string | null;
+          "occurred_at"?: string | null;
+          "order_id"?: string | null;
+          "outcome"?: string;
+          "processed_at"?: string | null;
+          "raw_body": string;
+          "received_at"?: string;
+        };
+        Update: {
+          "amount"?: number | null;
+          "attempts"?: number;
+          "currency"?: string | null;
+          "detail"?: string | null;
+          "effect"?: Json | null;
+          "event_id"?: string;
+          "event_type"?: string;
+          "failure_code"?: string | null;
+          "failure_reason"?: string | null;
+          "gateway"?: string;
+          "gateway_order_id"?: string | null;
+          "gateway_payment_id"?: string | null;
+          "id"?: never;
+          "kind"?: string | null;
+          "occurred_at"?: string | null;
+          "order_id"?: string | null;
+          "outcome"?: string;
+          "processed_at"?: string | null;
+          "raw_body"?: string;
+          "received_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "webhook_events_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+    };
+    Views: {
+      "payment_stats": {
+        Row: {
+          "average_paid_amount": number | null;
+          "currency": string;
+          "day": string | null;
+          "gateway": string;
+          "gross": number | null;
+          "net": number | null;
+          "orders_created": number | null;
+          "orders_expired": number | null;
+          "orders_failed": number | null;
+          "orders_paid": number | null;
+          "refunded": number | null;
+          "success_rate": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
+    };
+    Functions: {
+      [_ in never]: never;
+    };
+    Enums: {
+      [_ in never]: never;
+    };
+    CompositeTypes: {
+      [_ in never]: never;
+    };
+  };
+};
+
+type DatabaseWithoutInternals = Omit<Database, "__InternalSupabase">;
+
+type DefaultSchema = DatabaseWithoutInternals[Extract<keyof Database, "public">];
+
+export type Tables<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof (
+      & DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+      & DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"]
+    )
+    : never = never,
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals } ? (
+    & DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    & DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"]
+  )[TableName] extends {
+    Row: infer R;
+  } ? R
+  : never
+  : DefaultSchemaTableNameOrOptions extends keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
+    ? (DefaultSchema["Tables"] & DefaultSchema["Views"])[DefaultSchemaTableNameOrOptions] extends {
+      Row: infer R;
+    } ? R
+    : never
+  : never;
+
+export type TablesInsert<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof DefaultSchema["Tables"]
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    : never = never,
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends
+    {
+      Insert: infer I;
+    } ? I
+  : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
+    ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
+      Insert: infer I;
+    } ? I
+    : never
+  : never;
+
+export type TablesUpdate<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof DefaultSchema["Tables"]
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    : never = never,
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends
+    {
+      Update: infer U;
+    } ? U
+  : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
+    ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
+      Update: infer U;
+    } ? U
+    : never
+  : never;
+
+export type Enums<
+  DefaultSchemaEnumNameOrOptions extends
+    | keyof DefaultSchema["Enums"]
+    | { schema: keyof DatabaseWithoutInternals },
+  EnumName extends DefaultSchemaEnumNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"]
+    : never = never,
+> = DefaultSchemaEnumNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"][EnumName]
+  : DefaultSchemaEnumNameOrOptions extends keyof DefaultSchema["Enums"]
+    ? DefaultSchema["Enums"][DefaultSchemaEnumNameOrOptions]
+  : never;
+
+export type CompositeTypes<
+  PublicCompositeTypeNameOrOptions extends
+    | keyof DefaultSchema["CompositeTypes"]
+    | { schema: keyof DatabaseWithoutInternals },
+  CompositeTypeName extends PublicCompositeTypeNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"]
+    : never = never,
+> = PublicCompositeTypeNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"][
+    CompositeTypeName
+  ]
+  : PublicCompositeTypeNameOrOptions extends keyof DefaultSchema["CompositeTypes"]
+    ? DefaultSchema["CompositeTypes"][PublicCompositeTypeNameOrOptions]
+  : never;
+
+export const Constants = {
+  "public": {
+    Enums: {},
+  },
+} as const;
