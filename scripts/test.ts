@@ -1,7 +1,20 @@
-// `deno task test`: fresh databases on the Postgres server, Deno tests, then pgTAP via pg_prove.
+// `deno task test`: fresh databases on a Postgres server, Deno tests, then pgTAP via pg_prove.
+// The server is the one at SUPABASE_DB_URL (default 127.0.0.1:5432); when nothing answers there,
+// or with --embedded, an embedded PostgreSQL 17 (dev/embedded.ts) started for this run only.
+//   deno task test [--embedded] [test files…]   (files given: Deno tests only, no pgTAP)
 import { connect, createDatabase, dropDatabase, migrate } from "../dev/db.ts";
+import {
+  EMBEDDED_MAJOR,
+  type EmbeddedServer,
+  freePort,
+  reachable,
+  startEmbeddedPostgres,
+} from "../dev/embedded.ts";
 
-const adminUrl = Deno.env.get("SUPABASE_DB_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const configuredUrl = Deno.env.get("SUPABASE_DB_URL") ??
+  "postgres://postgres@127.0.0.1:5432/postgres";
+let adminUrl = configuredUrl;
+const forceEmbedded = Deno.args.includes("--embedded");
 const suffix = `${Deno.pid}_${Date.now().toString(36)}`;
 const testDb = `settle_test_${suffix}`;
 const pgtapDb = `settle_pgtap_${suffix}`;
@@ -28,20 +41,96 @@ async function has(cmd: string): Promise<boolean> {
   }
 }
 
-/** pgTAP from Debian, installed only when missing (CI machines start without it). */
-async function ensurePgTap() {
-  if (await has("pg_prove")) return;
-  console.log("pg_prove not found: installing pgTAP from Debian packages");
-  const sh = (s: string) => new Deno.Command("sh", { args: ["-c", s] }).output();
+const sh = (s: string) => new Deno.Command("sh", { args: ["-c", s] }).output();
+
+async function aptInstall(packages: string): Promise<boolean> {
   const update = await sh("apt-get update -qq");
-  const install = await sh(
-    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl",
-  );
-  if (update.code !== 0 || install.code !== 0 || !(await has("pg_prove"))) {
-    throw new Error(
-      "could not install pgTAP (postgresql-15-pgtap, libtap-parser-sourcehandler-pgtap-perl)",
-    );
+  const install = await sh(`DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${packages}`);
+  return update.code === 0 && install.code === 0;
+}
+
+/** pg_prove and psql (which pg_prove runs), from Debian when missing; no server comes with them. */
+async function ensurePgProve() {
+  if (await has("pg_prove") && await has("psql")) return;
+  console.log("pg_prove or psql not found: installing them from Debian packages");
+  const packages = "libtap-parser-sourcehandler-pgtap-perl postgresql-client";
+  if (!(await aptInstall(packages)) || !(await has("pg_prove")) || !(await has("psql"))) {
+    throw new Error(`could not install pg_prove and psql (${packages})`);
   }
+}
+
+async function pgtapAvailable(url: string): Promise<boolean> {
+  const sql = connect(url, 1);
+  try {
+    return (await sql`select 1 from pg_available_extensions where name = 'pgtap'`).length > 0;
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * A directory with Debian's pgTAP extension files (pure SQL, no server code): the installed
+ * package's, else postgresql-15-pgtap unpacked from its .deb without installing it (installing it
+ * would pull in a PostgreSQL 15 server).
+ */
+async function debianPgTapDir(): Promise<string> {
+  for (const major of [EMBEDDED_MAJOR, 16, 15]) {
+    const dir = `/usr/share/postgresql/${major}/extension`;
+    if (await exists(`${dir}/pgtap.control`)) return dir;
+  }
+  const work = ".settle/pgtap-deb";
+  await Deno.mkdir(work, { recursive: true });
+  const fetchDeb = `cd ${work} && apt-get download -qq postgresql-15-pgtap && ` +
+    "dpkg -x postgresql-15-pgtap_*.deb root";
+  if ((await sh(fetchDeb)).code !== 0) {
+    await sh("apt-get update -qq");
+    if ((await sh(fetchDeb)).code !== 0) throw new Error("could not fetch postgresql-15-pgtap");
+  }
+  return `${work}/root/usr/share/postgresql/15/extension`;
+}
+
+/**
+ * pgTAP in the server the suite runs against. An embedded server gets Debian's extension files
+ * copied into its share directory; a server of the machine's own gets Debian's package for its
+ * major version; anything else must have pgTAP already.
+ */
+async function ensurePgTap(url: string, embedded?: EmbeddedServer) {
+  await ensurePgProve();
+  if (await pgtapAvailable(url)) return;
+  if (embedded) {
+    const from = await debianPgTapDir();
+    const to = await embedded.extensionDir();
+    for await (const e of Deno.readDir(from)) {
+      if (e.name.startsWith("pgtap")) await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+    }
+    console.log(`pgTAP: Debian's extension files copied into the embedded PostgreSQL (${to})`);
+  } else {
+    const sql = connect(url, 1);
+    const [v] = await sql`select current_setting('server_version_num')::int / 10000 as major`;
+    await sql.end();
+    console.log(`pgTAP not in the server: installing postgresql-${v.major}-pgtap`);
+    await aptInstall(`postgresql-${v.major}-pgtap`);
+  }
+  if (!(await pgtapAvailable(url))) {
+    throw new Error(`the server at ${url} has no pgtap extension; install pgTAP into it`);
+  }
+}
+
+/** The server for this run: the configured one if it answers, else an embedded one. */
+async function server(): Promise<EmbeddedServer | undefined> {
+  if (!forceEmbedded && await reachable(adminUrl)) return undefined;
+  const why = forceEmbedded ? "--embedded" : `nothing answers at ${new URL(adminUrl).host}`;
+  console.log(`${why}: starting an embedded PostgreSQL ${EMBEDDED_MAJOR} for this run`);
+  const started = performance.now();
+  const embedded = await startEmbeddedPostgres({
+    dataDir: `.settle/test-pg-${suffix}`,
+    port: freePort(),
+    fresh: true,
+    persistent: false,
+  });
+  console.log(`embedded PostgreSQL up in ${Math.round(performance.now() - started)} ms`);
+  adminUrl = embedded.url;
+  return embedded;
 }
 
 /** Debian's Chromium for tests/browser_test.ts, installed only when missing (as pgTAP is). */
@@ -52,7 +141,6 @@ async function exists(path: string): Promise<boolean> {
 async function ensureChromium() {
   if (await exists(CHROMIUM)) return;
   console.log(`${CHROMIUM} not found: installing Chromium from Debian packages`);
-  const sh = (s: string) => new Deno.Command("sh", { args: ["-c", s] }).output();
   const update = await sh("apt-get update -qq");
   const install = await sh(
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium",
@@ -74,11 +162,13 @@ async function freshDatabase(name: string): Promise<string> {
   return url;
 }
 
-const filters = Deno.args;
+const filters = Deno.args.filter((a) => a !== "--embedded");
 let passed = 0;
 let failed = 0;
+let embedded: EmbeddedServer | undefined;
 try {
-  await ensurePgTap();
+  embedded = await server();
+  if (!filters.length) await ensurePgTap(adminUrl, embedded);
   await ensureChromium();
   const testUrl = await freshDatabase(testDb);
   const deno = await run(Deno.execPath(), [
@@ -118,6 +208,7 @@ try {
 } finally {
   await dropDatabase(adminUrl, testDb).catch(() => {});
   await dropDatabase(adminUrl, pgtapDb).catch(() => {});
+  await embedded?.stop();
 }
 console.log(`\nsettle tests: ${passed} passed, ${failed} failed`);
 Deno.exit(failed === 0 && passed > 0 ? 0 : 1);
