@@ -1,12 +1,13 @@
-// `deno task dev`: database (SUPABASE_DB_URL or embedded PGlite), migrations, seed, stack.
+// `deno task dev`: database (SUPABASE_DB_URL or an embedded PostgreSQL), migrations, seed, stack.
 //   deno task dev          a fresh embedded database on every start (the simulators start empty
 //                          too, so both forget the same things: README, Quick start)
 //   deno task dev --keep   keep the embedded database's data from the last run
 import { connect, migrate } from "./db.ts";
+import { EMBEDDED_MAJOR, startEmbeddedPostgres } from "./embedded.ts";
 import { devEnv, FUNCTIONS, startStack } from "./stack.ts";
 import { userToken } from "./keys.ts";
 
-const DATA_DIR = ".settle/pglite";
+const DATA_DIR = ".settle/postgres";
 const unknown = Deno.args.filter((a) => a !== "--keep");
 if (unknown.length) {
   console.error(`unknown argument ${unknown[0]}; usage: deno task dev [--keep]`);
@@ -14,29 +15,14 @@ if (unknown.length) {
 }
 const keep = Deno.args.includes("--keep");
 
-async function embeddedDatabase(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const { PGlite } = await import("@electric-sql/pglite");
-  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
-  await Deno.mkdir(".settle", { recursive: true });
-  // The simulators keep their orders in memory: data from an earlier run would name gateway
-  // orders and payments they no longer know, so the database is reset with them by default.
-  if (!keep) await Deno.remove(DATA_DIR, { recursive: true }).catch(() => {});
-  const db = await PGlite.create({ dataDir: DATA_DIR });
-  const port = Number(Deno.env.get("EMBEDDED_DB_PORT") ?? 54322);
-  // PGlite runs one transaction at a time; several client sockets share it.
-  const server = new PGLiteSocketServer({ db, port, host: "127.0.0.1", maxConnections: 8 });
-  await server.start();
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    stop: async () => {
-      await server.stop();
-      await db.close();
-    },
-  };
-}
-
 const external = Deno.env.get("SUPABASE_DB_URL");
-const embedded = external ? undefined : await embeddedDatabase();
+// The simulators keep their orders in memory: data from an earlier run would name gateway
+// orders and payments they no longer know, so the database is reset with them by default.
+const embedded = external ? undefined : await startEmbeddedPostgres({
+  dataDir: DATA_DIR,
+  port: Number(Deno.env.get("EMBEDDED_DB_PORT") ?? 54322),
+  fresh: !keep,
+});
 const dbUrl = external ?? embedded!.url;
 
 const sql = connect(dbUrl, 1);
@@ -46,9 +32,7 @@ await sql.end();
 const stack = await startStack({
   dbUrl,
   devPages: true,
-  // pglite-socket interleaves extended-protocol messages of concurrent sockets on its one
-  // backend, so the embedded database gets exactly one pooled connection.
-  env: { DB_POOL_MAX: embedded ? "1" : "10", ...devEnv(Deno.env.toObject()) },
+  env: devEnv(Deno.env.toObject()),
 });
 const alice = await userToken("00000000-0000-4000-8000-00000000a11c", {
   email: "alice@example.com",
@@ -57,7 +41,9 @@ const alice = await userToken("00000000-0000-4000-8000-00000000a11c", {
 });
 
 const where = embedded
-  ? `embedded PGlite (${DATA_DIR}, ${keep ? "kept from the last run" : "fresh: --keep keeps it"})`
+  ? `embedded PostgreSQL ${EMBEDDED_MAJOR} (${DATA_DIR}, ${
+    keep ? "kept from the last run" : "fresh: --keep keeps it"
+  })`
   : "SUPABASE_DB_URL (not reset)";
 console.log(`settle is running
   database      ${where}
