@@ -188,7 +188,6 @@ export function createRazorpayGateway(
     async fetchPayment(order) {
       const payments = await client.orderPayments(order.gatewayOrderId);
       const result = resultFromPayments(payments);
-
       const authorized = payments.find((p) => p.id === result.gatewayPaymentId);
       return result.kind === "authorized" && authorized
         ? await captureIfAuthorized(client, authorized, order)
