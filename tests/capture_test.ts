@@ -22,6 +22,7 @@ import {
   invoke,
   postWebhook,
   simEvents,
+  snapshot,
   type TestStack,
   type TestUser,
   topupOrder,
@@ -211,6 +212,30 @@ Deno.test({
         assert.equal(await capturedEvents(s, checkout.order_id), 1);
         assert.equal(await credits(s.db, order.id), 1);
       });
+
+      await t.step(
+        "a signature over another order's payment is refused: 409, nothing changes",
+        async () => {
+          const u = await createUser(s.db, "cap-other");
+          const mine = await topupOrder(s, u, 19000);
+          const other = await topupOrder(s, u, 19000);
+          const paid = await pay(s, other.checkout.order_id, { webhooks: { drop: true } });
+          // Only the key secret can make this signature: the gateway's record must still agree.
+          const forged = {
+            razorpay_order_id: mine.checkout.order_id,
+            razorpay_payment_id: paid.razorpay_payment_id,
+            razorpay_signature: await hmacSha256Hex(
+              LOCAL_RAZORPAY.keySecret,
+              `${mine.checkout.order_id}|${paid.razorpay_payment_id}`,
+            ),
+          };
+          const before = await snapshot(s.db);
+          const v = await verify(s, u, forged);
+          assert.equal(v.status, 409, JSON.stringify(v.body));
+          assert.equal(v.body.error.code, "payment_mismatch");
+          assert.deepEqual(await snapshot(s.db), before);
+        },
+      );
 
       await t.step(
         "an authorization Razorpay auto-refunds fails the order by webhook, never credits",
