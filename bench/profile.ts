@@ -18,7 +18,7 @@ import { createUsers, insertOrders, randomAmount } from "./lib/fixtures.ts";
 import { encodeRequest, type Reply } from "./lib/http.ts";
 import { type Job, runLoad } from "./lib/load.ts";
 import { PgProxy, type WireCounts } from "./lib/pgproxy.ts";
-import { capturedEvent, checkoutResponse } from "./lib/razorpay.ts";
+import { capturedEvent, paidOrders } from "./lib/razorpay.ts";
 import { startServer } from "./lib/spawn.ts";
 import { round } from "./lib/stats.ts";
 
@@ -159,12 +159,18 @@ export async function runProfile(opts: { adminUrl: string; seconds: number; out:
       const per = Math.ceil(n / checkoutUsers.length);
       const out: Job[] = [];
       for (const u of checkoutUsers) {
-        for (const o of await insertOrders(db, [u], per)) {
+        const amounts = Array.from({ length: per }, () => randomAmount());
+        const paid = await paidOrders(
+          sim.simulatorUrl!,
+          amounts.map((amount) => ({ amount, currency: "INR" })),
+        );
+        await insertOrders(db, [u], per, (k) => amounts[k], (k) => paid.ids[k]);
+        for (const proof of paid.proofs) {
           out.push({
             bytes: encodeRequest(host, "POST", "/functions/v1/verify", {
               authorization: `Bearer ${u.token}`,
               "content-type": "application/json",
-            }, JSON.stringify(await checkoutResponse(LOCAL_RAZORPAY.keySecret, o.gatewayOrderId))),
+            }, JSON.stringify(proof)),
             check: ok(200),
           });
         }

@@ -28,7 +28,7 @@ import {
 import { encodeRequest, type Reply } from "./lib/http.ts";
 import { type Job, type LoadResult, runLoad, runRounds } from "./lib/load.ts";
 import { ensurePgbench, pgbenchInit, type PgbenchResult, pgbenchRun } from "./lib/pgbench.ts";
-import { capturedEvent, checkoutResponse, randomId } from "./lib/razorpay.ts";
+import { capturedEvent, paidOrders, payOrders, randomId } from "./lib/razorpay.ts";
 import { stripeId, stripeSignature, succeededEvent, succeededTemplate } from "./lib/stripe.ts";
 import {
   backendsTable,
@@ -530,6 +530,8 @@ interface CheckoutPools {
   created: number;
   /** Stripe intents already paid at the simulator. */
   confirmed: Set<string>;
+  /** Razorpay orders paid at the simulator: Checkout's answer for each. */
+  proofs: Map<string, Record<string, string>>;
 }
 
 let bestCheckoutRate = 0;
@@ -628,34 +630,48 @@ async function stripeSim(path: string, body: unknown) {
 }
 
 /**
- * Orders ready to verify for one user: Razorpay's are any pending order (the proof is the
- * Checkout signature); Stripe's need a paid intent at the simulator, so the pending ones are
- * paid there first and the missing ones created and paid there, then inserted.
+ * Orders ready to verify for one user: each needs a payment at its gateway's simulator (verify
+ * asks the gateway), so the pending ones are paid there first and the missing ones created and
+ * paid there, then inserted.
  */
 async function readyToVerify(p: CheckoutPools, s: number, want: number): Promise<string[]> {
   const have = p.pending[s];
-  const unpaid = p.gateway === "stripe" ? have.filter((id) => !p.confirmed.has(id)) : [];
-  for (let i = 0; i < unpaid.length; i += 2000) {
-    await stripeSim("/bench/stripe/confirm", { ids: unpaid.slice(i, i + 2000) });
+  const keep = (proofs: Record<string, string>[]) => {
+    for (const proof of proofs) p.proofs.set(proof.razorpay_order_id, proof);
+  };
+  if (p.gateway === "razorpay") {
+    keep(await payOrders(sim!.simulatorUrl!, have.filter((id) => !p.proofs.has(id))));
+  } else {
+    const unpaid = have.filter((id) => !p.confirmed.has(id));
+    for (let i = 0; i < unpaid.length; i += 2000) {
+      await stripeSim("/bench/stripe/confirm", { ids: unpaid.slice(i, i + 2000) });
+    }
+    for (const id of unpaid) p.confirmed.add(id);
   }
-  for (const id of unpaid) p.confirmed.add(id);
   if (have.length < want) {
     const amounts = Array.from({ length: want - have.length }, () => randomAmount());
-    let ids: string[] | undefined;
+    const currency = checkoutCurrency(p.gateway);
+    let ids: string[] = [];
     if (p.gateway === "stripe") {
-      ids = [];
       for (let i = 0; i < amounts.length; i += 2000) {
-        const items = amounts.slice(i, i + 2000).map((amount) => ({ amount, currency: "USD" }));
+        const items = amounts.slice(i, i + 2000).map((amount) => ({ amount, currency }));
         ids.push(...(await stripeSim("/bench/stripe/intents", { items, confirm: true })).ids);
       }
       for (const id of ids) p.confirmed.add(id);
+    } else {
+      const paid = await paidOrders(
+        sim!.simulatorUrl!,
+        amounts.map((amount) => ({ amount, currency })),
+      );
+      keep(paid.proofs);
+      ids = paid.ids;
     }
     const extra = await insertOrders(
       db,
       [p.users[s]],
       amounts.length,
       (k) => amounts[k],
-      ids ? (k) => ids[k] : undefined,
+      (k) => ids[k],
       p.gateway,
     );
     have.push(...extra.map((o) => o.gatewayOrderId));
@@ -671,7 +687,7 @@ async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
   for (let s = 0; s < senders; s++) {
     const have = await readyToVerify(p, s, perUser);
     jobs.push(
-      await Promise.all(have.map(async (order) => ({
+      have.map((order) => ({
         order,
         bytes: encodeRequest(
           u.host,
@@ -682,12 +698,10 @@ async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
             "content-type": "application/json",
           },
           JSON.stringify(
-            p.gateway === "razorpay"
-              ? await checkoutResponse(LOCAL_RAZORPAY.keySecret, order)
-              : { payment_intent_id: order },
+            p.gateway === "razorpay" ? p.proofs.get(order) : { payment_intent_id: order },
           ),
         ),
-      }))),
+      })),
     );
   }
   const used = jobs.map(() => 0);
@@ -949,6 +963,7 @@ async function serverPhases(full: boolean) {
         verified: [],
         created: 0,
         confirmed: new Set(),
+        proofs: new Map(),
       };
       // Warm the create-order and verify paths (and create each account's Stripe customer).
       await createOrderPhase(pools, 16, Math.min(1, opts.seconds));

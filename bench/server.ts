@@ -14,6 +14,9 @@
 //     Stripe at the root of a port of its own (the SDK always calls /v1/...). The Stripe port
 //     also answers POST /bench/stripe/intents {items: [{amount, currency}], confirm} and
 //     POST /bench/stripe/confirm {ids}: intents created and paid in bulk for the verify phase.
+//     The Razorpay URL answers POST /bench/razorpay/orders {items: [{amount, currency}]} and
+//     POST /bench/razorpay/pay {ids}: orders created, and paid (captured) with Checkout's
+//     answer returned, in bulk: verify reads the payment from Razorpay.
 import { LOCAL_RAZORPAY, LOCAL_STRIPE, startStack } from "../dev/stack.ts";
 import { StripeSimulator } from "../dev/simulator/stripe.ts";
 import { confirmIntent, createIntent } from "./lib/stripe.ts";
@@ -39,6 +42,42 @@ async function serve(fn: (req: Request) => Response | Promise<Response>) {
     }, fn);
   });
   return `http://127.0.0.1:${addr.port}`;
+}
+
+/** Bulk orders and Checkout payments at the Razorpay simulator, for the verify phase. */
+async function benchRazorpay(sim: RazorpaySimulator, path: string, body: Record<string, unknown>) {
+  const call = async (method: string, p: string, b: unknown) => {
+    const res = await sim.fetch(
+      new Request(`http://sim${p}`, {
+        method,
+        headers: {
+          "content-type": "application/json",
+          authorization: `Basic ${btoa(`${LOCAL_RAZORPAY.keyId}:${LOCAL_RAZORPAY.keySecret}`)}`,
+        },
+        body: JSON.stringify(b),
+      }),
+    );
+    const out = await res.json();
+    if (res.status !== 200) throw new Error(`${p}: ${res.status} ${JSON.stringify(out)}`);
+    return out;
+  };
+  if (path === "/bench/razorpay/orders") {
+    const ids: string[] = [];
+    for (const item of body.items as { amount: number; currency: string }[]) {
+      ids.push((await call("POST", "/v1/orders", item)).id);
+    }
+    return { ids };
+  }
+  const proofs: Record<string, unknown>[] = [];
+  for (const id of body.ids as string[]) {
+    proofs.push(
+      await call("POST", `/_sim/razorpay/orders/${id}/pay`, {
+        outcome: "success",
+        webhooks: { deliver: false },
+      }),
+    );
+  }
+  return { proofs };
 }
 
 let close = () => Promise.resolve();
@@ -97,6 +136,9 @@ if (mode === "stack") {
   const razorpay = new RazorpaySimulator({ ...LOCAL_RAZORPAY });
   const url = await serve(async (req) => {
     const u = new URL(req.url);
+    if (req.method === "POST" && u.pathname.startsWith("/bench/razorpay/")) {
+      return json(200, await benchRazorpay(razorpay, u.pathname, await req.json()));
+    }
     if (!u.pathname.startsWith("/razorpay/")) {
       return json(404, { error: "simulator: /razorpay/..." });
     }

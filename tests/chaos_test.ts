@@ -174,7 +174,8 @@ const EXPECTED: Record<Kind, string> = {
   fail_then_pay: "paid",
   pay_late_fail: "paid",
   fail: "failed",
-  authorize: "authorized",
+  // Authorized but not captured by Razorpay: reconcile captures it, so it ends paid.
+  authorize: "paid",
   abandon: "expired",
   decline_then_pay: "paid",
   decline_cancel: "failed",

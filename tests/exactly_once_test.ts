@@ -179,6 +179,7 @@ Deno.test({
                 amount: 100,
                 currency: "INR",
                 status: "captured",
+                captured: true,
                 order_id: "order_NotOursAtAll00",
               },
             },

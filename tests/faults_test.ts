@@ -148,20 +148,24 @@ Deno.test({
         );
 
         await t.step(
-          "razorpay verify needs no gateway call: it pays while the gateway is down",
+          "razorpay verify with the gateway down: authorized, never paid on the signature alone",
           async () => {
             const u = await createUser(s.db, "fault-rzp-verify");
             const { order, checkout } = await topupOrder(s, u, 8800);
             const proof = await payAtSimulator(s, checkout.order_id, { webhooks: { drop: true } });
             await razorpaySim(s, "faults", { faults: [{ mode: "error_503", count: 100 }] });
             try {
+              // The signature proves an authorization; only Razorpay can say it was captured.
               const v = await invoke(client(s, u.token), "verify", proof);
               assert.equal(v.status, 200, JSON.stringify(v.body));
-              assert.equal(v.body.order.status, "paid");
-              assert.equal(await credits(s.db, order.id), 1);
+              assert.equal(v.body.order.status, "authorized");
+              assert.equal(await credits(s.db, order.id), 0);
             } finally {
               await clearFaults(s);
             }
+            const v = await invoke(client(s, u.token), "verify", proof);
+            assert.equal(v.body.order.status, "paid");
+            assert.equal(await credits(s.db, order.id), 1);
           },
         );
       } finally {

@@ -156,6 +156,7 @@ Deno.test("gateway.parseWebhook rejects missing and forged signatures before par
           amount: 50000,
           currency: "INR",
           status: "captured",
+          captured: true,
           order_id: "order_BBBBBBBBBBBBBB",
         },
       },

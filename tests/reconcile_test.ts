@@ -206,6 +206,16 @@ Deno.test({
                 body: JSON.stringify({ outcome: "success", capture: false }),
               },
             ).then((r) => r.body?.cancel());
+            // Razorpay refuses every capture in this step, so the authorization stays one
+            // (reconcile captures an authorized payment otherwise: tests/capture_test.ts).
+            await razorpaySim(s, "faults", {
+              faults: [{
+                method: "POST",
+                path: "/v1/payments/*/capture",
+                mode: "error_503",
+                count: 1000,
+              }],
+            });
             const rAbandoned = await topupOrder(s, u, 1300);
             // The gateway is down when the order is created and the customer never retries.
             await razorpaySim(s, "faults", {

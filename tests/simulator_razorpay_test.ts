@@ -496,6 +496,175 @@ withHarness("manual capture: authorized until captured, amount must match", asyn
   ]);
 });
 
+withHarness("orders: the payment capture settings are validated as documented", async (h) => {
+  const base = { amount: 50000, currency: "INR" };
+  for (
+    const [payment, field] of [
+      ["automatic", "payment"],
+      [{ capture: "sometimes" }, "payment.capture"],
+      [{ capture: "automatic", capture_options: {} }, "automatic_expiry_period"],
+      [
+        { capture: "automatic", capture_options: { automatic_expiry_period: 11 } },
+        "automatic_expiry_period",
+      ],
+      [
+        { capture: "manual", capture_options: { manual_expiry_period: 7201 } },
+        "manual_expiry_period",
+      ],
+      [
+        {
+          capture: "automatic",
+          capture_options: { automatic_expiry_period: 60, manual_expiry_period: 30 },
+        },
+        "manual_expiry_period",
+      ],
+      [
+        {
+          capture: "automatic",
+          capture_options: { automatic_expiry_period: 12, refund_speed: "x" },
+        },
+        "refund_speed",
+      ],
+    ] as const
+  ) {
+    const r = await h.call("POST", "/v1/orders", { ...base, payment });
+    assert.equal(r.status, 400, JSON.stringify(payment));
+    assert.equal(r.json.error.field, field, JSON.stringify(r.json));
+  }
+  const ok = await h.call("POST", "/v1/orders", {
+    ...base,
+    payment: {
+      capture: "automatic",
+      capture_options: {
+        automatic_expiry_period: 12,
+        manual_expiry_period: 7200,
+        refund_speed: "optimum",
+      },
+    },
+  });
+  assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  assert.equal("payment" in ok.json, false, "the order entity does not echo its capture settings");
+});
+
+withHarness(
+  "capture settings: the order's win over the account's; late authorizations wait",
+  async (h) => {
+    const statusAfterPay = async (order: Json, pay: Json = {}) => {
+      const r = await h.call("POST", `/_sim/razorpay/orders/${order.id}/pay`, {
+        outcome: "success",
+        ...pay,
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return (await h.call("GET", `/v1/payments/${r.json.razorpay_payment_id}`)).json.status;
+    };
+    const automatic = (minutes: number) => ({
+      amount: 50000,
+      currency: "INR",
+      payment: { capture: "automatic", capture_options: { automatic_expiry_period: minutes } },
+    });
+    // Razorpay's default account setting captures automatically.
+    assert.equal(await statusAfterPay(await h.createOrder()), "captured");
+    const cfg = await h.call("POST", "/_sim/razorpay/config", { account_capture: "manual" });
+    assert.equal(cfg.json.account_capture, "manual");
+    assert.equal(
+      (await h.call("POST", "/_sim/razorpay/config", { account_capture: "x" })).status,
+      400,
+    );
+    assert.equal(await statusAfterPay(await h.createOrder()), "authorized");
+    assert.equal(await statusAfterPay(await h.createOrder(automatic(12))), "captured");
+    assert.equal(
+      await statusAfterPay(
+        await h.createOrder({ amount: 50000, currency: "INR", payment: { capture: "automatic" } }),
+      ),
+      "captured",
+    );
+    // Authorized 30 minutes after the payment began: past a 12-minute automatic window.
+    assert.equal(
+      await statusAfterPay(await h.createOrder(automatic(12)), { authorized_after_minutes: 30 }),
+      "authorized",
+    );
+    assert.equal(
+      await statusAfterPay(await h.createOrder(automatic(60)), { authorized_after_minutes: 30 }),
+      "captured",
+    );
+    await h.call("POST", "/_sim/razorpay/config", { account_capture: "automatic" });
+    assert.equal(
+      await statusAfterPay(
+        await h.createOrder({ amount: 50000, currency: "INR", payment: { capture: "manual" } }),
+      ),
+      "authorized",
+    );
+    // The explicit capture:false outcome stays an authorization whatever the settings.
+    assert.equal(
+      await statusAfterPay(await h.createOrder(automatic(12)), { capture: false }),
+      "authorized",
+    );
+  },
+);
+
+withHarness(
+  "auto-refund: an uncaptured authorization is given back, with refund webhooks",
+  async (h) => {
+    const order = await h.createOrder({
+      amount: 50000,
+      currency: "INR",
+      payment: { capture: "manual", capture_options: { refund_speed: "optimum" } },
+    });
+    const pay = await h.call("POST", `/_sim/razorpay/orders/${order.id}/pay`, {
+      outcome: "success",
+    });
+    const paymentId = pay.json.razorpay_payment_id;
+    const r = await h.call("POST", `/_sim/razorpay/payments/${paymentId}/auto-refund`, {});
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const p = (await h.call("GET", `/v1/payments/${paymentId}`)).json;
+    assert.deepEqual(
+      [p.status, p.captured, p.amount_refunded, p.refund_status, p.fee],
+      ["refunded", false, 50000, "full", null],
+    );
+    assert.equal((await h.call("GET", `/v1/orders/${order.id}`)).json.status, "attempted");
+    const refunds = (await h.call("GET", `/v1/payments/${paymentId}/refunds`)).json;
+    assert.deepEqual(
+      refunds.items.map((x: Json) => [x.amount, x.status, x.speed_requested]),
+      [[50000, "processed", "optimum"]],
+    );
+    // Nothing left to capture, refund or give back again.
+    const capture = await h.call("POST", `/v1/payments/${paymentId}/capture`, {
+      amount: 50000,
+      currency: "INR",
+    });
+    assert.equal(capture.status, 400);
+    assert.equal(
+      (await h.call("POST", `/_sim/razorpay/payments/${paymentId}/auto-refund`, {})).status,
+      400,
+    );
+    await h.sim.idle();
+    assert.deepEqual(h.hooks.map((x) => x.event), [
+      "payment.authorized",
+      "refund.created",
+      "refund.processed",
+    ]);
+    for (const hook of h.hooks.slice(1)) {
+      const body = JSON.parse(hook.body);
+      assert.deepEqual(body.contains, ["refund", "payment"]);
+      assert.equal(body.payload.payment.entity.captured, false);
+      assert.equal(body.payload.payment.entity.status, "refunded");
+      assert.equal(body.payload.refund.entity.payment_id, paymentId);
+      assert.ok(validateWebhookSignature(hook.body, hook.signature!, WEBHOOK_SECRET));
+    }
+    // A captured payment is never auto-refunded.
+    const paid = await h.createOrder();
+    const done = await h.call("POST", `/_sim/razorpay/orders/${paid.id}/pay`, {
+      outcome: "success",
+    });
+    const again = await h.call(
+      "POST",
+      `/_sim/razorpay/payments/${done.json.razorpay_payment_id}/auto-refund`,
+      {},
+    );
+    assert.equal(again.status, 400);
+  },
+);
+
 withHarness("refunds: idempotency replay, 409 on a changed body, over-refund 400", async (h) => {
   const order = await h.createOrder();
   const pay = await h.call("POST", `/_sim/razorpay/orders/${order.id}/pay`, { outcome: "success" });

@@ -79,12 +79,38 @@ export async function capturedEvent(
   };
 }
 
-/** What Checkout hands the page after a successful payment of an order. */
-export async function checkoutResponse(keySecret: string, gatewayOrderId: string) {
-  const paymentId = randomId("pay_");
-  return {
-    razorpay_order_id: gatewayOrderId,
-    razorpay_payment_id: paymentId,
-    razorpay_signature: await hmacSha256Hex(keySecret, `${gatewayOrderId}|${paymentId}`),
-  };
+async function simPost(url: string, body: unknown) {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  return await res.json();
+}
+
+/**
+ * Pays orders (captured) at the simulator process (bench/server.ts sim) and returns Checkout's
+ * answer for each: verify reads the payment from Razorpay, so it must exist there.
+ */
+export async function payOrders(simulatorUrl: string, ids: string[]) {
+  const proofs: Record<string, string>[] = [];
+  for (let i = 0; i < ids.length; i += 2000) {
+    const body = { ids: ids.slice(i, i + 2000) };
+    proofs.push(...(await simPost(`${simulatorUrl}/bench/razorpay/pay`, body)).proofs);
+  }
+  return proofs;
+}
+
+/** Orders created at the simulator process, then paid there (see payOrders). */
+export async function paidOrders(
+  simulatorUrl: string,
+  items: { amount: number; currency: string }[],
+): Promise<{ ids: string[]; proofs: Record<string, string>[] }> {
+  const ids: string[] = [];
+  for (let i = 0; i < items.length; i += 2000) {
+    const body = { items: items.slice(i, i + 2000) };
+    ids.push(...(await simPost(`${simulatorUrl}/bench/razorpay/orders`, body)).ids);
+  }
+  return { ids, proofs: await payOrders(simulatorUrl, ids) };
 }

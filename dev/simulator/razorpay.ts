@@ -112,9 +112,18 @@ interface RefundEntity {
   speed_requested: "normal" | "optimum";
 }
 
+/** An order's `payment` settings (capture-settings/api.md); periods are in minutes. */
+interface CaptureSettings {
+  capture: "automatic" | "manual";
+  automaticExpiryPeriod: number | null;
+  manualExpiryPeriod: number;
+  refundSpeed: "normal" | "optimum";
+}
+
 interface OrderRecord {
   entity: OrderEntity;
-  manualCapture: boolean;
+  /** Null: the account-level setting applies (automatic unless /_sim config says manual). */
+  capture: CaptureSettings | null;
   paymentIds: string[];
 }
 
@@ -149,6 +158,57 @@ const ORDER_FIELDS = new Set(
   ("amount currency receipt notes partial_payment first_payment_min_amount payment method " +
     "bank_account offer_id customer_id token transfers").split(" "),
 );
+
+const MAX_EXPIRY_MINUTES = 7200;
+
+/** Validates an order's `payment` field as Razorpay documents it; an error Response if bad. */
+function parseCaptureSettings(raw: unknown): Response | CaptureSettings | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    return invalid("The payment field must be an object", "payment");
+  }
+  const { capture, capture_options: options, ...extra } = raw as Json;
+  if (Object.keys(extra).length > 0) {
+    return invalid(`${Object.keys(extra).join(", ")} is/are not required and should not be sent`);
+  }
+  if (capture !== "automatic" && capture !== "manual") {
+    return invalid("The payment.capture field must be automatic or manual", "payment.capture");
+  }
+  const o = (options ?? {}) as Json;
+  if (typeof o !== "object" || Array.isArray(o)) {
+    return invalid("The payment.capture_options field must be an object", "capture_options");
+  }
+  const minutes = (name: string, min: number) => {
+    const v = o[name];
+    if (v === undefined) return undefined;
+    return typeof v === "number" && Number.isInteger(v) && v >= min && v <= MAX_EXPIRY_MINUTES
+      ? v
+      : invalid(`The ${name} must be an integer between ${min} and ${MAX_EXPIRY_MINUTES}`, name);
+  };
+  const automatic = minutes("automatic_expiry_period", 12);
+  const manual = minutes("manual_expiry_period", 0);
+  if (automatic instanceof Response) return automatic;
+  if (manual instanceof Response) return manual;
+  if (options !== undefined && capture === "automatic" && automatic === undefined) {
+    return invalid("The automatic_expiry_period field is required", "automatic_expiry_period");
+  }
+  if (automatic !== undefined && manual !== undefined && manual < automatic) {
+    return invalid(
+      "The manual_expiry_period must be greater than or equal to the automatic_expiry_period",
+      "manual_expiry_period",
+    );
+  }
+  const speed = o.refund_speed ?? "normal";
+  if (speed !== "normal" && speed !== "optimum") {
+    return invalid("The selected refund_speed is invalid.", "refund_speed");
+  }
+  return {
+    capture,
+    automaticExpiryPeriod: automatic ?? null,
+    manualExpiryPeriod: manual ?? MAX_EXPIRY_MINUTES,
+    refundSpeed: speed,
+  };
+}
 
 function randomId(prefix: string): string {
   const out: string[] = [];
@@ -302,6 +362,8 @@ export class RazorpaySimulator {
   readonly #now: () => number;
   readonly #expectedAuth: string;
   #defaultWebhooks: WebhookOptions = {};
+  /** The Dashboard's account-level capture setting, for orders without `payment` (A2). */
+  #accountCapture: "automatic" | "manual" = "automatic";
   readonly #orders = new Map<string, OrderRecord>();
   readonly #orderSeq: string[] = [];
   readonly #payments = new Map<string, { entity: PaymentEntity; refundIds: string[] }>();
@@ -491,7 +553,8 @@ export class RazorpaySimulator {
     if (body.partial_payment !== undefined && typeof body.partial_payment !== "boolean") {
       return invalid("The partial payment field must be true or false.", "partial_payment");
     }
-    const payment = body.payment as Json | undefined;
+    const capture = parseCaptureSettings(body.payment);
+    if (capture instanceof Response) return capture;
     const entity: OrderEntity = {
       id: randomId("order_"),
       entity: "order",
@@ -508,7 +571,7 @@ export class RazorpaySimulator {
     };
     this.#orders.set(entity.id, {
       entity,
-      manualCapture: payment?.capture === "manual",
+      capture,
       paymentIds: [],
     });
     this.#orderSeq.push(entity.id);
@@ -832,6 +895,9 @@ export class RazorpaySimulator {
     if (seg.length === 3 && seg[0] === "payments" && seg[2] === "fail-late" && m === "POST") {
       return this.#simFailLate(seg[1], await readBody(req));
     }
+    if (seg.length === 3 && seg[0] === "payments" && seg[2] === "auto-refund" && m === "POST") {
+      return this.#simAutoRefund(seg[1], await readBody(req));
+    }
     if (seg.length === 3 && seg[0] === "refunds" && seg[2] === "fail" && m === "POST") {
       return this.#simFailRefund(seg[1], await readBody(req));
     }
@@ -862,8 +928,16 @@ export class RazorpaySimulator {
     }
     if (seg.length === 1 && seg[0] === "config") {
       if (m === "POST") {
-        const config = readSimConfig(await readBody(req));
+        const body = await readBody(req);
+        const config = readSimConfig(body);
         if ("problem" in config) return invalid(config.problem.message, config.problem.param);
+        if ("account_capture" in body) {
+          const v = body.account_capture;
+          if (v !== "automatic" && v !== "manual") {
+            return invalid('account_capture must be "automatic" or "manual"', "account_capture");
+          }
+          this.#accountCapture = v;
+        }
         if (config.webhookUrl !== undefined) this.setWebhookUrl(config.webhookUrl ?? undefined);
         if (config.webhooks) this.#defaultWebhooks = config.webhooks;
         if (config.chaos !== undefined) this.#hooks.setChaos(config.chaos);
@@ -872,6 +946,7 @@ export class RazorpaySimulator {
         return jsonResponse(200, {
           webhook_url: this.#hooks.url ?? null,
           webhooks: this.#defaultWebhooks,
+          account_capture: this.#accountCapture,
           ...this.#hooks.chaos(),
         });
       }
@@ -889,6 +964,13 @@ export class RazorpaySimulator {
     }
     if (body.capture !== undefined && typeof body.capture !== "boolean") {
       return invalid("capture must be a boolean", "capture");
+    }
+    const late = body.authorized_after_minutes ?? 0;
+    if (typeof late !== "number" || !Number.isInteger(late) || late < 0) {
+      return invalid(
+        "authorized_after_minutes must be a whole number of minutes",
+        "authorized_after_minutes",
+      );
     }
     if (order.entity.status === "paid") return invalid("Order has been paid already", "order_id");
     const hooks = { ...this.#defaultWebhooks, ...parseWebhookOptions(body.webhooks) };
@@ -924,7 +1006,9 @@ export class RazorpaySimulator {
 
     pay.status = "authorized";
     const events = [this.#emit("payment.authorized", { payment: pay })];
-    const capture = typeof body.capture === "boolean" ? body.capture : !order.manualCapture;
+    const capture = typeof body.capture === "boolean"
+      ? body.capture
+      : this.#capturesAutomatically(order, late);
     if (capture) {
       this.#markCaptured(pay, order);
       events.push(...this.#captureEvents(pay, order));
@@ -935,6 +1019,67 @@ export class RazorpaySimulator {
       razorpay_order_id: order.entity.id,
       razorpay_signature: razorpayHmacHex(this.#opts.keySecret, `${order.entity.id}|${pay.id}`),
     });
+  }
+
+  /**
+   * Whether Razorpay captures an authorization by itself: the order's `payment` settings win
+   * over the account's; automatic capture holds only within automatic_expiry_period minutes of
+   * the payment's creation (a later, "late" authorization waits for a manual capture).
+   */
+  #capturesAutomatically(order: OrderRecord, authorizedAfterMinutes: number): boolean {
+    const settings = order.capture;
+    if (!settings) return this.#accountCapture === "automatic";
+    return settings.capture === "automatic" &&
+      (settings.automaticExpiryPeriod === null ||
+        authorizedAfterMinutes <= settings.automaticExpiryPeriod);
+  }
+
+  /**
+   * An authorization nobody captured before it expired (A4: 3 days, or the order's
+   * manual_expiry_period): Razorpay refunds it. The payment becomes `refunded` with
+   * `captured: false`, a refund entity records the return, and refund.created and
+   * refund.processed are sent (with the payment, as every refund event). No payment.failed:
+   * the payment did not fail, it was given back.
+   */
+  #simAutoRefund(paymentId: string, body: Json): Response {
+    const p = this.#payments.get(paymentId);
+    if (!p) return notFoundId();
+    const pay = p.entity;
+    if (pay.status !== "authorized") {
+      return invalid(
+        "Only a payment still authorized and never captured is refunded automatically",
+      );
+    }
+    const order = this.#orders.get(pay.order_id)!;
+    const speed = order.capture?.refundSpeed ?? "normal";
+    const refund: RefundEntity = {
+      id: randomId("rfnd_"),
+      entity: "refund",
+      amount: pay.amount,
+      currency: pay.currency,
+      payment_id: pay.id,
+      notes: [],
+      receipt: null,
+      acquirer_data: { arn: null },
+      created_at: this.#unix(),
+      batch_id: null,
+      status: "processed",
+      speed_processed: "normal",
+      speed_requested: speed,
+    };
+    this.#refunds.set(refund.id, refund);
+    this.#refundSeq.push(refund.id);
+    p.refundIds.push(refund.id);
+    Object.assign(pay, { status: "refunded", amount_refunded: pay.amount, refund_status: "full" });
+    const events = [
+      this.#emit("refund.created", { refund, payment: pay }),
+      this.#emit("refund.processed", { refund, payment: pay }),
+    ];
+    this.#hooks.schedule(events, {
+      ...this.#defaultWebhooks,
+      ...parseWebhookOptions(body.webhooks),
+    });
+    return jsonResponse(200, pay);
   }
 
   /** A payment.failed that arrives after the payment was captured; the stored payment is untouched. */

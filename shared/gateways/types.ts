@@ -64,15 +64,23 @@ export interface PaymentGateway {
     | Promise<Record<string, unknown>>;
   /** Validates a verify request body strictly and returns the gateway order id it refers to. */
   verifyReference(body: Record<string, unknown>): string;
-  /** Proves (signature or API read) what happened to the order; throws invalid_signature. */
+  /**
+   * Proves what happened to the order: the signature first (throws invalid_signature), then
+   * the gateway's own record. Only money the gateway reports captured comes back "captured".
+   */
   verifyCheckout(
     order: { gatewayOrderId: string; amount: number; currency: string },
     body: Record<string, unknown>,
   ): Promise<PaymentResult>;
   /** Verifies the raw body's signature, then normalizes; throws invalid_signature. */
   parseWebhook(rawBody: string, headers: Headers): Promise<NormalizedEvent[]>;
-  /** Reads the order's payment state from the gateway's API (reconciliation). */
-  fetchPayment(order: { gatewayOrderId: string }): Promise<PaymentResult>;
+  /**
+   * Reads the order's payment state from the gateway's API (reconciliation); a payment only
+   * authorized for the order's exact terms may be captured on the way (Razorpay).
+   */
+  fetchPayment(
+    order: { gatewayOrderId: string; amount: number; currency: string },
+  ): Promise<PaymentResult>;
   /** Refuses refund amounts the gateway cannot take (minimums, three-decimal rounding). */
   checkRefundAmount(amount: number, currency: string): void;
   /** Asks the gateway to refund; the idempotency key makes a retry return the same refund. */

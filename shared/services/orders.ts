@@ -207,7 +207,10 @@ const verifyEnvelope = z.union([
   error: "send razorpay_order_id, razorpay_payment_id, razorpay_signature or payment_intent_id",
 });
 
-/** Marks the caller's order paid once the gateway's proof checks out. */
+/**
+ * Applies what the gateway says about the caller's order once its proof checks out: paid only
+ * for money the gateway reports captured (a Razorpay signature alone proves an authorization).
+ */
 export async function verifyPayment(
   app: App,
   caller: Caller,

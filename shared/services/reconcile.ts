@@ -1,6 +1,7 @@
 // Reconciliation: a list of steps (stuck orders, failed webhook events, ...) run one after another.
 import type { App } from "../app.ts";
 import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "../gateways/types.ts";
+import { minorFromDb } from "../money.ts";
 import { applyPayment } from "./orders.ts";
 import { reconcileRefunds } from "./refunds.ts";
 
@@ -139,8 +140,13 @@ async function settleOrder(app: App, order: Claimed, expirySeconds: number): Pro
     // The gateway order was never created (or its id never learned): nothing can be paid.
     return await expire(app, order, expirySeconds);
   }
+  // The order's own terms: a payment found only authorized is captured for exactly these.
+  const [terms] = await app.sql<{ amount: string; currency: string }[]>`
+    select amount, currency from public.orders where id = ${order.order_id}`;
   const result: PaymentResult = await app.gateway(order.gateway).fetchPayment({
     gatewayOrderId: order.gateway_order_id,
+    amount: minorFromDb(terms.amount),
+    currency: terms.currency,
   });
   if (result.kind === "pending") {
     return order.status === "created" && order.expiry_due

@@ -1,5 +1,12 @@
 // A small fetch-based Razorpay API client: configurable base URL, timeouts, typed errors.
-import type { RzpCollection, RzpErrorBody, RzpOrder, RzpPayment, RzpRefund } from "./wire.ts";
+import type {
+  RzpCaptureSettings,
+  RzpCollection,
+  RzpErrorBody,
+  RzpOrder,
+  RzpPayment,
+  RzpRefund,
+} from "./wire.ts";
 import { GatewayError } from "../types.ts";
 
 export interface RazorpayClientOptions {
@@ -78,6 +85,7 @@ export class RazorpayClient {
     currency: string;
     receipt: string;
     notes?: Record<string, string>;
+    payment?: RzpCaptureSettings;
   }): Promise<RzpOrder> {
     return this.#request("POST", "/v1/orders", params);
   }
@@ -99,6 +107,11 @@ export class RazorpayClient {
 
   fetchPayment(paymentId: string): Promise<RzpPayment> {
     return this.#request("GET", `/v1/payments/${encodeURIComponent(paymentId)}`);
+  }
+
+  /** POST /v1/payments/:id/capture: the amount must equal the authorized amount (A4). */
+  capture(paymentId: string, body: { amount: number; currency: string }): Promise<RzpPayment> {
+    return this.#request("POST", `/v1/payments/${encodeURIComponent(paymentId)}/capture`, body);
   }
 
   /**

@@ -4,10 +4,25 @@ import { HttpError } from "../../http.ts";
 import { sha256Hex } from "../../crypto.ts";
 import { CURRENCY_EXPONENTS } from "../../money.ts";
 import type { RazorpayConfig } from "../../config.ts";
-import type { GatewayOrder, NormalizedEvent, OrderTerms, PaymentGateway } from "../types.ts";
+import {
+  GatewayError,
+  type GatewayOrder,
+  type NormalizedEvent,
+  type OrderTerms,
+  type PaymentGateway,
+  type PaymentResult,
+} from "../types.ts";
 import { RazorpayClient } from "./client.ts";
 import { verifyPaymentSignature, verifyWebhookSignature } from "./signature.ts";
-import { normalizeWebhook, refundStatus, resultFromPayments, type RzpRefund } from "./wire.ts";
+import {
+  normalizeWebhook,
+  paymentResult,
+  refundStatus,
+  resultFromPayments,
+  type RzpCaptureSettings,
+  type RzpPayment,
+  type RzpRefund,
+} from "./wire.ts";
 
 const verifyBody = z.object({
   razorpay_order_id: z.string().regex(/^order_[A-Za-z0-9]{14}$/, "not a Razorpay order id"),
@@ -17,6 +32,61 @@ const verifyBody = z.object({
 
 function invalidSignature(message: string): HttpError {
   return new HttpError(400, "invalid_signature", message);
+}
+
+/**
+ * Every order asks Razorpay to capture its payments itself (A2): automatically for as long as
+ * an authorization may still be captured at all (7200 minutes, the maximum), so a late
+ * authorization is captured too rather than refunded. settle still captures whatever it finds
+ * only authorized (verify, reconcile), and credits only what Razorpay reports captured.
+ */
+export const CAPTURE_SETTINGS: RzpCaptureSettings = {
+  capture: "automatic",
+  capture_options: {
+    automatic_expiry_period: 7200,
+    manual_expiry_period: 7200,
+    refund_speed: "normal",
+  },
+};
+
+type Terms = { gatewayOrderId: string; amount: number; currency: string };
+
+/**
+ * A payment's state, after capturing it if it is only authorized for exactly the order's
+ * terms. A capture that fails (lost answer, a concurrent capture, the gateway down) is followed
+ * by one read; if that fails too the payment is still what we knew: authorized.
+ */
+async function captureIfAuthorized(
+  client: RazorpayClient,
+  p: RzpPayment,
+  order: Terms,
+): Promise<PaymentResult> {
+  const known = paymentResult(p);
+  // A payment for other terms is never captured: it stays authorized and is reported as such
+  // (apply_payment answers mismatch), and Razorpay gives it back when the authorization expires.
+  if (
+    known.kind !== "authorized" || p.amount !== order.amount ||
+    p.currency.toUpperCase() !== order.currency
+  ) return known;
+  try {
+    return paymentResult(
+      await client.capture(p.id, { amount: p.amount, currency: order.currency }),
+    );
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    console.error(JSON.stringify({
+      level: "warn",
+      msg: "razorpay capture failed",
+      payment_id: p.id,
+      error: err.message,
+    }));
+  }
+  try {
+    return paymentResult(await client.fetchPayment(p.id));
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    return known;
+  }
 }
 
 export function createRazorpayGateway(
@@ -54,6 +124,7 @@ export function createRazorpayGateway(
         currency: terms.currency,
         receipt: terms.orderId,
         notes: { settle_order_id: terms.orderId, account_id: terms.accountId },
+        payment: CAPTURE_SETTINGS,
       });
       return { gatewayOrderId: order.id };
     },
@@ -82,14 +153,24 @@ export function createRazorpayGateway(
         keySecret: config.keySecret,
       });
       if (!ok) throw invalidSignature("razorpay_signature does not match this order and payment");
-      // A valid checkout signature proves the payment of this order's full amount
-      // (orders are created without partial_payment).
-      return {
-        kind: "captured",
-        gatewayPaymentId: input.razorpay_payment_id,
-        amount: null,
-        currency: null,
-      };
+      // The signature proves an authorization, not a capture: ask Razorpay what happened.
+      let payment: RzpPayment;
+      try {
+        payment = await client.fetchPayment(input.razorpay_payment_id);
+      } catch (err) {
+        if (!(err instanceof GatewayError) || err.status !== 503) throw err;
+        // Unreachable: the order is authorized; a retry, the webhook or reconcile finishes it.
+        return {
+          kind: "authorized",
+          gatewayPaymentId: input.razorpay_payment_id,
+          amount: null,
+          currency: null,
+        };
+      }
+      if (payment.order_id !== order.gatewayOrderId) {
+        throw new HttpError(409, "payment_mismatch", "the payment belongs to another order");
+      }
+      return await captureIfAuthorized(client, payment, order);
     },
 
     async parseWebhook(rawBody: string, headers: Headers): Promise<NormalizedEvent[]> {
@@ -105,7 +186,12 @@ export function createRazorpayGateway(
     },
 
     async fetchPayment(order) {
-      return resultFromPayments(await client.orderPayments(order.gatewayOrderId));
+      const payments = await client.orderPayments(order.gatewayOrderId);
+      const result = resultFromPayments(payments);
+      const authorized = payments.find((p) => p.id === result.gatewayPaymentId);
+      return result.kind === "authorized" && authorized
+        ? await captureIfAuthorized(client, authorized, order)
+        : result;
     },
 
     checkRefundAmount(amount, currency) {

@@ -32,6 +32,16 @@ export interface RzpPayment {
   created_at: number;
 }
 
+/** An order's `payment` field (GATEWAY_FACTS A2): per-order capture settings. */
+export interface RzpCaptureSettings {
+  capture: "automatic" | "manual";
+  capture_options?: {
+    automatic_expiry_period?: number;
+    manual_expiry_period?: number;
+    refund_speed?: "normal" | "optimum";
+  };
+}
+
 export interface RzpRefund {
   id: string;
   entity: "refund";
@@ -68,6 +78,7 @@ const paymentEntity = z.object({
   currency: z.string(),
   status: z.string(),
   order_id: z.string().nullable().optional(),
+  captured: z.boolean().optional(),
   error_code: z.string().nullable().optional(),
   error_description: z.string().nullable().optional(),
 });
@@ -99,6 +110,24 @@ const KINDS: Record<string, PaymentKind> = {
   "payment.failed": "failed",
 };
 
+/** An event that does nothing; the branches below fill in what they act on. */
+function inert(eventId: string, type: string, raw: string, occurredAt: Date | null) {
+  return {
+    gateway: "razorpay" as const,
+    eventId,
+    type,
+    kind: null,
+    gatewayOrderId: null,
+    gatewayPaymentId: null,
+    amount: null,
+    currency: null,
+    occurredAt,
+    failureCode: null,
+    failureReason: null,
+    raw,
+  };
+}
+
 /** Maps a verified webhook body; events settle does not act on come back with kind null. */
 export function normalizeWebhook(raw: string, eventId: string): NormalizedEvent {
   let parsed: z.infer<typeof envelope>;
@@ -106,74 +135,102 @@ export function normalizeWebhook(raw: string, eventId: string): NormalizedEvent 
     parsed = envelope.parse(JSON.parse(raw));
   } catch {
     // Signed by Razorpay but not an envelope we understand: stored, not acted on.
-    return {
-      gateway: "razorpay",
-      eventId,
-      type: "unparsed",
-      kind: null,
-      gatewayOrderId: null,
-      gatewayPaymentId: null,
-      amount: null,
-      currency: null,
-      occurredAt: null,
-      failureCode: null,
-      failureReason: null,
-      raw,
-    };
+    return inert(eventId, "unparsed", raw, null);
   }
   const payment = parsed.payload.payment?.entity;
   const refund = parsed.payload.refund?.entity;
+  const base = inert(
+    eventId,
+    parsed.event,
+    raw,
+    parsed.created_at ? new Date(parsed.created_at * 1000) : null,
+  );
+  if (refund && parsed.event.startsWith("refund.") && payment?.captured === false) {
+    // Razorpay refunding a payment that was never captured: an authorization that expired and
+    // was given back (A4). The order's payment failed; there is no settle refund to count.
+    return {
+      ...base,
+      kind: "failed",
+      gatewayOrderId: payment.order_id ?? null,
+      gatewayPaymentId: payment.id,
+      amount: payment.amount,
+      currency: payment.currency.toUpperCase(),
+      failureCode: AUTHORIZATION_REFUNDED.code,
+      failureReason: AUTHORIZATION_REFUNDED.reason,
+    };
+  }
   if (refund && parsed.event.startsWith("refund.")) {
     return {
-      gateway: "razorpay",
-      eventId,
-      type: parsed.event,
-      kind: null,
+      ...base,
       gatewayOrderId: payment?.order_id ?? null,
       gatewayPaymentId: refund.payment_id,
       amount: refund.amount,
       currency: refund.currency.toUpperCase(),
-      occurredAt: parsed.created_at ? new Date(parsed.created_at * 1000) : null,
-      failureCode: null,
-      failureReason: null,
-      raw,
       effect: refundEffect(refund, parsed.event, payment?.order_id ?? null),
     };
   }
-  const kind = KINDS[parsed.event] ?? null;
+  let kind: PaymentKind | null = KINDS[parsed.event] ?? null;
+  // Credit only what the entity itself says is captured (never a payment.authorized snapshot).
+  if (kind === "captured" && payment?.captured !== true) kind = null;
   return {
-    gateway: "razorpay",
-    eventId,
-    type: parsed.event,
+    ...base,
     kind: payment ? kind : null,
     gatewayOrderId: payment?.order_id ?? parsed.payload.order?.entity.id ?? null,
     gatewayPaymentId: payment?.id ?? null,
     amount: payment?.amount ?? null,
     currency: payment?.currency.toUpperCase() ?? null,
-    occurredAt: parsed.created_at ? new Date(parsed.created_at * 1000) : null,
     failureCode: kind === "failed" ? payment?.error_code ?? null : null,
     failureReason: kind === "failed" ? payment?.error_description ?? null : null,
-    raw,
   };
 }
 
-/** The order's payment state from its payments: any captured payment wins. */
-export function resultFromPayments(payments: RzpPayment[]): PaymentResult {
-  const captured = payments.find((p) => p.status === "captured" || p.status === "refunded");
-  const pick = (p: RzpPayment, kind: PaymentResult["kind"]): PaymentResult => ({
-    kind,
+/** What settle records for a payment Razorpay refunded without ever capturing it. */
+export const AUTHORIZATION_REFUNDED = {
+  code: "authorization_refunded",
+  reason: "the payment was authorized but never captured, and Razorpay refunded it",
+};
+
+/**
+ * One payment's state. Only `captured: true` is money received: a `refunded` payment that was
+ * never captured is an authorization Razorpay gave back (a failure, never a credit).
+ */
+export function paymentResult(p: RzpPayment): PaymentResult {
+  const base = {
     gatewayPaymentId: p.id,
     amount: p.amount,
     currency: p.currency.toUpperCase(),
-    failureCode: p.error_code,
-    failureReason: p.error_description,
-  });
-  if (captured) return pick(captured, "captured");
-  const authorized = payments.find((p) => p.status === "authorized");
-  if (authorized) return pick(authorized, "authorized");
-  const failed = payments.find((p) => p.status === "failed");
-  if (failed && payments.every((p) => p.status === "failed")) return pick(failed, "failed");
+  };
+  if (p.captured === true && (p.status === "captured" || p.status === "refunded")) {
+    return { kind: "captured", ...base };
+  }
+  if (p.status === "authorized") return { kind: "authorized", ...base };
+  if (p.status === "refunded") {
+    return {
+      kind: "failed",
+      ...base,
+      failureCode: p.error_code ?? AUTHORIZATION_REFUNDED.code,
+      failureReason: p.error_description ?? AUTHORIZATION_REFUNDED.reason,
+    };
+  }
+  if (p.status === "failed") {
+    return {
+      kind: "failed",
+      ...base,
+      failureCode: p.error_code,
+      failureReason: p.error_description,
+    };
+  }
   return { kind: "pending", gatewayPaymentId: null, amount: null, currency: null };
+}
+
+/** The order's payment state from its payments: a captured one wins, then an authorized one. */
+export function resultFromPayments(payments: RzpPayment[]): PaymentResult {
+  const results = payments.map(paymentResult);
+  const first = (kind: PaymentResult["kind"]) => results.find((r) => r.kind === kind);
+  const failed = first("failed");
+  return first("captured") ?? first("authorized") ??
+    (failed && results.every((r) => r.kind === "failed") ? failed : undefined) ??
+    { kind: "pending", gatewayPaymentId: null, amount: null, currency: null };
 }
 
 /** The state a refund entity is in; a refund.failed event is final whatever the entity says. */

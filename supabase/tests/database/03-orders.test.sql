@@ -3,7 +3,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(77);
+select plan(80);
 
 create function pg_temp.balance(p_uid uuid, p_currency text default 'INR') returns bigint
 language sql stable security definer as $$
@@ -146,6 +146,11 @@ where id = pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-1
 
 select is(
   settle.apply_payment('razorpay', 'captured', 'order_T1', 'pay_T1', null, null) ->> 'outcome',
+  'mismatch', 'a capture without the gateway''s amount and currency is a mismatch (a signature proves no capture)');
+select is(pg_temp.ledger_count(pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-1')), 0,
+  'a capture without amount and currency credits nothing');
+select is(
+  settle.apply_payment('razorpay', 'captured', 'order_T1', 'pay_T1', 5000, 'INR') ->> 'outcome',
   'applied', 'a capture applies to a created order');
 select results_eq(
   $$select status, gateway_payment_id, paid_at is not null from public.orders where gateway_order_id = 'order_T1'$$,
@@ -167,7 +172,7 @@ select results_eq(
 select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 5000::bigint, 'the wallet is credited');
 
 select is(
-  settle.apply_payment('razorpay', 'captured', 'order_T1', 'pay_T1', null, null) ->> 'outcome',
+  settle.apply_payment('razorpay', 'captured', 'order_T1', 'pay_T1', 5000, 'INR') ->> 'outcome',
   'no_effect', 'a second capture of a paid order has no effect');
 select is(pg_temp.ledger_count(pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-1')), 1,
   'the second capture posts no second ledger transaction');
@@ -234,6 +239,9 @@ select isnt(settle.create_order('razorpay', 'wallet_topup', null, null, 2000, 'I
 select tests.logout();
 update public.orders set gateway_order_id = 'order_T3'
 where id = pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-3');
+select is(
+  settle.apply_payment('razorpay', 'authorized', 'order_T3', 'pay_T3', 1999, 'INR') ->> 'outcome',
+  'mismatch', 'an authorization for another amount is a mismatch and changes nothing');
 select is(
   settle.apply_payment('razorpay', 'authorized', 'order_T3', 'pay_T3', null, null) ->> 'status',
   'authorized', 'an authorization moves created -> authorized');
