@@ -1,0 +1,244 @@
+// A slow gateway must not stall everyone: create-order holds no transaction, row lock or pooled
+// connection while it waits on the gateway, and still makes exactly one gateway order per local
+// order (the gateway call is claimed in the database, then made with nothing held).
+import assert from "node:assert/strict";
+import { LOCAL_RAZORPAY, LOCAL_STRIPE } from "../dev/stack.ts";
+import { clearFaults, razorpaySim, stripeSim } from "./support/isolated.ts";
+import {
+  createUser,
+  raw,
+  type Reply,
+  stack,
+  type TestStack,
+  type TestUser,
+} from "./support/stack.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+const TOPUP = {
+  razorpay: { gateway: "razorpay", purpose: "wallet_topup", amount: 30000, currency: "INR" },
+  stripe: { gateway: "stripe", purpose: "wallet_topup", amount: 3000, currency: "USD" },
+} as const;
+
+type Gateway = keyof typeof TOPUP;
+
+function createOrder(s: TestStack, u: TestUser, gateway: Gateway, key?: string) {
+  return raw(s, "create-order", {
+    method: "POST",
+    token: u.token,
+    headers: { "content-type": "application/json", ...(key ? { "idempotency-key": key } : {}) },
+    body: JSON.stringify(TOPUP[gateway]),
+  });
+}
+
+/** Every API call at both simulators waits ms before it is answered (normally). */
+async function stallGateways(s: TestStack, ms: number) {
+  const faults = [{ mode: "delay", hold_ms: ms, count: 100_000 }];
+  await razorpaySim(s, "faults", { faults });
+  await stripeSim(s, "faults", { faults });
+}
+
+/** The gateway orders the simulators hold for a local order (by receipt / metadata). */
+async function gatewayOrders(s: TestStack, orderId: string, customer: string | null) {
+  if (customer === null) {
+    const res = await fetch(`${s.simulatorUrl}/razorpay/v1/orders?receipt=${orderId}&count=100`, {
+      headers: {
+        authorization: "Basic " + btoa(`${LOCAL_RAZORPAY.keyId}:${LOCAL_RAZORPAY.keySecret}`),
+      },
+    });
+    return ((await res.json()).items as { id: string }[]).map((o) => o.id);
+  }
+  const res = await fetch(`${s.stripeUrl}/v1/payment_intents?customer=${customer}&limit=100`, {
+    headers: { authorization: `Bearer ${LOCAL_STRIPE.secretKey}` },
+  });
+  const list = (await res.json()).data as { id: string; metadata: Record<string, string> }[];
+  return list.filter((pi) => pi.metadata.settle_order_id === orderId).map((pi) => pi.id);
+}
+
+async function stripeCustomer(s: TestStack, u: TestUser): Promise<string> {
+  const [row] = await s.db`select customer_id from public.gateway_customers
+    where account_id = ${u.accountId} and gateway = 'stripe'`;
+  return row.customer_id;
+}
+
+async function timed(send: () => Promise<Reply>): Promise<Reply & { ms: number }> {
+  const started = performance.now();
+  const r = await send();
+  return { ...r, ms: performance.now() - started };
+}
+
+Deno.test({
+  name: "simulators: a delay fault holds the call, then answers it normally",
+  ...opts,
+  fn: async () => {
+    const s = await stack();
+    try {
+      const u = await createUser(s.db, "stall-sim");
+      await stallGateways(s, 400);
+      for (const gateway of ["razorpay", "stripe"] as const) {
+        const r = await timed(() => createOrder(s, u, gateway));
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        // Stripe's first order also creates the customer: two held calls.
+        assert.ok(r.ms >= 400, `${gateway}: answered after ${r.ms} ms`);
+      }
+    } finally {
+      await clearFaults(s);
+      await s.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "create-order holds no transaction, row lock or pooled connection while the gateway is slow",
+  ...opts,
+  fn: async () => {
+    const s = await stack();
+    try {
+      const u = await createUser(s.db, "stall-held");
+      // The customer exists already: the only gateway call left is the order itself.
+      assert.equal((await createOrder(s, u, "stripe")).status, 201);
+      await stallGateways(s, 1500);
+      for (const gateway of ["razorpay", "stripe"] as const) {
+        const known = (await s.db`select id from public.orders where created_by = ${u.id}`)
+          .map((r) => r.id as string);
+        const pending = createOrder(s, u, gateway);
+        // Wait for the local order, then watch the database while the gateway holds the call.
+        let orderId: string | undefined;
+        for (let i = 0; i < 100 && !orderId; i++) {
+          const [row] = await s.db`select id from public.orders
+            where created_by = ${u.id} and not (id = any(${known}::uuid[]))`;
+          if (row) orderId = row.id;
+          else await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.ok(orderId, `${gateway}: the local order appears`);
+        for (let i = 0; i < 10; i++) {
+          const held = await s.db`select state, left(query, 60) as query from pg_stat_activity
+            where datname = current_database() and application_name = 'settle'
+              and state like 'idle in transaction%'`;
+          assert.deepEqual(held, [], `${gateway}: a transaction is open during the gateway call`);
+          // Nobody holds the order's row: a lock that must not wait succeeds.
+          await s.db.begin(async (tx) => {
+            await tx`select id from public.orders where id = ${orderId!} for update nowait`;
+          });
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const r = await pending;
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        assert.equal(r.body.order.id, orderId);
+      }
+    } finally {
+      await clearFaults(s);
+      await s.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "20 concurrent create-orders under one Idempotency-Key make one order and one gateway order",
+  ...opts,
+  fn: async (t) => {
+    const s = await stack();
+    try {
+      for (const stall of [0, 1000]) {
+        for (const gateway of ["razorpay", "stripe"] as const) {
+          await t.step(`${gateway}, gateway stalled ${stall} ms`, async () => {
+            const u = await createUser(s.db, `stall-key-${gateway}`);
+            await clearFaults(s);
+            if (stall) await stallGateways(s, stall);
+            const key = `same-${crypto.randomUUID()}`;
+            const replies = await Promise.all(
+              Array.from({ length: 20 }, () => createOrder(s, u, gateway, key)),
+            );
+            await clearFaults(s);
+            for (const r of replies) {
+              assert.ok([200, 201].includes(r.status), JSON.stringify(r.body));
+            }
+            assert.equal(replies.filter((r) => r.status === 201).length, 1);
+            const ids = new Set(replies.map((r) => r.body.order.id));
+            const gatewayIds = new Set(replies.map((r) => r.body.order.gateway_order_id));
+            assert.equal(ids.size, 1, "one local order");
+            assert.equal(gatewayIds.size, 1, "one gateway order id in every answer");
+            const [orderId] = ids;
+            const [{ n, attempts }] = await s.db`select count(*)::int as n,
+                max(gateway_attempts) as attempts
+              from public.orders where created_by = ${u.id}`;
+            assert.equal(n, 1);
+            assert.equal(attempts, 1, "the gateway was asked once");
+            const customer = gateway === "stripe" ? await stripeCustomer(s, u) : null;
+            assert.deepEqual(await gatewayOrders(s, orderId, customer), [...gatewayIds]);
+          });
+        }
+      }
+    } finally {
+      await clearFaults(s);
+      await s.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "gateway holding every call 1 s: 40 concurrent create-orders on DB_POOL_MAX=10 finish < 3 s; another user's reads stay < 200 ms",
+  ...opts,
+  fn: async () => {
+    const s = await stack({ DB_POOL_MAX: "10" });
+    try {
+      const users = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => createUser(s.db, `stall-${i}`)),
+      );
+      const bystander = await createUser(s.db, "stall-bystander");
+      const read = (path: string) =>
+        timed(() => raw(s, path, { method: "GET", token: bystander.token }));
+      // Warm up: every user's Stripe customer exists, the pool is open, the code paths are hot.
+      for (let round = 0; round < 2; round++) {
+        await Promise.all(users.flatMap((u) => [
+          createOrder(s, u, "razorpay"),
+          createOrder(s, u, "stripe"),
+        ]));
+        for (const path of ["subscriptions", "payment-methods"]) {
+          assert.equal((await read(path)).status, 200);
+        }
+      }
+
+      await stallGateways(s, 1000);
+      let done = false;
+      const started = performance.now();
+      const burst = Promise.all(
+        Array.from({ length: 40 }, async (_, i) => {
+          const gateway = i % 2 === 0 ? "razorpay" : "stripe";
+          const r = await createOrder(s, users[i % users.length], gateway);
+          return { ...r, ms: performance.now() - started };
+        }),
+      ).finally(() => (done = true));
+      const samples: { path: string; status: number; ms: number }[] = [];
+      // The bystander's DB-only requests, one after another while the burst is in flight.
+      while (!done) {
+        for (const path of ["subscriptions", "payment-methods"]) {
+          const r = await read(path);
+          samples.push({ path, status: r.status, ms: Math.round(r.ms) });
+        }
+      }
+      const replies = await burst;
+      await clearFaults(s);
+
+      const slowest = Math.max(...replies.map((r) => r.ms));
+      const worst = samples.reduce((a, b) => (b.ms > a.ms ? b : a), { path: "", status: 0, ms: 0 });
+      console.log(
+        `40 create-orders, gateway 1 s: slowest ${Math.round(slowest)} ms; ` +
+          `${samples.length} reads meanwhile, slowest ${worst.ms} ms`,
+      );
+      for (const r of replies) assert.equal(r.status, 201, JSON.stringify(r.body));
+      // Each call waits 1 s at the gateway: the burst cannot be faster than that.
+      assert.ok(slowest >= 1000, `the gateway was not stalled (${slowest} ms)`);
+      assert.ok(slowest < 3000, `the slowest of 40 create-orders took ${Math.round(slowest)} ms`);
+      assert.ok(samples.length >= 4, `only ${samples.length} reads during the burst`);
+      for (const x of samples) assert.equal(x.status, 200, x.path);
+      assert.ok(worst.ms < 200, `another user's GET ${worst.path} took ${worst.ms} ms`);
+    } finally {
+      await clearFaults(s);
+      await s.close();
+    }
+  },
+});
