@@ -192,6 +192,58 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "a claim left by a request that died is waited for, then taken over: the retry finds the gateway order",
+  ...opts,
+  fn: async (t) => {
+    const s = await stack({ RAZORPAY_TIMEOUT_MS: "400", STRIPE_TIMEOUT_MS: "400" });
+    try {
+      for (const gateway of ["razorpay", "stripe"] as const) {
+        await t.step(gateway, async () => {
+          const u = await createUser(s.db, `stall-dead-${gateway}`);
+          const key = `dead-${crypto.randomUUID()}`;
+          // The gateway makes the order but its answer is lost (the SDK's retry too).
+          const sim = gateway === "razorpay" ? razorpaySim : stripeSim;
+          const path = gateway === "razorpay" ? "/v1/orders" : "/v1/payment_intents";
+          await sim(s, "faults", {
+            faults: [{ method: "POST", path, mode: "reset_after", count: 2 }],
+          });
+          const lost = await createOrder(s, u, gateway, key);
+          await clearFaults(s);
+          assert.equal(lost.status, 503, JSON.stringify(lost.body));
+          const [order] = await s.db`select id, gateway_attempts from public.orders
+            where created_by = ${u.id} and idempotency_key = ${key}`;
+          const customer = gateway === "stripe" ? await stripeCustomer(s, u) : null;
+          const made = await gatewayOrders(s, order.id, customer);
+          assert.equal(made.length, 1, "the lost answer's gateway order exists");
+          // Another request claimed the call since, and died: its claim has 1 s left.
+          await s.db`update public.orders set gateway_claim_id = ${crypto.randomUUID()},
+              gateway_claimed_until = clock_timestamp() + interval '1 second',
+              gateway_attempts = gateway_attempts + 1
+            where id = ${order.id}`;
+
+          const retried = await timed(() => createOrder(s, u, gateway, key));
+          assert.equal(retried.status, 200, JSON.stringify(retried.body));
+          assert.ok(retried.ms >= 900, `answered after ${Math.round(retried.ms)} ms, in the lease`);
+          assert.equal(retried.body.order.id, order.id);
+          assert.deepEqual([retried.body.order.gateway_order_id], made, "the same gateway order");
+          assert.deepEqual(await gatewayOrders(s, order.id, customer), made, "no second one");
+          const [after] = await s.db`select gateway_attempts, gateway_claim_id,
+              gateway_claimed_until from public.orders where id = ${order.id}`;
+          assert.deepEqual(
+            [after.gateway_attempts, after.gateway_claim_id, after.gateway_claimed_until],
+            [order.gateway_attempts + 2, null, null],
+          );
+        });
+      }
+    } finally {
+      await clearFaults(s);
+      await s.close();
+    }
+  },
+});
+
 interface Round {
   /** Status of each create-order, and when the slowest finished after the burst began. */
   statuses: number[];
