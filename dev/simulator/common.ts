@@ -119,7 +119,9 @@ export type FaultMode =
   | "timeout"
   | "reset"
   | "timeout_after"
-  | "reset_after";
+  | "reset_after"
+  /** Holds the request hold_ms, then answers it normally (a slow gateway). */
+  | "delay";
 
 const FAULT_MODES: FaultMode[] = [
   "error_500",
@@ -129,6 +131,7 @@ const FAULT_MODES: FaultMode[] = [
   "reset",
   "timeout_after",
   "reset_after",
+  "delay",
 ];
 
 export interface FaultSpec {
@@ -138,7 +141,7 @@ export interface FaultSpec {
   path?: string;
   mode: FaultMode;
   count?: number;
-  /** Cap for the timeout modes, default 60 000 ms. */
+  /** Cap for the timeout modes and the wait of delay, default 60 000 ms. */
   hold_ms?: number;
 }
 

@@ -428,6 +428,9 @@ export class RazorpaySimulator {
         case "timeout":
           await holdUntilAbort(req.signal, fault.holdMs);
           return serverError(504);
+        case "delay":
+          await holdUntilAbort(req.signal, fault.holdMs);
+          break;
       }
     }
     const res = await this.#apiHandled(req, url, path);

@@ -1098,6 +1098,9 @@ export class StripeSimulator {
         case "timeout":
           await holdUntilAbort(req.signal, fault.holdMs);
           return jsonResponse(504, serverErrorBody(504));
+        case "delay":
+          await holdUntilAbort(req.signal, fault.holdMs);
+          break;
       }
     }
     const res = await this.#apiHandled(req, url, path, requestId);

@@ -55,6 +55,11 @@ export interface PaymentResult {
 
 export interface PaymentGateway {
   readonly name: GatewayName;
+  /**
+   * The longest createOrder can take (its requests' timeouts and retries): how long a request's
+   * claim on an order's gateway call lasts before another request may take it over.
+   */
+  readonly orderCallBudgetMs: number;
   /** Refuses amounts the gateway cannot take (e.g. Razorpay three-decimal amounts not ending in 0). */
   checkAmount(amount: number, currency: string): void;
   createOrder(terms: OrderTerms): Promise<GatewayOrder>;

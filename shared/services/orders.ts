@@ -138,51 +138,72 @@ export async function createOrder(
   };
 }
 
+/** Added to a gateway call's longest time for its claim: latency, a slow database. */
+const CLAIM_MARGIN_MS = 2000;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /**
- * Creates the gateway's order under a row lock, so concurrent retries of one order wait for
- * each other instead of racing to the gateway; a failure is recorded and the order stays
- * retryable.
+ * Gives the order its gateway order with no transaction, row lock or pooled connection held
+ * while the gateway works: the call is claimed on the row in one short statement, made, and its
+ * answer recorded in another. A concurrent request for the same order waits for the claimer's
+ * answer, re-trying the claim after short pauses (no lock held); it takes over a claim whose
+ * lease ran out (the claimer died) or that a failure freed, and its call looks the gateway order
+ * up first (Razorpay receipt, Stripe idempotency key), so no second one is made.
  */
 async function ensureGatewayOrder(
   sql: Sql,
   gateway: PaymentGateway,
   order: OrderRow,
   customerId?: string,
-) {
-  let failure: unknown;
-  const row = await sql.begin(async (tx) => {
-    const [locked] = await tx<
-      OrderRow[]
-    >`select * from public.orders where id = ${order.id} for update`;
-    if (locked.gateway_order_id || locked.status !== "created") return locked;
-    try {
-      const g = await gateway.createOrder({
-        orderId: locked.id,
-        accountId: locked.account_id,
-        amount: minorFromDb(locked.amount),
-        currency: locked.currency,
-        purpose: locked.purpose,
-        attempts: locked.gateway_attempts,
-        customerId,
-      });
-      const [updated] = await tx<OrderRow[]>`
-        update public.orders
-        set gateway_order_id = ${g.gatewayOrderId}, gateway_attempts = gateway_attempts + 1,
-            last_gateway_error = null
-        where id = ${locked.id} returning *`;
-      return updated;
-    } catch (err) {
-      failure = err;
-      await tx`update public.orders
-               set gateway_attempts = gateway_attempts + 1, last_gateway_error = ${
-        String((err as Error)?.message ?? err).slice(0, 500)
-      }
-               where id = ${locked.id}`;
-      return locked;
+): Promise<OrderRow> {
+  const claim = crypto.randomUUID();
+  const leaseMs = gateway.orderCallBudgetMs + CLAIM_MARGIN_MS;
+  const giveUpAt = Date.now() + leaseMs + CLAIM_MARGIN_MS;
+  for (let wait = 20;; wait = Math.min(wait * 2, 200)) {
+    const [{ r }] = await sql`select settle.claim_gateway_order(${order.id}, ${claim},
+      ${leaseMs}) as r`;
+    const row = r.order as OrderRow;
+    if (r.claimed) return await callGateway(sql, gateway, row, claim, customerId);
+    if (row.gateway_order_id || row.status !== "created") return row;
+    if (Date.now() + wait > giveUpAt) {
+      throw new HttpError(
+        503,
+        "gateway_unavailable",
+        `${gateway.name} is still creating this order; retry later`,
+      );
     }
-  }) as OrderRow;
-  if (failure !== undefined) throw toHttp(failure);
-  return row;
+    await pause(wait);
+  }
+}
+
+/** The claimed call: its answer is recorded (first answer wins), a failure frees the claim. */
+async function callGateway(
+  sql: Sql,
+  gateway: PaymentGateway,
+  row: OrderRow,
+  claim: string,
+  customerId?: string,
+): Promise<OrderRow> {
+  let gatewayOrderId: string;
+  try {
+    ({ gatewayOrderId } = await gateway.createOrder({
+      orderId: row.id,
+      accountId: row.account_id,
+      amount: minorFromDb(row.amount),
+      currency: row.currency,
+      purpose: row.purpose,
+      // The claim counted this call already: the attempts before it.
+      attempts: row.gateway_attempts - 1,
+      customerId,
+    }));
+  } catch (err) {
+    const message = String((err as Error)?.message ?? err).slice(0, 500);
+    await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message})`;
+    throw toHttp(err);
+  }
+  const [{ r }] = await sql`select settle.record_gateway_order(${row.id}, ${claim},
+    ${gatewayOrderId}, null) as r`;
+  return r.order as OrderRow;
 }
 
 export function toHttp(err: unknown): unknown {

@@ -97,6 +97,8 @@ export function createRazorpayGateway(
 
   return {
     name: "razorpay",
+    // A retry looks the order up by receipt, then creates it: two requests.
+    orderCallBudgetMs: 2 * config.timeoutMs,
 
     checkAmount(amount, currency) {
       // Razorpay's API pages require three-decimal amounts to end in 0 (GATEWAY_FACTS C).

@@ -234,6 +234,10 @@ export function effectCard(c: CardDetails): Record<string, unknown> {
   };
 }
 
+/** The SDK retries a failed request (same idempotency key) after at most 5 s (its cap). */
+const STRIPE_NETWORK_RETRIES = 1;
+const STRIPE_MAX_RETRY_DELAY_MS = 5000;
+
 export function createStripeGateway(
   config: StripeConfig,
   opts: { now?: () => Date; fetch?: typeof fetch } = {},
@@ -245,7 +249,7 @@ export function createStripeGateway(
     port: api.port ? Number(api.port) : (api.protocol === "https:" ? 443 : 80),
     protocol: api.protocol === "http:" ? "http" : "https",
     httpClient: Stripe.createFetchHttpClient(opts.fetch),
-    maxNetworkRetries: 1,
+    maxNetworkRetries: STRIPE_NETWORK_RETRIES,
     timeout: config.timeoutMs,
     telemetry: false,
   });
@@ -264,6 +268,8 @@ export function createStripeGateway(
   return {
     name: "stripe",
     publishableKey: config.publishableKey,
+    orderCallBudgetMs: (1 + STRIPE_NETWORK_RETRIES) * config.timeoutMs +
+      STRIPE_NETWORK_RETRIES * STRIPE_MAX_RETRY_DELAY_MS,
 
     checkAmount(amount, currency) {
       toStripeAmount(amount, currency);
