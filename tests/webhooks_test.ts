@@ -472,3 +472,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "webhooks: a new expiry at Stripe (simulator payment_method.updated) reaches the saved card",
+  ...opts,
+  fn: async () => {
+    const s = await stack();
+    try {
+      const u = await createUser(s.db, "pm-expiry");
+      await customerOf(s, u);
+      const setup = await invoke(client(s, u.token), "payment-methods/setup", {});
+      await confirmSetupAtStripe(s, setup.body.setup_intent_id, "4242424242424242");
+      await s.stripe.idle();
+      const [pm] = await s.db`select gateway_payment_method_id as id from public.payment_methods
+        where account_id = ${u.accountId}`;
+      const r = await stripeApi(s, "POST", `/v1/payment_methods/${pm.id}`, {
+        "card[exp_month]": "7",
+        "card[exp_year]": "2034",
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      await s.stripe.idle();
+      const updated = (await stripeEvents(s, pm.id)).find((e) =>
+        e.type === "payment_method.updated"
+      )!;
+      assert.notEqual(JSON.parse(updated.body).data.previous_attributes.card.exp_month, 7);
+      assert.equal(
+        (await storedEvent(s, "stripe", JSON.parse(updated.body).id)).outcome,
+        "applied",
+      );
+      const [card] = await s.db`select last4, exp_month, exp_year from public.payment_methods
+        where gateway_payment_method_id = ${pm.id}`;
+      assert.deepEqual({ ...card }, { last4: "4242", exp_month: 7, exp_year: 2034 });
+    } finally {
+      await s.close();
+    }
+  },
+});
