@@ -511,7 +511,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webhooks: one refund by charge.refunded and refund.updated, 20 deliveries at once",
+  name: "webhooks: one refund from 20 concurrent charge.refunded, then mixed with refund.updated",
   ...opts,
   fn: async () => {
     const s = await stack();
@@ -525,27 +525,30 @@ Deno.test({
         re_3Kl36gJDPojXS6LN0eP4yPDz: refundId,
       });
       const refund = JSON.parse(charge).data.object.refunds.data[0];
-      const bodies = Array.from(
-        { length: 20 },
-        (_, i) =>
-          i % 2 === 0
-            ? charge.replaceAll("evt_3KtQThJDPojXS6LN0E06aNxq", freshEventId())
-            : JSON.stringify({
-              id: freshEventId(),
-              object: "event",
-              created: 1649321739,
-              data: { object: refund },
-              type: "refund.updated",
-            }),
-      );
-      const replies = await Promise.all(bodies.map((b) => postSignedStripe(s, b)));
-      assert.deepEqual(replies.map((r) => r.status), Array(20).fill(200));
-      const state = await orderRefunds(s, paid.orderId);
-      assert.deepEqual(state.refunds.map((x) => [x.gateway_refund_id, Number(x.amount)]), [
-        [refundId, 2500],
-      ]);
-      assert.equal(state.status, "refunded");
-      assert.equal(await walletBalance(s.db, u.accountId, "USD"), 0);
+      const updated = () =>
+        JSON.stringify({
+          id: freshEventId(),
+          object: "event",
+          created: 1649321739,
+          data: { object: refund },
+          type: "refund.updated",
+        });
+      const chargeRefunded = () =>
+        charge.replaceAll("evt_3KtQThJDPojXS6LN0E06aNxq", freshEventId());
+      const deliver = async (bodies: string[]) => {
+        const replies = await Promise.all(bodies.map((b) => postSignedStripe(s, b)));
+        assert.deepEqual(replies.map((r) => r.status), Array(bodies.length).fill(200));
+        const state = await orderRefunds(s, paid.orderId);
+        assert.deepEqual(state.refunds.map((x) => [x.gateway_refund_id, Number(x.amount)]), [
+          [refundId, 2500],
+        ]);
+        assert.equal(state.status, "refunded");
+        assert.equal(await walletBalance(s.db, u.accountId, "USD"), 0);
+      };
+      // charge.refunded alone (an endpoint not subscribed to refund.*), 20 at once...
+      await deliver(Array.from({ length: 20 }, chargeRefunded));
+      // ...then both kinds for the same refund at once: still one refund.
+      await deliver(Array.from({ length: 20 }, (_, i) => i % 2 ? updated() : chargeRefunded()));
       const [{ n }] = await s.db`select count(*)::int as n from public.ledger_transactions
         where order_id = ${paid.orderId}`;
       assert.equal(n, 2, "one payment and one refund posted");
