@@ -378,6 +378,21 @@ Deno.test({
             return rzpWebhook(deep, { ...evId, "x-razorpay-signature": hmacHex("guess", deep) });
           },
         },
+        ...([
+          ["an empty body", ""],
+          ["truncated JSON", body.slice(0, Math.floor(body.length / 2))],
+          ["a JSON array of the event", `[${body}]`],
+          ["an envelope without event", JSON.stringify({ ...JSON.parse(body), event: undefined })],
+        ] as const).map(([what, signed]): Case => ({
+          name: `correctly signed but not an event: ${what}`,
+          status: 400,
+          code: "invalid_request",
+          send: () =>
+            rzpWebhook(signed, {
+              "x-razorpay-event-id": `evt_notanevent_${crypto.randomUUID()}`,
+              "x-razorpay-signature": hmacHex(LOCAL_RAZORPAY.webhookSecret, signed),
+            }),
+        })),
         {
           name: `${BODY_MB} MB body with Content-Length`,
           status: 413,
@@ -518,6 +533,19 @@ Deno.test({
             return stripeWebhook(deep, stripeHeader(deep, now, "whsec_guess"));
           },
         },
+        ...([
+          ["an empty body", ""],
+          ["truncated JSON", sBody.slice(0, Math.floor(sBody.length / 2))],
+          ["a JSON array of the event", `[${sBody}]`],
+          ["an event without type", JSON.stringify({ ...JSON.parse(sBody), type: undefined })],
+          ["an event without data.object", JSON.stringify({ ...JSON.parse(sBody), data: {} })],
+        ] as const).map(([what, signed]): Case => ({
+          name: `correctly signed but not an event: ${what}`,
+          status: 400,
+          code: "invalid_request",
+          send: () => stripeWebhook(signed, stripeHeader(signed, Math.floor(Date.now() / 1000))),
+          also: piStillCreated,
+        })),
         {
           name: `${BODY_MB} MB body streamed without Content-Length`,
           status: 413,

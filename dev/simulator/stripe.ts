@@ -921,6 +921,8 @@ const ALLOWED = {
   retrieve: names("expand"),
   retrieveIntent: names("client_secret expand"),
   pmAttach: names("customer customer_account expand"),
+  pmUpdate: names("allow_redisplay billing_details card expand metadata"),
+  pmUpdateCard: names("exp_month exp_year networks"),
   pmList: names(`${PAGE} allow_redisplay customer customer_account type`),
   siCreate: names(
     "allowed_payment_method_types attach_to_self automatic_payment_methods confirm " +
@@ -1314,6 +1316,7 @@ export class StripeSimulator {
         return ok(this.#list(all, p, path));
       }
       if (n === 2 && method === "GET") return ok(this.#retrieve(p, this.#pm(id).pm));
+      if (n === 2 && method === "POST") return this.#updatePm(id, p, ctx);
       if (n === 3 && method === "POST" && action === "attach") return this.#attach(id, p, ctx);
       if (n === 3 && method === "POST" && action === "detach") return this.#detach(id, p, ctx);
     }
@@ -1626,6 +1629,32 @@ export class StripeSimulator {
     const rec = this.#pms.get(id);
     if (!rec) throw noSuch("PaymentMethod", id, param, param === "id" ? 404 : 400);
     return rec;
+  }
+
+  /** A new expiry for a card (the card updater's job at Stripe): payment_method.updated. */
+  #updatePm(id: string, p: Params, ctx: Ctx): Res {
+    const rec = this.#pm(id);
+    rejectUnknown(p, ALLOWED.pmUpdate);
+    if (!rec.pm.customer) {
+      throw invalid("You must save this PaymentMethod to a customer before you can update it.");
+    }
+    const card = hash(p, "card");
+    if (card) rejectUnknown(card, ALLOWED.pmUpdateCard, "card");
+    const month = card ? int(card, "exp_month", "card") : undefined;
+    const year = card ? int(card, "exp_year", "card") : undefined;
+    if (month !== undefined && (month < 1 || month > 12)) {
+      throw invalid(
+        "Your card's expiration month is invalid.",
+        "card[exp_month]",
+        "invalid_expiry_month",
+      );
+    }
+    const before = clone(rec.pm);
+    rec.pm.metadata = applyMetadata(p.metadata, rec.pm.metadata);
+    if (rec.pm.card && month !== undefined) rec.pm.card.exp_month = month;
+    if (rec.pm.card && year !== undefined) rec.pm.card.exp_year = year;
+    this.#emitUpdated(ctx, "payment_method.updated", before, rec.pm);
+    return ok(rec.pm);
   }
 
   #pmsOf(customerId: string, type?: string): PaymentMethod[] {

@@ -39,8 +39,11 @@ export interface NormalizedEvent {
   raw: string;
   /** A non-payment effect (saved payment methods), applied by the same SQL ingestion. */
   effect?: Record<string, unknown> | null;
-  /** A payment method whose card details must be read from the gateway before ingesting. */
-  fetchPaymentMethod?: string | null;
+  /**
+   * What the body says happened, for gateways whose event id is not signed (Razorpay): a second
+   * identity, unique per gateway, so a signed body replayed under a fresh event id stores nothing.
+   */
+  bodyKey?: string | null;
 }
 
 /** The outcome of a verified checkout or a read from the gateway. */

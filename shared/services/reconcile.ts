@@ -4,6 +4,7 @@ import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "..
 import { minorFromDb } from "../money.ts";
 import { applyPayment } from "./orders.ts";
 import { reconcileRefunds } from "./refunds.ts";
+import { retryOwedReads } from "./webhooks.ts";
 
 /** One run's knobs; anything omitted comes from app.config.reconcile. */
 export interface ReconcileOptions {
@@ -177,6 +178,19 @@ async function expire(app: App, order: Claimed, expirySeconds: number): Promise<
   return row.r.outcome === "applied" ? "expired" : "unchanged";
 }
 
+/**
+ * Stored webhook events whose gateway read failed (a setup intent's card, a charge's refunds):
+ * read again and applied. Runs before the SQL retry, which cannot read a gateway.
+ */
+export const owedWebhookReads: ReconcileStep = {
+  name: "webhook_reads",
+  async run(app, s) {
+    const r = await retryOwedReads(app, s);
+    if (r.failed > 0) log("warn", "webhook gateway reads failed again", { failed: r.failed });
+    return r;
+  },
+};
+
 /** Stored webhook events whose effect raised, applied again (settle.retry_failed_webhooks). */
 export const failedWebhooks: ReconcileStep = {
   name: "webhooks",
@@ -213,6 +227,7 @@ export const lapsedSubscriptions: ReconcileStep = {
 /** The steps of one run, in order. A new step is one more entry here. */
 export const RECONCILE_STEPS: readonly ReconcileStep[] = [
   stuckOrders,
+  owedWebhookReads,
   failedWebhooks,
   pendingRefunds,
   lapsedSubscriptions,

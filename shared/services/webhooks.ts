@@ -1,10 +1,11 @@
 // Webhook ingestion: verified on the raw body, stored once, applied in the same transaction.
 import type { App } from "../app.ts";
 import { HttpError, readBodyText } from "../http.ts";
-import { type GatewayName, GATEWAYS } from "../gateways/types.ts";
-import { effectCard } from "../gateways/stripe/mod.ts";
-import { toHttp } from "./orders.ts";
+import { GatewayError, type GatewayName, GATEWAYS } from "../gateways/types.ts";
+import { effectCard, refundEffect } from "../gateways/stripe/wire.ts";
 import type postgres from "postgres";
+
+type Effect = Record<string, unknown>;
 
 /** `log` receives the request log line's fields: gateway, event type and id, outcome, order. */
 export async function ingestWebhook(
@@ -22,18 +23,11 @@ export async function ingestWebhook(
   const raw = await readBodyText(req, app.config.webhookBodyLimitBytes);
   const events = await gateway.parseWebhook(raw, req.headers);
   for (const e of events) {
-    let effect = e.effect ?? null;
-    if (e.fetchPaymentMethod && gatewayName === "stripe") {
-      // setup_intent.succeeded names the card only by id: read its details from Stripe.
-      const card = await app.stripe().fetchPaymentMethod(e.fetchPaymentMethod).catch((err) =>
-        Promise.reject(toHttp(err))
-      );
-      effect = { action: "attached", ...effectCard(card) };
-    }
+    const effect = e.effect ? await readOwed(app, e.effect) : null;
     const [row] = await app.sql`select settle.ingest_webhook(
       ${e.gateway}, ${e.eventId}, ${e.type}, ${e.kind}, ${e.gatewayOrderId}, ${e.gatewayPaymentId},
       ${e.amount}, ${e.currency}, ${e.occurredAt}, ${e.raw}, ${e.failureCode}, ${e.failureReason},
-      ${effect === null ? null : app.sql.json(effect as postgres.JSONValue)}
+      ${effect === null ? null : app.sql.json(effect as postgres.JSONValue)}, ${e.bodyKey ?? null}
     ) as result`;
     Object.assign(log, {
       event_type: e.type,
@@ -43,4 +37,98 @@ export async function ingestWebhook(
     });
   }
   return { received: true as const };
+}
+
+/**
+ * Makes the gateway read an effect still needs (a setup intent's card, a charge's refunds) and
+ * returns the effect to apply. A gateway that is down or erring leaves the read owed, with its
+ * error as the detail: the event is stored 'failed' (answered 200) and reconcile reads again.
+ * Anything but a GatewayError is a bug and propagates.
+ */
+export async function readOwed(app: App, effect: Effect): Promise<Effect> {
+  try {
+    if (effect.action === "fetch_card") return await readCard(app, effect);
+    if (effect.action === "fetch_refunds") return await readRefunds(app, effect);
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    return { ...effect, detail: err.message.slice(0, 500) };
+  }
+  return effect;
+}
+
+async function knownCustomer(app: App, customer: unknown): Promise<boolean> {
+  if (typeof customer !== "string") return false;
+  const rows = await app.sql`select 1 from public.gateway_customers
+    where gateway = 'stripe' and customer_id = ${customer}`;
+  return rows.length > 0;
+}
+
+/** setup_intent.succeeded: the card's details, read only for a customer settle created. */
+async function readCard(app: App, effect: Effect): Promise<Effect> {
+  const pm = effect.payment_method;
+  if (typeof pm !== "string") {
+    return { action: "ignore", detail: "the setup intent names no payment method" };
+  }
+  if (!(await knownCustomer(app, effect.customer))) {
+    return { action: "ignore", detail: "a setup intent of a customer settle does not know" };
+  }
+  const card = await app.stripe().fetchPaymentMethod(pm);
+  if (!card) return { action: "ignore", detail: `stripe has no payment method ${pm}` };
+  return { action: "attached", ...effectCard(card), customer: card.customerId ?? effect.customer };
+}
+
+/**
+ * charge.refunded without its refund list (current API versions): the charge's refunds are read
+ * only when settle counts less refunded on the order than the charge says, since refund.* events
+ * and settle's own refund calls usually got there first.
+ */
+async function readRefunds(app: App, effect: Effect): Promise<Effect> {
+  const ids = {
+    gateway_payment_id: effect.gateway_payment_id,
+    gateway_order_id: effect.gateway_order_id,
+  };
+  const [order] = await app.sql`select amount_refunded from public.orders
+    where gateway = 'stripe' and (gateway_payment_id = ${String(effect.gateway_payment_id)}
+      or gateway_order_id = ${String(effect.gateway_order_id ?? "")})
+    limit 1`;
+  if (!order) return { action: "refunds", ...ids, refunds: [], outcome: "unknown_order" };
+  const refunded = Number(effect.amount_refunded);
+  if (!(Number(order.amount_refunded) < refunded)) {
+    return {
+      action: "refunds",
+      ...ids,
+      refunds: [],
+      outcome: "no_effect",
+      detail: "settle already counts what the charge says is refunded",
+    };
+  }
+  const refunds = await app.stripe().chargeRefunds(String(effect.gateway_payment_id));
+  return { action: "refunds", ...ids, refunds: refunds.map(refundEffect) };
+}
+
+interface OwedRead {
+  id: string;
+  gateway: GatewayName;
+  effect: Effect;
+}
+
+/**
+ * Reconcile's retry of stored events whose gateway read failed: read again outside any
+ * transaction, then settle.complete_webhook_read applies the result under the event's row lock
+ * (a concurrent retrier that completed it first makes this one a no-op).
+ */
+export async function retryOwedReads(
+  app: App,
+  s: { limit: number; retrySeconds: number },
+): Promise<{ read: number; resolved: number; failed: number }> {
+  const due = await app.sql<OwedRead[]>`select id::text, gateway, effect
+    from settle.pending_webhook_reads(${s.limit}, ${s.retrySeconds})`;
+  let resolved = 0;
+  for (const row of due) {
+    const effect = await readOwed(app, row.effect);
+    const [r] = await app.sql`select settle.complete_webhook_read(${row.id}::bigint,
+      ${app.sql.json(effect as postgres.JSONValue)}) as result`;
+    if (r.result.outcome !== "failed") resolved += 1;
+  }
+  return { read: due.length, resolved, failed: due.length - resolved };
 }

@@ -1,5 +1,7 @@
 // Razorpay wire types (GATEWAY_FACTS A2–A7) and their mapping to settle's normalized events.
 import { z } from "zod";
+import { sha256HexSync } from "../../crypto.ts";
+import { HttpError } from "../../http.ts";
 import type { NormalizedEvent, PaymentKind, PaymentResult, RefundStatus } from "../types.ts";
 
 export interface RzpOrder {
@@ -110,8 +112,59 @@ const KINDS: Record<string, PaymentKind> = {
   "payment.failed": "failed",
 };
 
+/** What every Razorpay event has; checked after the signature, before anything is stored. */
+const baseEnvelope = z.object({
+  entity: z.literal("event"),
+  event: z.string().min(1).max(200),
+  payload: z.record(z.string(), z.unknown()),
+}).loose();
+
+/** A verified body that is not a Razorpay event: 400, nothing stored. */
+function checkEnvelope(raw: string): z.infer<typeof baseEnvelope> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new HttpError(400, "invalid_request", "the webhook body is not JSON");
+  }
+  const r = baseEnvelope.safeParse(value);
+  if (!r.success) {
+    const details = r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+    throw new HttpError(
+      400,
+      "invalid_request",
+      "the webhook body is not a Razorpay event",
+      details,
+    );
+  }
+  return r.data;
+}
+
+/**
+ * What the body says happened, independent of the unsigned x-razorpay-event-id: the event name
+ * and each payload entity's id and status (payment.authorized and payment.captured of one
+ * payment differ, so do refund.created and refund.processed). Hashed to bound its length; a body
+ * naming no entity is identified by its own digest.
+ */
+export function razorpayBodyKey(parsed: z.infer<typeof baseEnvelope>, raw: string): string {
+  const entities = Object.keys(parsed.payload).sort().flatMap((name) => {
+    const e = (parsed.payload[name] as { entity?: { id?: unknown; status?: unknown } } | null)
+      ?.entity;
+    return typeof e?.id === "string" ? [`${name}=${e.id}/${String(e.status ?? "")}`] : [];
+  });
+  return entities.length
+    ? `sha256:${sha256HexSync(`${parsed.event}|${entities.join("|")}`)}`
+    : `body:${sha256HexSync(raw)}`;
+}
+
 /** An event that does nothing; the branches below fill in what they act on. */
-function inert(eventId: string, type: string, raw: string, occurredAt: Date | null) {
+function inert(
+  eventId: string,
+  type: string,
+  raw: string,
+  bodyKey: string,
+  occurredAt: Date | null,
+) {
   return {
     gateway: "razorpay" as const,
     eventId,
@@ -125,24 +178,27 @@ function inert(eventId: string, type: string, raw: string, occurredAt: Date | nu
     failureCode: null,
     failureReason: null,
     raw,
+    bodyKey,
   };
 }
 
-/** Maps a verified webhook body; events settle does not act on come back with kind null. */
+/**
+ * Maps a verified webhook body: 400 if it is not an event envelope; an event whose entities are
+ * not the shape settle reads is stored with kind null (never lost to a 400 Razorpay would retry).
+ */
 export function normalizeWebhook(raw: string, eventId: string): NormalizedEvent {
-  let parsed: z.infer<typeof envelope>;
-  try {
-    parsed = envelope.parse(JSON.parse(raw));
-  } catch {
-    // Signed by Razorpay but not an envelope we understand: stored, not acted on.
-    return inert(eventId, "unparsed", raw, null);
-  }
+  const envelopeBase = checkEnvelope(raw);
+  const bodyKey = razorpayBodyKey(envelopeBase, raw);
+  const result = envelope.safeParse(envelopeBase);
+  if (!result.success) return inert(eventId, envelopeBase.event, raw, bodyKey, null);
+  const parsed = result.data;
   const payment = parsed.payload.payment?.entity;
   const refund = parsed.payload.refund?.entity;
   const base = inert(
     eventId,
     parsed.event,
     raw,
+    bodyKey,
     parsed.created_at ? new Date(parsed.created_at * 1000) : null,
   );
   if (refund && parsed.event.startsWith("refund.") && payment?.captured === false) {

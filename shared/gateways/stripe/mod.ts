@@ -2,26 +2,22 @@
 import Stripe from "stripe";
 import { z } from "zod";
 import type { StripeConfig } from "../../config.ts";
+import { hmacSha256HexSync, timingSafeEqual } from "../../crypto.ts";
 import { HttpError } from "../../http.ts";
+import { GatewayError, type OrderTerms, type PaymentGateway } from "../types.ts";
+import { toStripeAmount } from "./amounts.ts";
 import {
-  GatewayError,
-  type NormalizedEvent,
-  type OrderTerms,
-  type PaymentGateway,
-  type PaymentResult,
-  type RefundResult,
-  type RefundStatus,
-} from "../types.ts";
-import { fromStripeAmount, toStripeAmount } from "./amounts.ts";
+  card,
+  type CardDetails,
+  checkEnvelope,
+  intentResult,
+  normalizeEvent,
+  notAnEvent,
+  refundResult,
+} from "./wire.ts";
 
-export interface CardDetails {
-  gatewayPaymentMethodId: string;
-  customerId: string | null;
-  brand: string | null;
-  last4: string | null;
-  expMonth: number | null;
-  expYear: number | null;
-}
+export type { CardDetails };
+export { effectCard, normalizeEvent } from "./wire.ts";
 
 /** Stripe's extra verbs: customers, saved cards and setup intents. */
 export interface StripeGateway extends PaymentGateway {
@@ -33,7 +29,10 @@ export interface StripeGateway extends PaymentGateway {
   ): Promise<{ id: string; clientSecret: string }>;
   setDefaultPaymentMethod(customerId: string, paymentMethodId: string): Promise<void>;
   detachPaymentMethod(paymentMethodId: string): Promise<void>;
-  fetchPaymentMethod(paymentMethodId: string): Promise<CardDetails>;
+  /** The card, or null when Stripe has no such payment method (404: not settle's). */
+  fetchPaymentMethod(paymentMethodId: string): Promise<CardDetails | null>;
+  /** A charge's refunds, newest first (at most 100: more than that on one charge is an alert). */
+  chargeRefunds(chargeId: string): Promise<Stripe.Refund[]>;
 }
 
 const verifyBody = z.object({
@@ -55,183 +54,27 @@ function mapError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * The SDK refuses to verify an empty payload at all; this is its check (t=, any v1, 300 s) for
+ * that one body, so a signed empty body is told apart (invalid_request) from a forged one.
+ */
+function signsEmptyBody(header: string, secrets: string[], nowMs: number): boolean {
+  const parts = header.split(",").map((p) => p.split("="));
+  const t = parts.find(([k]) => k === "t")?.[1] ?? "";
+  if (!/^\d{1,12}$/.test(t) || Math.floor(nowMs / 1000) - Number(t) > 300) return false;
+  const v1s = parts.filter(([k]) => k === "v1").map(([, v]) => v ?? "");
+  return secrets.some((secret) => {
+    const expected = hmacSha256HexSync(secret, `${t}.`);
+    return v1s.some((v) => timingSafeEqual(v, expected));
+  });
+}
+
 async function call<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     throw mapError(err);
   }
-}
-
-function card(pm: Stripe.PaymentMethod): CardDetails {
-  return {
-    gatewayPaymentMethodId: pm.id,
-    customerId: typeof pm.customer === "string" ? pm.customer : pm.customer?.id ?? null,
-    brand: pm.card?.brand ?? null,
-    last4: pm.card?.last4 ?? null,
-    expMonth: pm.card?.exp_month ?? null,
-    expYear: pm.card?.exp_year ?? null,
-  };
-}
-
-function intentResult(pi: Stripe.PaymentIntent): PaymentResult {
-  const currency = pi.currency.toUpperCase();
-  const paymentId = typeof pi.latest_charge === "string"
-    ? pi.latest_charge
-    : pi.latest_charge?.id ?? pi.id;
-  switch (pi.status) {
-    case "succeeded":
-      return {
-        kind: "captured",
-        gatewayPaymentId: paymentId,
-        amount: fromStripeAmount(pi.amount_received, currency),
-        currency,
-      };
-    case "requires_capture":
-      return { kind: "authorized", gatewayPaymentId: paymentId, amount: null, currency };
-    case "canceled":
-      return {
-        kind: "failed",
-        gatewayPaymentId: null,
-        amount: null,
-        currency,
-        failureCode: "canceled",
-        failureReason: pi.cancellation_reason ?? "canceled",
-      };
-    default:
-      return { kind: "pending", gatewayPaymentId: null, amount: null, currency };
-  }
-}
-
-function refundStatus(status: string | null): RefundStatus {
-  if (status === "succeeded") return "processed";
-  if (status === "failed" || status === "canceled") return "failed";
-  return "pending";
-}
-
-function refundResult(r: Stripe.Refund): RefundResult {
-  const status = refundStatus(r.status);
-  return {
-    gatewayRefundId: r.id,
-    status,
-    amount: fromStripeAmount(r.amount, r.currency.toUpperCase()),
-    failureReason: status === "failed" ? r.failure_reason ?? r.status ?? "failed" : null,
-  };
-}
-
-/** A refund object from refund.* / charge.refund.updated events as a settle refund effect. */
-function refundEffect(r: Stripe.Refund): Record<string, unknown> {
-  const result = refundResult(r);
-  const id = (x: string | { id: string } | null | undefined) => typeof x === "string" ? x : x?.id;
-  return {
-    action: "refund",
-    gateway_refund_id: r.id,
-    gateway_payment_id: id(r.charge) ?? null,
-    gateway_order_id: id(r.payment_intent) ?? null,
-    amount: result.amount,
-    currency: r.currency.toUpperCase(),
-    status: result.status,
-    settle_refund_id: r.metadata?.settle_refund_id ?? null,
-    failure_reason: result.failureReason ?? null,
-  };
-}
-
-/** Everything settle needs from a verified event, or kind null for events it only stores. */
-export function normalizeEvent(event: Stripe.Event, raw: string): NormalizedEvent {
-  const base = {
-    gateway: "stripe" as const,
-    eventId: event.id,
-    type: event.type,
-    kind: null,
-    gatewayOrderId: null,
-    gatewayPaymentId: null,
-    amount: null,
-    currency: null,
-    occurredAt: new Date(event.created * 1000),
-    failureCode: null,
-    failureReason: null,
-    raw,
-    effect: null,
-    fetchPaymentMethod: null,
-  };
-  switch (event.type) {
-    case "payment_intent.succeeded":
-    case "payment_intent.canceled": {
-      const r = intentResult(event.data.object);
-      return {
-        ...base,
-        kind: r.kind === "pending" ? null : r.kind,
-        gatewayOrderId: event.data.object.id,
-        gatewayPaymentId: r.gatewayPaymentId,
-        amount: r.amount,
-        currency: r.currency,
-        failureCode: r.failureCode ?? null,
-        failureReason: r.failureReason ?? null,
-      };
-    }
-    case "payment_intent.payment_failed": {
-      const pi = event.data.object;
-      return {
-        ...base,
-        kind: "failed",
-        gatewayOrderId: pi.id,
-        currency: pi.currency.toUpperCase(),
-        failureCode: pi.last_payment_error?.code ?? "payment_failed",
-        failureReason: pi.last_payment_error?.message ?? "payment failed",
-      };
-    }
-    case "refund.created":
-    case "refund.updated":
-    case "refund.failed":
-    case "charge.refund.updated": {
-      const effect = refundEffect(event.data.object);
-      return {
-        ...base,
-        gatewayOrderId: effect.gateway_order_id as string | null,
-        gatewayPaymentId: effect.gateway_payment_id as string | null,
-        amount: effect.amount as number,
-        currency: effect.currency as string,
-        effect,
-      };
-    }
-    case "payment_method.attached": {
-      const c = card(event.data.object);
-      return { ...base, effect: { action: "attached", ...effectCard(c) } };
-    }
-    case "payment_method.detached":
-      return {
-        ...base,
-        effect: { action: "detached", payment_method: event.data.object.id },
-      };
-    case "setup_intent.succeeded": {
-      const si = event.data.object;
-      const pm = typeof si.payment_method === "string" ? si.payment_method : si.payment_method?.id;
-      return { ...base, fetchPaymentMethod: pm ?? null };
-    }
-    case "customer.updated": {
-      const d = event.data.object.invoice_settings?.default_payment_method;
-      const pm = typeof d === "string" ? d : d?.id;
-      return pm
-        ? {
-          ...base,
-          effect: { action: "default", customer: event.data.object.id, payment_method: pm },
-        }
-        : base;
-    }
-    default:
-      return base;
-  }
-}
-
-export function effectCard(c: CardDetails): Record<string, unknown> {
-  return {
-    customer: c.customerId,
-    payment_method: c.gatewayPaymentMethodId,
-    brand: c.brand,
-    last4: c.last4,
-    exp_month: c.expMonth,
-    exp_year: c.expYear,
-  };
 }
 
 /** The SDK retries a failed request (same idempotency key) after at most 5 s (its cap). */
@@ -321,7 +164,7 @@ export function createStripeGateway(
     async parseWebhook(rawBody, headers) {
       const header = headers.get("stripe-signature");
       if (!header) throw new HttpError(400, "invalid_signature", "missing Stripe-Signature");
-      let event: Stripe.Event | undefined;
+      let event: unknown;
       for (const secret of config.webhookSecrets) {
         try {
           event = await stripe.webhooks.constructEventAsync(
@@ -334,13 +177,27 @@ export function createStripeGateway(
           );
           break;
         } catch (err) {
+          // The SDK parses only once the signature verified: this is a signed body that is not JSON.
+          if (err instanceof SyntaxError) throw notAnEvent("the webhook body is not JSON");
           if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
         }
       }
-      if (!event) {
+      if (event === undefined) {
+        if (rawBody === "" && signsEmptyBody(header, config.webhookSecrets, now().getTime())) {
+          throw notAnEvent("the webhook body is empty");
+        }
         throw new HttpError(400, "invalid_signature", "Stripe-Signature does not verify");
       }
-      return [normalizeEvent(event, rawBody)];
+      const verified = checkEnvelope(event);
+      try {
+        return [normalizeEvent(verified, rawBody)];
+      } catch (err) {
+        // A known type whose object lacks what settle reads (a currency, an id): not Stripe's shape.
+        if (err instanceof TypeError) {
+          throw notAnEvent(`a ${verified.type} object settle cannot read`);
+        }
+        throw err;
+      }
     },
 
     async fetchPayment(order) {
@@ -403,7 +260,17 @@ export function createStripeGateway(
     },
 
     async fetchPaymentMethod(paymentMethodId) {
-      return card(await call(() => stripe.paymentMethods.retrieve(paymentMethodId)));
+      try {
+        return card(await stripe.paymentMethods.retrieve(paymentMethodId));
+      } catch (err) {
+        if (err instanceof Stripe.errors.StripeError && err.statusCode === 404) return null;
+        throw mapError(err);
+      }
+    },
+
+    async chargeRefunds(chargeId) {
+      const list = await call(() => stripe.refunds.list({ charge: chargeId, limit: 100 }));
+      return list.data;
     },
   };
 }

@@ -280,11 +280,11 @@ select is(
   pg_temp.pm_event('evt_05_attach_3', 'payment_method.attached',
     '{"action":"attached","customer":"cus_05Nobody","payment_method":"pm_05w_9","brand":"visa","last4":"4242","exp_month":12,"exp_year":2030}')
     ->> 'outcome',
-  'unknown_order', 'attached for an unknown customer is unknown_order');
+  'ignored', 'attached for an unknown customer is ignored (not settle''s card)');
 select results_eq(
   $$select outcome, processed_at is not null from public.webhook_events
     where gateway = 'stripe' and event_id = 'evt_05_attach_3'$$,
-  $$values ('unknown_order'::text, true)$$, 'and the event is still stored');
+  $$values ('ignored'::text, true)$$, 'and the event is still stored');
 select is((select count(*)::int from public.payment_methods where gateway_payment_method_id = 'pm_05w_9'), 0,
   'and no payment method is saved');
 select is(

@@ -1,0 +1,234 @@
+// Stripe wire objects (GATEWAY_FACTS B5–B7) and their mapping to settle's normalized events.
+import type Stripe from "stripe";
+import { z } from "zod";
+import { HttpError } from "../../http.ts";
+import type { NormalizedEvent, PaymentResult, RefundResult, RefundStatus } from "../types.ts";
+import { fromStripeAmount } from "./amounts.ts";
+
+export interface CardDetails {
+  gatewayPaymentMethodId: string;
+  customerId: string | null;
+  brand: string | null;
+  last4: string | null;
+  expMonth: number | null;
+  expYear: number | null;
+}
+
+/** What every Stripe event has; checked after the signature, before anything is stored. */
+const envelope = z.object({
+  id: z.string().regex(/^evt_[A-Za-z0-9_]{1,250}$/, "not a Stripe event id"),
+  object: z.literal("event").optional(),
+  type: z.string().min(1).max(255),
+  created: z.number().int().nonnegative(),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }).loose(),
+}).loose();
+
+export const notAnEvent = (message: string, details?: unknown) =>
+  new HttpError(400, "invalid_request", message, details);
+
+/** A verified body that is not a Stripe event: 400, nothing stored. */
+export function checkEnvelope(value: unknown): Stripe.Event {
+  const r = envelope.safeParse(value);
+  if (!r.success) {
+    const details = r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+    throw notAnEvent("the webhook body is not a Stripe event", details);
+  }
+  return r.data as unknown as Stripe.Event;
+}
+
+const idOf = (x: string | { id: string } | null | undefined) => typeof x === "string" ? x : x?.id;
+
+export function card(pm: Stripe.PaymentMethod): CardDetails {
+  return {
+    gatewayPaymentMethodId: pm.id,
+    customerId: idOf(pm.customer) ?? null,
+    brand: pm.card?.brand ?? null,
+    last4: pm.card?.last4 ?? null,
+    expMonth: pm.card?.exp_month ?? null,
+    expYear: pm.card?.exp_year ?? null,
+  };
+}
+
+export function effectCard(c: CardDetails): Record<string, unknown> {
+  return {
+    customer: c.customerId,
+    payment_method: c.gatewayPaymentMethodId,
+    brand: c.brand,
+    last4: c.last4,
+    exp_month: c.expMonth,
+    exp_year: c.expYear,
+  };
+}
+
+export function intentResult(pi: Stripe.PaymentIntent): PaymentResult {
+  const currency = pi.currency.toUpperCase();
+  const paymentId = idOf(pi.latest_charge) ?? pi.id;
+  switch (pi.status) {
+    case "succeeded":
+      return {
+        kind: "captured",
+        gatewayPaymentId: paymentId,
+        amount: fromStripeAmount(pi.amount_received, currency),
+        currency,
+      };
+    case "requires_capture":
+      return { kind: "authorized", gatewayPaymentId: paymentId, amount: null, currency };
+    case "canceled":
+      return {
+        kind: "failed",
+        gatewayPaymentId: null,
+        amount: null,
+        currency,
+        failureCode: "canceled",
+        failureReason: pi.cancellation_reason ?? "canceled",
+      };
+    default:
+      return { kind: "pending", gatewayPaymentId: null, amount: null, currency };
+  }
+}
+
+function refundStatus(status: string | null): RefundStatus {
+  if (status === "succeeded") return "processed";
+  if (status === "failed" || status === "canceled") return "failed";
+  return "pending";
+}
+
+export function refundResult(r: Stripe.Refund): RefundResult {
+  const status = refundStatus(r.status);
+  return {
+    gatewayRefundId: r.id,
+    status,
+    amount: fromStripeAmount(r.amount, r.currency.toUpperCase()),
+    failureReason: status === "failed" ? r.failure_reason ?? r.status ?? "failed" : null,
+  };
+}
+
+/** A refund object (refund.* events, a charge's refund list) as a settle refund effect. */
+export function refundEffect(r: Stripe.Refund): Record<string, unknown> {
+  const result = refundResult(r);
+  return {
+    action: "refund",
+    gateway_refund_id: r.id,
+    gateway_payment_id: idOf(r.charge) ?? null,
+    gateway_order_id: idOf(r.payment_intent) ?? null,
+    amount: result.amount,
+    currency: r.currency.toUpperCase(),
+    status: result.status,
+    settle_refund_id: r.metadata?.settle_refund_id ?? null,
+    failure_reason: result.failureReason ?? null,
+  };
+}
+
+/**
+ * charge.refunded: the charge's own refund list where the API version includes it whole (before
+ * 2022-11-15, or expanded); otherwise (absent, or has_more) a read of the charge's refunds,
+ * made by the webhook service only if settle counts less refunded than the charge says.
+ */
+export function chargeRefundedEffect(ch: Stripe.Charge): Record<string, unknown> {
+  const listed = ch.refunds;
+  const ids = { gateway_payment_id: ch.id, gateway_order_id: idOf(ch.payment_intent) ?? null };
+  if (listed && Array.isArray(listed.data) && !listed.has_more) {
+    return { action: "refunds", ...ids, refunds: listed.data.map(refundEffect) };
+  }
+  const currency = ch.currency.toUpperCase();
+  return {
+    action: "fetch_refunds",
+    ...ids,
+    currency,
+    amount_refunded: fromStripeAmount(ch.amount_refunded, currency),
+  };
+}
+
+/** The saved-card effect of a payment-method, setup-intent or customer event; null if none. */
+function cardEffect(event: Stripe.Event): Record<string, unknown> | null {
+  switch (event.type) {
+    case "payment_method.attached":
+      return { action: "attached", ...effectCard(card(event.data.object)) };
+    case "payment_method.updated":
+      return { action: "updated", ...effectCard(card(event.data.object)) };
+    case "payment_method.detached":
+      return { action: "detached", payment_method: event.data.object.id };
+    case "setup_intent.succeeded": {
+      // Names the card only by id: the webhook service reads it from Stripe, if the customer is
+      // one of settle's.
+      const si = event.data.object;
+      return {
+        action: "fetch_card",
+        customer: idOf(si.customer) ?? null,
+        payment_method: idOf(si.payment_method) ?? null,
+      };
+    }
+    case "customer.updated": {
+      const pm = idOf(event.data.object.invoice_settings?.default_payment_method);
+      return pm ? { action: "default", customer: event.data.object.id, payment_method: pm } : null;
+    }
+    default:
+      return null;
+  }
+}
+
+/** Everything settle needs from a verified event, or kind null for events it only stores. */
+export function normalizeEvent(event: Stripe.Event, raw: string): NormalizedEvent {
+  const base: NormalizedEvent = {
+    gateway: "stripe",
+    eventId: event.id,
+    type: event.type,
+    kind: null,
+    gatewayOrderId: null,
+    gatewayPaymentId: null,
+    amount: null,
+    currency: null,
+    occurredAt: new Date(event.created * 1000),
+    failureCode: null,
+    failureReason: null,
+    raw,
+    effect: null,
+  };
+  switch (event.type) {
+    case "payment_intent.succeeded":
+    case "payment_intent.canceled": {
+      const r = intentResult(event.data.object);
+      return {
+        ...base,
+        kind: r.kind === "pending" ? null : r.kind,
+        gatewayOrderId: event.data.object.id,
+        gatewayPaymentId: r.gatewayPaymentId,
+        amount: r.amount,
+        currency: r.currency,
+        failureCode: r.failureCode ?? null,
+        failureReason: r.failureReason ?? null,
+      };
+    }
+    case "payment_intent.payment_failed": {
+      const pi = event.data.object;
+      return {
+        ...base,
+        kind: "failed",
+        gatewayOrderId: pi.id,
+        currency: pi.currency.toUpperCase(),
+        failureCode: pi.last_payment_error?.code ?? "payment_failed",
+        failureReason: pi.last_payment_error?.message ?? "payment failed",
+      };
+    }
+    case "refund.created":
+    case "refund.updated":
+    case "refund.failed":
+    case "charge.refund.updated":
+      return withRefund(base, refundEffect(event.data.object));
+    case "charge.refunded":
+      return withRefund(base, chargeRefundedEffect(event.data.object));
+    default:
+      return { ...base, effect: cardEffect(event) };
+  }
+}
+
+function withRefund(base: NormalizedEvent, effect: Record<string, unknown>): NormalizedEvent {
+  return {
+    ...base,
+    gatewayOrderId: effect.gateway_order_id as string | null,
+    gatewayPaymentId: effect.gateway_payment_id as string | null,
+    amount: Number.isSafeInteger(effect.amount) ? effect.amount as number : null,
+    currency: typeof effect.currency === "string" ? effect.currency : null,
+    effect,
+  };
+}
