@@ -486,6 +486,11 @@ begin
   end if;
   v_amount := coalesce(p_amount, v_order.amount - v_order.amount_refunded);
   if p_requested_by is not null and v_order.status in ('paid', 'partially_refunded') then
+    -- A user who names no amount of a plan order gets its unused share.
+    if p_amount is null and v_order.purpose = 'plan' then
+      v_amount := least(v_amount, (select refundable from settle.user_refund_allowance(v_order)));
+      v_amount := greatest(v_amount, 1);
+    end if;
     perform settle.check_user_refund(v_order, v_amount);
   end if;
   v_refund := settle.insert_refund(v_order, v_amount, 'pending', 'api', p_reason, null,
