@@ -45,7 +45,7 @@ create table public.gateway_refund_holds (
 alter table public.gateway_refund_holds enable row level security;
 create index gateway_refund_holds_open_idx on public.gateway_refund_holds (order_id)
   where resolved_at is null;
-comment on table public.gateway_refund_holds is 'Refunds the gateway made that settle has not counted: awaiting_room (settle''s own unanswered requests occupy the order; applied when one fails), or a mismatch an operator must look at. resolved_at is set when it is counted (refund_id) or failed at the gateway.';
+comment on table public.gateway_refund_holds is 'Refunds the gateway made that settle has not counted: awaiting_room (refunds settle counts fill the order, so one of them is failing: settle''s own unanswered request, or a failure not delivered yet; applied when one fails), or a mismatch an operator must look at. resolved_at is set when it is counted (refund_id) or failed at the gateway.';
 
 -- Section - refund policy
 alter table public.plans
@@ -599,7 +599,6 @@ declare
   v_amount bigint := (p_effect ->> 'amount')::bigint;
   v_status text := p_effect ->> 'status';
   v_currency text := upper(p_effect ->> 'currency');
-  v_unanswered bigint;
   v_refund public.refunds;
   v_detail text;
 begin
@@ -619,13 +618,12 @@ begin
     return settle.hold_gateway_refund(p_gateway, p_order, p_effect, 'order_not_refundable', v_detail);
   end if;
   if v_amount > p_order.amount - p_order.amount_refunded then
-    -- settle's own requests the gateway has not answered may be what fills the order: the
-    -- gateway made this one, so at least that much of them will be refused.
-    select coalesce(sum(amount), 0) into v_unanswered from public.refunds
-    where order_id = p_order.id and status = 'pending' and gateway_refund_id is null;
+    -- The gateway never refunds more than it captured, so what fills the order now will give
+    -- way: settle's own request the gateway has not answered (it will be refused), or a refund
+    -- whose failure has not arrived yet. Held until then; only more than the whole payment
+    -- can never fit.
     return settle.hold_gateway_refund(p_gateway, p_order, p_effect,
-      case when v_amount <= p_order.amount - p_order.amount_refunded + v_unanswered
-        then 'awaiting_room' else 'exceeds_payment' end, v_detail);
+      case when v_amount <= p_order.amount then 'awaiting_room' else 'exceeds_payment' end, v_detail);
   end if;
   v_refund := settle.insert_refund(p_order, v_amount, v_status, 'gateway', 'refunded at the gateway',
     v_id, null, null, null);

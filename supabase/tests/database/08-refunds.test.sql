@@ -5,7 +5,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(134);
+select plan(135);
 
 -- A paid order (payment pay_<gateway order id>), made as the database owner; returns its id.
 create function pg_temp.paid_order(p_account uuid, p_uid uuid, p_purpose text, p_amount bigint,
@@ -373,25 +373,32 @@ select results_eq(
   $$values ('processed'::text, 'gateway'::text, 2500::bigint, 'pay_order_R_P4'::text)$$,
   'one gateway-sourced refund row');
 select is(pg_temp.state('order_R_P4'), 'partially_refunded/7500', 'the external refund counted once');
-select is(pg_temp.refund_event('evt_R_P4d', 'order_R_P4', 'rfnd_R_P4d', 2501, 'processed') ->> 'outcome',
-  'mismatch', 'an external refund beyond what remains is a mismatch');
+select results_eq(
+  $$select r ->> 'outcome', r ->> 'held'
+    from pg_temp.refund_event('evt_R_P4d', 'order_R_P4', 'rfnd_R_P4d', 2501, 'processed') r$$,
+  $$values ('applied'::text, 'awaiting_room'::text)$$,
+  'an external refund beyond what remains is held: a refund settle counts must be failing');
+select is(pg_temp.refund_event('evt_R_P4x', 'order_R_P4', 'rfnd_R_P4x', 10001, 'processed') ->> 'outcome',
+  'mismatch', 'an external refund of more than the whole payment is a mismatch');
 select results_eq(
   $$select pg_temp.state('order_R_P4'), pg_temp.refund_count('order_R_P4')$$,
   $$values ('partially_refunded/7500'::text, 4)$$,
-  'the mismatch counted nothing');
+  'neither counted anything');
 select results_eq(
-  $$select reason, status, amount, resolved_at is null from public.gateway_refund_holds
-    where gateway_refund_id = 'rfnd_R_P4d'$$,
-  $$values ('exceeds_payment'::text, 'processed'::text, 2501::bigint, true)$$,
-  'the mismatch is held for an operator, not lost');
+  $$select gateway_refund_id, reason, status, amount, resolved_at is null from public.gateway_refund_holds
+    where order_id = pg_temp.oid('order_R_P4') order by gateway_refund_id$$,
+  $$values ('rfnd_R_P4d'::text, 'awaiting_room'::text, 'processed'::text, 2501::bigint, true),
+           ('rfnd_R_P4x'::text, 'exceeds_payment'::text, 'processed'::text, 10001::bigint, true)$$,
+  'both are held for an operator, not lost');
 select results_eq(
-  $$select kind, amount from public.refund_exceptions where gateway_refund_id = 'rfnd_R_P4d'$$,
-  $$values ('held_exceeds_payment'::text, 2501::bigint)$$,
-  'refund_exceptions lists it');
+  $$select kind, amount from public.refund_exceptions where order_id = pg_temp.oid('order_R_P4') order by amount$$,
+  $$values ('held_awaiting_room'::text, 2501::bigint), ('held_exceeds_payment'::text, 10001::bigint)$$,
+  'refund_exceptions lists them');
 select results_eq(
-  $$select invariant from settle.ledger_audit() where subject = 'razorpay:rfnd_R_P4d'$$,
-  $$values ('gateway_refund_uncounted'::text)$$,
-  'ledger_audit reports the uncounted gateway refund');
+  $$select invariant, subject from settle.ledger_audit() where subject like 'razorpay:rfnd\_R\_P4%' order by subject$$,
+  $$values ('gateway_refund_uncounted'::text, 'razorpay:rfnd_R_P4d'::text),
+           ('gateway_refund_uncounted'::text, 'razorpay:rfnd_R_P4x'::text)$$,
+  'ledger_audit reports the uncounted gateway refunds');
 select is(pg_temp.refund_event('evt_R_P4e', 'order_R_P4', 'rfnd_R_P4e', 100, 'failed') ->> 'outcome',
   'no_effect', 'a failed refund settle never counted has no effect');
 
