@@ -480,27 +480,51 @@ async function opFailRefund(w: World, rng: Rng) {
 
 /** A refund made in the gateway's dashboard (its API, without settle's notes/metadata). */
 async function opDashboardRefund(w: World, rng: Rng) {
-  const open = w.model.orders.filter((o) => o.settled && o.success && w.model.refunded(o) < o.amount);
+  const open = w.model.orders.filter((o) =>
+    o.settled && o.success && w.model.refunded(o) < o.amount
+  );
   if (open.length === 0) return await opRefund(w, rng);
   const o = rng.pick(open);
   const left = o.amount - w.model.refunded(o);
   const amount = rng.chance(0.3) ? left : rng.int(1, Math.max(1, Math.floor(left / 100))) * 100;
   const [row] = await w.s.db`select gateway_payment_id from public.orders where id = ${o.id}`;
-  const res = o.gw === "razorpay"
-    ? await fetch(`${w.s.simulatorUrl}/razorpay/v1/payments/${row.gateway_payment_id}/refund`, {
-      method: "POST",
-      headers: { authorization: RZP_AUTH, "content-type": "application/json" },
-      body: JSON.stringify({ amount }),
-    })
-    : await fetch(`${w.s.stripeUrl}/v1/refunds`, {
-      method: "POST",
-      headers: { authorization: STRIPE_AUTH, "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ payment_intent: o.gatewayOrderId, amount: String(amount) }),
-    });
-  const out = await res.json();
+  // Chaos may break the refund endpoint: the dashboard retries under its own idempotency key
+  // (never settle's notes or metadata) until the gateway answers yes or no.
+  const key = `dash-${crypto.randomUUID()}`;
+  const send = () =>
+    o.gw === "razorpay"
+      ? fetch(`${w.s.simulatorUrl}/razorpay/v1/payments/${row.gateway_payment_id}/refund`, {
+        method: "POST",
+        headers: {
+          authorization: RZP_AUTH,
+          "content-type": "application/json",
+          "x-refund-idempotency": key,
+        },
+        body: JSON.stringify({ amount }),
+      })
+      : fetch(`${w.s.stripeUrl}/v1/refunds`, {
+        method: "POST",
+        headers: {
+          authorization: STRIPE_AUTH,
+          "content-type": "application/x-www-form-urlencoded",
+          "idempotency-key": key,
+        },
+        body: new URLSearchParams({ payment_intent: o.gatewayOrderId, amount: String(amount) }),
+      });
+  let answer: { status: number; out: { id: string; amount: number } } | null = null;
+  for (let attempt = 0; attempt < 20 && answer === null; attempt++) {
+    try {
+      const res = await send();
+      const out = await res.json();
+      if (res.status === 200 || res.status === 400) answer = { status: res.status, out };
+    } catch {
+      // a dropped connection: send again under the key
+    }
+  }
+  if (answer === null) throw new Error(`dashboard refund ${key} never answered`);
   // The gateway refuses what it has no room for (settle's own refunds got there first).
-  if (res.status === 400) return w.model.count(w.model.refused, `dashboard:${o.gw}`);
-  if (res.status !== 200) throw new Error(`dashboard refund → ${res.status} ${JSON.stringify(out)}`);
+  if (answer.status === 400) return w.model.count(w.model.refused, `dashboard:${o.gw}`);
+  const out = answer.out;
   const m: MRefund = {
     key: `dashboard-${out.id}`,
     order: o,
@@ -687,8 +711,10 @@ async function check(w: World) {
                  from public.refunds where order_id in ${s.db(ids)}`
     : [];
   const known = new Map([...model.refunds.values()].map((m) => [m.id, m]));
-  const dashboards = new Map([...model.refunds.values()].filter((m) => m.dashboard)
-    .map((m) => [m.gatewayRefundId, m]));
+  const dashboards = new Map(
+    [...model.refunds.values()].filter((m) => m.dashboard)
+      .map((m) => [m.gatewayRefundId, m]),
+  );
   if (refundRows.length !== model.refunds.size) {
     problems.push(`${refundRows.length} refund rows, model accepted ${model.refunds.size}`);
   }
@@ -716,7 +742,9 @@ async function check(w: World) {
       const have = (wal ? Number(wal.balance) : 0) - Number(owed.n);
       const want = model.balance(u.accountId, currency, true);
       if (have !== want) {
-        problems.push(`wallet ${u.email} ${currency}: ${have} less shortfall ${owed.n}, model ${want}`);
+        problems.push(
+          `wallet ${u.email} ${currency}: ${have} less shortfall ${owed.n}, model ${want}`,
+        );
       }
     }
   }

@@ -35,7 +35,10 @@ async function gatewayRefunded(s: TestStack, p: Paid): Promise<number> {
     });
   const out = await res.json();
   assert.equal(res.status, 200, JSON.stringify(out));
-  const items = (p.gw === "razorpay" ? out.items : out.data) as { amount: number; status: string }[];
+  const items = (p.gw === "razorpay" ? out.items : out.data) as {
+    amount: number;
+    status: string;
+  }[];
   return items.filter((r) => !["failed", "canceled"].includes(r.status))
     .reduce((sum, r) => sum + r.amount, 0);
 }
@@ -168,7 +171,11 @@ Deno.test({
         // refunded, and the wallet never went below zero.
         const w = await wallet(s, c.u, c.p.currency);
         const owed = await shortfallOf(s, c.p.orderId);
-        assert.equal(w - owed, c.p.amount - c.spent - refunded, `${label}: wallet ${w}, owed ${owed}`);
+        assert.equal(
+          w - owed,
+          c.p.amount - c.spent - refunded,
+          `${label}: wallet ${w}, owed ${owed}`,
+        );
         assert.ok(w >= 0);
         if (owed > 0) advanced++;
       }

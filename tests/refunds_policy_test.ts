@@ -67,7 +67,10 @@ for (const { gw, plan } of GWS) {
         const before = await snapshot(s.db);
         const over = await refund(s, u.token, { order_id: p.orderId, amount: allowed + 1 });
         assertContractError(over, 409, "refund_not_allowed");
-        assert.match(over.body.error.message, /^you may refund at most \d+ (INR|USD) of this plan order/);
+        assert.match(
+          over.body.error.message,
+          /^you may refund at most \d+ (INR|USD) of this plan order/,
+        );
         assert.deepEqual(await snapshot(s.db), before);
         assert.equal((await gatewayRefunds(s, p)).length, 0);
 
@@ -76,7 +79,8 @@ for (const { gw, plan } of GWS) {
         const part = Math.floor(allowed * 0.3);
         const replies = await Promise.all(Array.from(
           { length: 8 },
-          (_, i) => refund(s, u.token, { order_id: p.orderId, amount: part }, `part-${i}-${p.orderId}`),
+          (_, i) =>
+            refund(s, u.token, { order_id: p.orderId, amount: part }, `part-${i}-${p.orderId}`),
         ));
         const accepted = replies.filter((r) => r.status === 201);
         for (const r of replies.filter((r) => r.status !== 201)) {

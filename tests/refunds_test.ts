@@ -17,8 +17,8 @@ import {
   opts,
   orderState,
   outcomes,
-  pay,
   paidTopup,
+  pay,
   paymentEvents,
   redeliver,
   refund,
@@ -557,7 +557,9 @@ for (const { gw, plan } of GWS) {
                    div(settle.interval_us(p.period_start, p.period_end + r.period_cut)::numeric + 1, 2)::bigint)
                    as half_the_period,
                  ${shorter.subscription!.current_period_end}::timestamptz
-                   = ${back.subscription!.current_period_end}::timestamptz - r.period_cut as moved_end
+                   = ${
+          back.subscription!.current_period_end
+        }::timestamptz - r.period_cut as moved_end
           from public.refunds r join public.subscription_periods p on p.order_id = r.order_id
           where r.id = ${half.body.refund.id}`;
         assert.deepEqual({ ...cut }, { half_the_period: true, moved_end: true });

@@ -485,7 +485,10 @@ begin
     end if;
   end if;
   v_amount := coalesce(p_amount, v_order.amount - v_order.amount_refunded);
-  if p_requested_by is not null and v_order.status in ('paid', 'partially_refunded') then
+  -- The policy binds users on plans and products; a top-up's is the wallet check (unspent
+  -- balance) in insert_refund, whose errors (the bound, the wallet) come first.
+  if p_requested_by is not null and v_order.status in ('paid', 'partially_refunded')
+     and v_order.purpose <> 'wallet_topup' and v_amount <= v_order.amount - v_order.amount_refunded then
     -- A user who names no amount of a plan order gets its unused share.
     if p_amount is null and v_order.purpose = 'plan' then
       v_amount := least(v_amount, (select refundable from settle.user_refund_allowance(v_order)));

@@ -119,7 +119,13 @@ export async function pay(
   };
 }
 
-export async function paidTopup(s: TestStack, u: TestUser, gw: Gw, amount: number, currency: string) {
+export async function paidTopup(
+  s: TestStack,
+  u: TestUser,
+  gw: Gw,
+  amount: number,
+  currency: string,
+) {
   const order = await createOrder(s, u, { gateway: gw, purpose: "wallet_topup", amount, currency });
   return await pay(s, u, gw, order);
 }
