@@ -188,6 +188,51 @@ begin
 end
 $$;
 
+-- A full refund that failed gives back what its revocation took: the part of the period that
+-- was still ahead when it was revoked (revoke leaves the period's bounds as they were), extended
+-- from the current period's end while the subscription is active, else restarted from now.
+create or replace function settle.reinstate_subscription_period(p_order_id uuid) returns void
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_period public.subscription_periods;
+  v_sub public.subscriptions;
+  v_left interval;
+  v_start timestamptz;
+  v_end timestamptz;
+begin
+  select * into v_period from public.subscription_periods where order_id = p_order_id;
+  if v_period.id is null or v_period.revoked_at is null then
+    return;
+  end if;
+  perform settle.lock_account(v_period.account_id);
+  select * into v_period from public.subscription_periods where id = v_period.id;
+  if v_period.revoked_at is null then
+    return;
+  end if;
+  v_left := greatest(interval '0', v_period.period_end - greatest(v_period.revoked_at, v_period.period_start));
+  select * into v_sub from public.subscriptions where id = v_period.subscription_id;
+  if v_left = interval '0' then
+    update public.subscription_periods set revoked_at = null where id = v_period.id;
+    return;
+  elsif v_sub.status = 'active' and v_sub.current_period_end > now() then
+    v_start := v_sub.current_period_end;
+    v_end := v_start + v_left;
+    update public.subscriptions set current_period_end = v_end where id = v_sub.id;
+  else
+    v_start := now();
+    v_end := v_start + v_left;
+    update public.subscriptions
+    set plan_id = v_period.plan_id, status = 'active', current_period_start = v_start,
+        current_period_end = v_end, cancel_at_period_end = false, canceled_at = null
+    where id = v_sub.id;
+  end if;
+  update public.subscription_periods
+  set revoked_at = null, period_start = v_start, period_end = v_end
+  where id = v_period.id;
+end
+$$;
+
 -- A user's partial refund of a plan order takes the time it paid back: ceil(length * amount /
 -- price) of the order's period (its bought length), from its end. Returns the time taken (recorded on the refund).
 create function settle.cut_subscription_period(p_order public.orders, p_amount bigint)

@@ -8,7 +8,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(119);
+select plan(121);
 
 -- A created plan order at the plan's price, with its Razorpay order id already set (as the
 -- create-order function leaves it). Run as the database owner.
@@ -420,6 +420,15 @@ select results_eq(
       - (pg_temp.period_of('order_S_I2')).period_start$$,
   $$select now(), second_len from i_before$$,
   'the second month starts now and keeps its full length');
+select is(
+  (settle.transition_refund((select r.id from public.refunds r join public.orders o on o.id = r.order_id
+    where o.gateway_order_id = 'order_S_I1'), 'failed', 'the bank refused the refund')).status,
+  'failed', 'i''s refund then fails at the gateway');
+select results_eq(
+  $$select status, current_period_end from public.subscriptions
+    where account_id = tests.personal('00000000-0000-4000-8000-000000000604')$$,
+  $$select 'active'::text, second_end from i_before$$,
+  'the failure gives back exactly what the revocation took, not a whole new month');
 
 -- j: the first month ran out 10 days ago, the second is current: refunding the first takes
 -- nothing (its time was used), the second month is untouched.
