@@ -5,7 +5,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(135);
+select plan(137);
 
 -- A paid order (payment pay_<gateway order id>), made as the database owner; returns its id.
 create function pg_temp.paid_order(p_account uuid, p_uid uuid, p_purpose text, p_amount bigint,
@@ -630,6 +630,18 @@ select is((select status from public.refunds where gateway_refund_id = 'rfnd_R_P
   'a refund effect without a status leaves the refund pending');
 select is(pg_temp.state('order_R_P2'), 'partially_refunded/1000',
   'a refund effect without a status leaves the order''s refunded amount');
+
+-- The receivable check can fail: a posting to receivable:refund_shortfall that no refund's
+-- shortfall explains is drift.
+select lives_ok(
+  $$select settle.post_transaction('adjustment', 'test-receivable-drift', null, 'stray',
+      '[{"system_account": "receivable:refund_shortfall", "currency": "INR", "amount": -1},
+        {"system_account": "revenue:product", "currency": "INR", "amount": 1}]')$$,
+  'a stray receivable posting');
+select results_eq(
+  $$select invariant, subject from settle.ledger_audit() where invariant = 'receivable_drift'$$,
+  $$values ('receivable_drift'::text, 'INR'::text)$$,
+  'ledger_audit reports the receivable drifting from the open shortfalls');
 
 select * from finish();
 rollback;
