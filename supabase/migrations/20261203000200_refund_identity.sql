@@ -1,14 +1,20 @@
--- Issue 10, section 2: refunds are linked by identity, never by amount.
+-- Issue 10, sections 2 and 3: refunds are linked by identity, never by amount; who may refund
+-- what.
 --
 -- A gateway refund event is linked to a settle refund only through the gateway refund id the
 -- API returned or settle's own id (Razorpay refund notes / Stripe metadata settle_refund_id).
 -- Anything else is a refund made outside settle and becomes its own refund row (origin
--- 'gateway') with its ledger posting. When it does not fit the order yet because settle's own
--- requests the gateway has not answered occupy the room, it is held (gateway_refund_holds) and
--- applied the moment one of them fails; a gateway refund that can never fit stays held as a
--- mismatch for an operator. A top-up's wallet that cannot cover a gateway refund is debited to
--- zero and the shortfall goes to the platform receivable (receivable:refund_shortfall, one
--- balance per currency), so the ledger still balances.
+-- 'gateway') with its ledger posting. When it does not fit the order yet (settle's own request
+-- the gateway has not answered, or a refund whose failure is not delivered yet, fills it), it is
+-- held (gateway_refund_holds) and applied the moment one of them fails; one that can never fit
+-- stays held as a mismatch for an operator. A top-up's wallet that cannot cover a gateway refund
+-- is debited to zero and the shortfall goes to the platform receivable
+-- (receivable:refund_shortfall, one balance per currency), so the ledger still balances.
+--
+-- The refund policy: users refund top-ups within the unspent balance, products and plans within
+-- a per-plan/product window, plans only for the unused share of the period (a partial refund
+-- shortens it); the service role may refund any paid order. Revoking a fully refunded period
+-- takes only its remaining time, never a newer period's.
 
 -- Section - refunds: origin, shortfall, the time a user's partial plan refund took
 alter table public.refunds
@@ -78,7 +84,7 @@ $$;
 -- What the buyer may still refund of a paid order themselves, and why not more. Top-ups: all
 -- that remains (the wallet check in insert_refund bounds it by the unspent balance). Products:
 -- all that remains inside the window. Plans: inside the window, the unused share of the
--- order's period, floor(amount * unused / length), less what was refunded already.
+-- order's period, floor(amount * unused / bought length), bounded by what remains.
 create function settle.user_refund_allowance(p_order public.orders)
 returns table (refundable bigint, window_ends_at timestamptz, reason text)
 language plpgsql stable security definer set search_path = ''
@@ -123,9 +129,9 @@ end
 $$;
 
 -- Moves the time of an account's subscription by p_delta (negative: takes time away) from the
--- end of p_period on: the period itself ends p_delta later, every later period shifts with it,
--- and so does the subscription's end. A subscription left with no time ends now. Runs under
--- the account lock.
+-- end of p_period on (the caller changes p_period itself): every later period shifts by p_delta,
+-- and so does the subscription's end. A subscription left with no time ends now. Runs under the
+-- account lock.
 create function settle.shift_subscription_time(p_period public.subscription_periods, p_delta interval)
 returns void
 language plpgsql security definer set search_path = ''
@@ -233,8 +239,9 @@ begin
 end
 $$;
 
--- A user's partial refund of a plan order takes the time it paid back: ceil(length * amount /
--- price) of the order's period (its bought length), from its end. Returns the time taken (recorded on the refund).
+-- A user's partial refund of a plan order takes the time it paid back: ceil(bought length *
+-- amount / price), from the end of the order's period. Returns the time taken (the refund
+-- records it in period_cut).
 create function settle.cut_subscription_period(p_order public.orders, p_amount bigint)
 returns interval
 language plpgsql security definer set search_path = ''
