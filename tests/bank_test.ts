@@ -737,8 +737,12 @@ async function check(w: World) {
         where account_id = ${u.accountId} and currency = ${currency}`;
       // A dashboard refund the wallet could not cover took what it had; the platform
       // receivable advanced the rest (the shortfall).
-      const [owed] = await s.db`select coalesce(sum(shortfall), 0)::bigint as n from public.refunds
-        where account_id = ${u.accountId} and currency = ${currency} and status <> 'failed'`;
+      const [owed] = await s.db`select coalesce(-sum(e.amount), 0)::bigint as n
+        from public.ledger_entries e
+        join public.ledger_transactions t on t.id = e.transaction_id
+        join public.orders o on o.id = t.order_id
+        where e.system_account = 'receivable:refund_shortfall' and o.account_id = ${u.accountId}
+          and e.currency = ${currency}`;
       const have = (wal ? Number(wal.balance) : 0) - Number(owed.n);
       const want = model.balance(u.accountId, currency, true);
       if (have !== want) {
