@@ -114,6 +114,8 @@ interface MRefund {
   refusedByGateway: boolean;
   /** We made it fail at the gateway after it was made. */
   failedAtGateway: boolean;
+  /** Made in the gateway's dashboard, not through settle: settle learns it from webhooks. */
+  dashboard?: boolean;
 }
 
 interface Tally {
@@ -476,6 +478,75 @@ async function opFailRefund(w: World, rng: Rng) {
   }
 }
 
+/** A refund made in the gateway's dashboard (its API, without settle's notes/metadata). */
+async function opDashboardRefund(w: World, rng: Rng) {
+  const open = w.model.orders.filter((o) =>
+    o.settled && o.success && w.model.refunded(o) < o.amount
+  );
+  if (open.length === 0) return await opRefund(w, rng);
+  const o = rng.pick(open);
+  const left = o.amount - w.model.refunded(o);
+  const amount = rng.chance(0.3) ? left : rng.int(1, Math.max(1, Math.floor(left / 100))) * 100;
+  const [row] = await w.s.db`select gateway_payment_id from public.orders where id = ${o.id}`;
+  // Chaos may break the refund endpoint: the dashboard retries under its own idempotency key
+  // (never settle's notes or metadata) until the gateway answers yes or no.
+  const key = `dash-${crypto.randomUUID()}`;
+  const send = () =>
+    o.gw === "razorpay"
+      ? fetch(`${w.s.simulatorUrl}/razorpay/v1/payments/${row.gateway_payment_id}/refund`, {
+        method: "POST",
+        headers: {
+          authorization: RZP_AUTH,
+          "content-type": "application/json",
+          "x-refund-idempotency": key,
+        },
+        body: JSON.stringify({ amount }),
+      })
+      : fetch(`${w.s.stripeUrl}/v1/refunds`, {
+        method: "POST",
+        headers: {
+          authorization: STRIPE_AUTH,
+          "content-type": "application/x-www-form-urlencoded",
+          "idempotency-key": key,
+        },
+        body: new URLSearchParams({ payment_intent: o.gatewayOrderId, amount: String(amount) }),
+      });
+  let answer: { status: number; out: { id: string; amount: number } } | null = null;
+  for (let attempt = 0; attempt < 20 && answer === null; attempt++) {
+    try {
+      const res = await send();
+      const out = await res.json();
+      if (res.status === 200 || res.status === 400) answer = { status: res.status, out };
+    } catch {
+      // a dropped connection: send again under the key
+    }
+  }
+  if (answer === null) throw new Error(`dashboard refund ${key} never answered`);
+  // The gateway refuses what it has no room for (settle's own refunds got there first).
+  if (answer.status === 400) return w.model.count(w.model.refused, `dashboard:${o.gw}`);
+  const out = answer.out;
+  const m: MRefund = {
+    key: `dashboard-${out.id}`,
+    order: o,
+    body: { amount },
+    token: "",
+    id: null,
+    amount: out.amount,
+    gatewayRefundId: out.id,
+    unresolved: false,
+    refusedByGateway: false,
+    failedAtGateway: false,
+    dashboard: true,
+  };
+  o.refunds.push(m);
+  w.model.refunds.set(m.key, m);
+  w.model.count(w.model.accepted, `dashboard:${o.gw}`);
+  // Its webhooks wait with the other held events; deliver them now, sometimes.
+  if (rng.chance(0.5)) {
+    await deliverMessy(w, rng, o.gw, (await eventsOf(w, o)).filter(isRefundEvent), 2);
+  }
+}
+
 async function opChaos(w: World, rng: Rng) {
   const gw = rng.pick(["razorpay", "stripe"] as const);
   const mode = rng.pick(["error_503", "error_500", "reset", "reset_after", "timeout_after"]);
@@ -517,11 +588,21 @@ async function opSpend(w: World, rng: Rng) {
   }
 }
 
-type OpName = "topup" | "late" | "refund" | "retry" | "refundHooks" | "fail" | "chaos" | "spend";
+type OpName =
+  | "topup"
+  | "late"
+  | "refund"
+  | "dashboard"
+  | "retry"
+  | "refundHooks"
+  | "fail"
+  | "chaos"
+  | "spend";
 const WEIGHTS: Record<OpName, number> = {
   topup: 26,
   late: 8,
-  refund: 34,
+  refund: 28,
+  dashboard: 6,
   retry: 6,
   refundHooks: 12,
   fail: 4,
@@ -532,6 +613,7 @@ const RUN: Record<OpName, (w: World, rng: Rng) => Promise<void>> = {
   topup: opTopup,
   late: opLatePayment,
   refund: opRefund,
+  dashboard: opDashboardRefund,
   retry: opRetry,
   refundHooks: opRefundWebhooks,
   fail: opFailRefund,
@@ -629,11 +711,15 @@ async function check(w: World) {
                  from public.refunds where order_id in ${s.db(ids)}`
     : [];
   const known = new Map([...model.refunds.values()].map((m) => [m.id, m]));
+  const dashboards = new Map(
+    [...model.refunds.values()].filter((m) => m.dashboard)
+      .map((m) => [m.gatewayRefundId, m]),
+  );
   if (refundRows.length !== model.refunds.size) {
     problems.push(`${refundRows.length} refund rows, model accepted ${model.refunds.size}`);
   }
   for (const r of refundRows) {
-    const m = known.get(r.id);
+    const m = r.source === "gateway" ? dashboards.get(r.gateway_refund_id) : known.get(r.id);
     if (!m) {
       problems.push(`refund ${r.id} (${r.source}) is not one the model accepted`);
       continue;
@@ -649,9 +735,21 @@ async function check(w: World) {
     for (const currency of ["INR", "USD"]) {
       const [wal] = await s.db`select balance from public.wallets
         where account_id = ${u.accountId} and currency = ${currency}`;
-      const have = wal ? Number(wal.balance) : 0;
+      // A dashboard refund the wallet could not cover took what it had; the platform
+      // receivable advanced the rest (the shortfall).
+      const [owed] = await s.db`select coalesce(-sum(e.amount), 0)::bigint as n
+        from public.ledger_entries e
+        join public.ledger_transactions t on t.id = e.transaction_id
+        join public.orders o on o.id = t.order_id
+        where e.system_account = 'receivable:refund_shortfall' and o.account_id = ${u.accountId}
+          and e.currency = ${currency}`;
+      const have = (wal ? Number(wal.balance) : 0) - Number(owed.n);
       const want = model.balance(u.accountId, currency, true);
-      if (have !== want) problems.push(`wallet ${u.email} ${currency}: ${have}, model ${want}`);
+      if (have !== want) {
+        problems.push(
+          `wallet ${u.email} ${currency}: ${have} less shortfall ${owed.n}, model ${want}`,
+        );
+      }
     }
   }
 

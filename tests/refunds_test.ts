@@ -2,282 +2,33 @@
 // outages), and subscriptions bought, extended, refunded and cancelled. Every test ends with an
 // empty settle.ledger_audit().
 import assert from "node:assert/strict";
+import { client, createUser, invoke, stack, walletBalance } from "./support/stack.ts";
 import {
-  client,
-  confirmAtStripe,
-  createUser,
-  invoke,
-  payAtSimulator,
-  postStripeWebhook,
-  postWebhook,
-  type Reply,
-  simEvents,
-  stack,
-  type TestStack,
-  type TestUser,
-  walletBalance,
-} from "./support/stack.ts";
-import { LOCAL_RAZORPAY, LOCAL_STRIPE } from "../dev/stack.ts";
-
-const opts = { sanitizeOps: false, sanitizeResources: false };
-type Gw = "razorpay" | "stripe";
-const GWS: { gw: Gw; currency: string; amount: number; plan: string }[] = [
-  { gw: "razorpay", currency: "INR", amount: 50000, plan: "pro_monthly" },
-  { gw: "stripe", currency: "USD", amount: 5000, plan: "pro_monthly_usd" },
-];
-
-const RZP_AUTH = "Basic " + btoa(`${LOCAL_RAZORPAY.keyId}:${LOCAL_RAZORPAY.keySecret}`);
-const STRIPE_AUTH = `Bearer ${LOCAL_STRIPE.secretKey}`;
-
-interface Paid {
-  gw: Gw;
-  orderId: string;
-  gatewayOrderId: string;
-  paymentId: string;
-  amount: number;
-  currency: string;
-}
-
-interface SimEvent {
-  event_id: string;
-  type: string;
-  body: string;
-  signature: string;
-}
-
-// ------------------------------------------------------------------ arranging
-
-async function idle(s: TestStack) {
-  await s.razorpay.idle();
-  await s.stripe.idle();
-}
-
-async function simPost(s: TestStack, gw: Gw, path: string, body: unknown) {
-  const base = gw === "razorpay"
-    ? `${s.simulatorUrl}/razorpay/_sim/razorpay`
-    : `${s.stripeUrl}/_sim/stripe`;
-  const res = await fetch(`${base}${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const out = await res.json();
-  assert.equal(res.status, 200, `${gw} ${path}: ${JSON.stringify(out)}`);
-  return out;
-}
-
-/** The simulators' default webhook options (refund webhooks follow these). */
-async function webhooks(s: TestStack, options: Record<string, unknown>) {
-  for (const gw of ["razorpay", "stripe"] as const) {
-    await simPost(s, gw, "/config", { webhooks: options });
-  }
-}
-
-async function fault(s: TestStack, gw: Gw, mode: string, count = 2) {
-  const path = gw === "razorpay" ? "/v1/payments/*/refund" : "/v1/refunds";
-  await simPost(s, gw, "/faults", { faults: [{ method: "POST", path, mode, count }] });
-}
-
-async function clearFaults(s: TestStack) {
-  await fetch(`${s.simulatorUrl}/razorpay/_sim/razorpay/faults`, { method: "DELETE" })
-    .then((r) => r.body?.cancel());
-  await fetch(`${s.stripeUrl}/_sim/stripe/faults`, { method: "DELETE" })
-    .then((r) => r.body?.cancel());
-}
-
-async function createOrder(s: TestStack, u: TestUser, body: Record<string, unknown>) {
-  const r = await invoke(client(s, u.token), "create-order", body);
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  return r.body.order as { id: string; gateway_order_id: string; amount: number; currency: string };
-}
-
-/** Pays an order at its gateway; verify (and webhooks unless held) make it paid. */
-async function pay(
-  s: TestStack,
-  u: TestUser,
-  gw: Gw,
-  order: { id: string; gateway_order_id: string; amount: number; currency: string },
-  hooks: Record<string, unknown> = {},
-): Promise<Paid> {
-  const c = client(s, u.token);
-  let v: Reply;
-  if (gw === "razorpay") {
-    const paid = await payAtSimulator(s, order.gateway_order_id, { webhooks: hooks });
-    v = await invoke(c, "verify", paid);
-  } else {
-    await confirmAtStripe(s, order.gateway_order_id, { webhooks: hooks });
-    v = await invoke(c, "verify", { payment_intent_id: order.gateway_order_id });
-  }
-  assert.equal(v.status, 200, JSON.stringify(v.body));
-  assert.equal(v.body.order.status, "paid");
-  await idle(s);
-  const [row] = await s.db`select gateway_payment_id from public.orders where id = ${order.id}`;
-  return {
-    gw,
-    orderId: order.id,
-    gatewayOrderId: order.gateway_order_id,
-    paymentId: row.gateway_payment_id,
-    amount: order.amount,
-    currency: order.currency,
-  };
-}
-
-async function paidTopup(s: TestStack, u: TestUser, gw: Gw, amount: number, currency: string) {
-  const order = await createOrder(s, u, { gateway: gw, purpose: "wallet_topup", amount, currency });
-  return await pay(s, u, gw, order);
-}
-
-function refund(
-  s: TestStack,
-  token: string,
-  body: Record<string, unknown>,
-  key?: string,
-): Promise<Reply> {
-  return invoke(client(s, token), "refunds", body, {
-    headers: key ? { "Idempotency-Key": key } : undefined,
-  });
-}
-
-/** A refund made at the gateway itself (its dashboard or API), not through settle. */
-async function refundAtGateway(s: TestStack, p: Paid, amount: number) {
-  const res = p.gw === "razorpay"
-    ? await fetch(`${s.simulatorUrl}/razorpay/v1/payments/${p.paymentId}/refund`, {
-      method: "POST",
-      headers: { authorization: RZP_AUTH, "content-type": "application/json" },
-      body: JSON.stringify({ amount }),
-    })
-    : await fetch(`${s.stripeUrl}/v1/refunds`, {
-      method: "POST",
-      headers: {
-        authorization: STRIPE_AUTH,
-        "content-type": "application/x-www-form-urlencoded",
-      },
-      body: new URLSearchParams({ payment_intent: p.gatewayOrderId, amount: String(amount) }),
-    });
-  const out = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(out));
-  return out as { id: string; amount: number };
-}
-
-/** The refunds the gateway holds for the payment. */
-async function gatewayRefunds(s: TestStack, p: Paid) {
-  const res = p.gw === "razorpay"
-    ? await fetch(`${s.simulatorUrl}/razorpay/v1/payments/${p.paymentId}/refunds?count=100`, {
-      headers: { authorization: RZP_AUTH },
-    })
-    : await fetch(`${s.stripeUrl}/v1/refunds?payment_intent=${p.gatewayOrderId}&limit=100`, {
-      headers: { authorization: STRIPE_AUTH },
-    });
-  const out = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(out));
-  return (p.gw === "razorpay" ? out.items : out.data) as {
-    id: string;
-    amount: number;
-    status: string;
-  }[];
-}
-
-/** The refund webhooks the gateway emitted for the order's payment, oldest first. */
-async function refundEvents(s: TestStack, p: Paid): Promise<SimEvent[]> {
-  if (p.gw === "razorpay") {
-    return (await simEvents(s, p.gatewayOrderId)).filter((e) => e.type.startsWith("refund."));
-  }
-  const res = await fetch(`${s.stripeUrl}/_sim/stripe/events?related_id=${p.gatewayOrderId}`);
-  return ((await res.json()).events as SimEvent[])
-    .filter((e) => e.type.startsWith("refund.") || e.type.startsWith("charge.refund"));
-}
-
-async function paymentEvents(s: TestStack, p: Paid): Promise<SimEvent[]> {
-  if (p.gw === "razorpay") {
-    return (await simEvents(s, p.gatewayOrderId)).filter((e) => !e.type.startsWith("refund."));
-  }
-  const res = await fetch(`${s.stripeUrl}/_sim/stripe/events?object_id=${p.gatewayOrderId}`);
-  return (await res.json()).events as SimEvent[];
-}
-
-async function deliver(s: TestStack, gw: Gw, e: SimEvent) {
-  const r = gw === "razorpay" ? await postWebhook(s, e) : await postStripeWebhook(s, e);
-  assert.equal(r.status, 200, `${e.type}: ${JSON.stringify(r.body)}`);
-}
-
-/** Every event ×copies at once, then each again newest first. */
-async function redeliver(s: TestStack, gw: Gw, events: SimEvent[], copies = 5) {
-  await Promise.all(events.flatMap((e) => Array.from({ length: copies }, () => deliver(s, gw, e))));
-  for (const e of [...events].reverse()) await deliver(s, gw, e);
-}
-
-async function failAtGateway(s: TestStack, gw: Gw, gatewayRefundId: string) {
-  return await simPost(
-    s,
-    gw,
-    `/refunds/${gatewayRefundId}/fail`,
-    gw === "stripe" ? { failure_reason: "expired_or_canceled_card" } : {},
-  );
-}
-
-// ------------------------------------------------------------------ asserting
-
-async function audit(s: TestStack) {
-  await idle(s);
-  const rows = await s.db`select * from settle.ledger_audit()`;
-  assert.deepEqual(rows.map((r) => ({ ...r })), [], "ledger_audit() is not empty");
-}
-
-async function orderState(s: TestStack, id: string) {
-  const [o] = await s.db`select status, amount_refunded from public.orders where id = ${id}`;
-  return { status: o.status as string, refunded: Number(o.amount_refunded) };
-}
-
-async function refundRows(s: TestStack, orderId: string) {
-  const rows = await s.db`select * from public.refunds where order_id = ${orderId}
-                          order by created_at, id`;
-  return rows.map((r) => ({
-    id: r.id as string,
-    status: r.status as string,
-    amount: Number(r.amount),
-    source: r.source as string,
-    gateway_refund_id: r.gateway_refund_id as string | null,
-    failure_reason: r.failure_reason as string | null,
-    gateway_attempts: r.gateway_attempts as number,
-    requested_by: r.requested_by as string | null,
-  }));
-}
-
-/** The order's ledger postings by idempotency key, sorted. */
-async function ledgerKeys(s: TestStack, orderId: string) {
-  const rows = await s.db`select idempotency_key from public.ledger_transactions
-                          where order_id = ${orderId} order by idempotency_key`;
-  return rows.map((r) => r.idempotency_key as string);
-}
-
-async function outcomes(s: TestStack, eventIds: string[]) {
-  const rows = await s.db`select event_id, outcome from public.webhook_events
-                          where event_id in ${s.db(eventIds)}`;
-  return new Map(rows.map((r) => [r.event_id as string, r.outcome as string]));
-}
-
-async function subscription(s: TestStack, u: TestUser) {
-  const r = await invoke(client(s, u.token), "subscriptions", undefined, { method: "GET" });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body as {
-    account_id: string;
-    plan: string | null;
-    is_pro: boolean;
-    entitlement_ends_at: string | null;
-    subscription: null | {
-      id: string;
-      plan_id: string;
-      status: string;
-      current_period_start: string;
-      current_period_end: string;
-      cancel_at_period_end: boolean;
-      canceled_at: string | null;
-    };
-  };
-}
-
-const sorted = (xs: string[]) => [...xs].sort();
-
+  audit,
+  clearFaults,
+  createOrder,
+  deliver,
+  failAtGateway,
+  fault,
+  gatewayRefunds,
+  GWS,
+  idle,
+  ledgerKeys,
+  opts,
+  orderState,
+  outcomes,
+  paidTopup,
+  pay,
+  paymentEvents,
+  redeliver,
+  refund,
+  refundAtGateway,
+  refundEvents,
+  refundRows,
+  sorted,
+  subscription,
+  webhooks,
+} from "./support/refunds.ts";
 // ------------------------------------------------------------------ refunds, per gateway
 
 for (const { gw, currency, amount } of GWS) {
@@ -791,14 +542,28 @@ for (const { gw, plan } of GWS) {
         const back = await subscription(s, u);
         assert.equal(back.is_pro, true);
         assert.equal(back.subscription!.current_period_end, one.subscription.current_period_end);
-        // A partial refund of the first leaves the entitlement alone; the rest ends it.
+        // A user's partial refund of the first takes the time it paid back from the period
+        // (ceil(length * refunded / price)); still entitled. An operator refunds the rest,
+        // which ends it.
         const half = await refund(s, u.token, {
           order_id: first.orderId,
           amount: first.amount / 2,
         });
         assert.equal(half.status, 201, JSON.stringify(half.body));
-        assert.equal((await subscription(s, u)).is_pro, true);
-        const rest = await refund(s, u.token, { order_id: first.orderId });
+        const shorter = await subscription(s, u);
+        assert.equal(shorter.is_pro, true);
+        const [cut] = await s.db`
+          select r.period_cut = settle.us_interval(
+                   div(settle.interval_us(p.period_start, p.period_end + r.period_cut)::numeric + 1, 2)::bigint)
+                   as half_the_period,
+                 ${shorter.subscription!.current_period_end}::timestamptz
+                   = ${
+          back.subscription!.current_period_end
+        }::timestamptz - r.period_cut as moved_end
+          from public.refunds r join public.subscription_periods p on p.order_id = r.order_id
+          where r.id = ${half.body.refund.id}`;
+        assert.deepEqual({ ...cut }, { half_the_period: true, moved_end: true });
+        const rest = await refund(s, s.serviceRoleKey, { order_id: first.orderId });
         assert.equal(rest.status, 201, JSON.stringify(rest.body));
         const ended = await subscription(s, u);
         assert.equal(ended.is_pro, false);
@@ -845,7 +610,7 @@ for (const { gw, plan } of GWS) {
           gw,
           await createOrder(s, u, { gateway: gw, purpose: "plan", plan_id: plan }),
         );
-        const r = await refund(s, u.token, { order_id: bought.orderId });
+        const r = await refund(s, s.serviceRoleKey, { order_id: bought.orderId });
         assert.equal(r.status, 201, JSON.stringify(r.body));
         await idle(s);
         assert.equal((await subscription(s, u)).is_pro, false);
@@ -861,8 +626,12 @@ for (const { gw, plan } of GWS) {
         assert.equal(back.is_pro, true);
         assert.equal(back.plan, plan);
         assert.equal(back.subscription!.status, "active");
-        const [{ month }] = await s.db`select ${back.subscription!.current_period_end}::timestamptz
-          = ${back.subscription!.current_period_start}::timestamptz + interval '1 month' as month`;
+        // What the refund took is given back: the month less the moments it was in use.
+        const [{ month }] = await s.db`
+          select e - st between interval '1 month' - interval '1 minute' and interval '1 month'
+            as month
+          from (select current_period_end as e, current_period_start as st
+                from public.subscriptions where account_id = ${u.accountId}) x`;
         assert.equal(month, true, "one month, given back once");
         await audit(s);
       } finally {

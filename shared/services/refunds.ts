@@ -1,10 +1,12 @@
 // Refunds: counted (and the wallet debited) in the database first, then asked of the gateway.
 //
-// The database decides whether a refund may exist (owner, paid order, the bound, the wallet)
-// and counts it as pending before any gateway call, so a refund that would take a wallet below
+// The database decides whether a refund may exist (owner, paid order, the bound, the wallet,
+// and for a signed-in buyer the refund policy: settle.user_refund_allowance) and counts it as
+// pending before any gateway call, so a refund that would take a wallet below
 // zero is refused before the gateway hears of it. The gateway call carries an idempotency key
 // derived from settle's refund id: a retry (the client's, or reconciliation's) never refunds
-// twice. Refund webhooks converge on the same row (settle.apply_refund_event).
+// twice. Refund webhooks converge on the same row (settle.apply_refund_event) by identity only:
+// the gateway refund id the API returned, or settle's refund id sent in notes/metadata.
 import { z } from "zod";
 import type { App } from "../app.ts";
 import type { Caller } from "../auth.ts";
@@ -27,6 +29,8 @@ export interface RefundRow {
   currency: string;
   status: "pending" | "processed" | "failed";
   source: "api" | "gateway";
+  /** settle: asked through settle's API; gateway: made at the gateway (its dashboard). */
+  origin: "settle" | "gateway";
   reason: string | null;
   failure_reason: string | null;
   created_at: string | Date;
@@ -66,6 +70,7 @@ export function publicRefund(r: RefundRow) {
     gateway: r.gateway,
     gateway_refund_id: r.gateway_refund_id,
     source: r.source,
+    origin: r.origin,
     reason: r.reason,
     failure_reason: r.failure_reason,
     created_at: iso(r.created_at),

@@ -8,7 +8,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(95);
+select plan(121);
 
 -- A created plan order at the plan's price, with its Razorpay order id already set (as the
 -- create-order function leaves it). Run as the database owner.
@@ -362,6 +362,166 @@ select results_eq(
   $$select * from pg_temp.entitlement(tests.personal('00000000-0000-4000-8000-000000000601'))$$,
   $$values ('pro_yearly'::text, true, now() + interval '1 month')$$,
   'f stays pro until the end of the month it still paid for');
+
+-- Section - refunding an older period never shortens a newer one
+-- i: two months, the first 20 days in; an operator refunds the first in full. Only its 10 or so
+-- days left come off: the second month keeps its full length and now starts now.
+insert into auth.users (id, email) values
+  ('00000000-0000-4000-8000-000000000604', 'subs-i@example.test'),
+  ('00000000-0000-4000-8000-000000000605', 'subs-j@example.test'),
+  ('00000000-0000-4000-8000-000000000606', 'subs-k@example.test');
+-- The SQLSTATE and contract code (HINT) a statement raises, or 'ok'.
+create function pg_temp.error_of(p_sql text) returns text language plpgsql as $$
+declare
+  v_state text;
+  v_hint text;
+begin
+  execute p_sql;
+  return 'ok';
+exception when others then
+  get stacked diagnostics v_state = returned_sqlstate, v_hint = pg_exception_hint;
+  return v_state || ' ' || coalesce(nullif(v_hint, ''), '-');
+end
+$$;
+-- Moves an account's periods and subscription p_ago into the past (time passing).
+create function pg_temp.age(p_account uuid, p_ago interval) returns void
+language sql security definer as $$
+  update public.subscription_periods set period_start = period_start - p_ago, period_end = period_end - p_ago
+  where account_id = p_account;
+  update public.subscriptions set current_period_start = current_period_start - p_ago,
+    current_period_end = current_period_end - p_ago
+  where account_id = p_account;
+  update public.orders set paid_at = paid_at - p_ago where account_id = p_account;
+$$;
+create function pg_temp.period_of(p_gateway_order_id text) returns public.subscription_periods
+language sql stable security definer as $$
+  select p.* from public.subscription_periods p join public.orders o on o.id = p.order_id
+  where o.gateway_order_id = p_gateway_order_id
+$$;
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000604'),
+  '00000000-0000-4000-8000-000000000604', 'pro_monthly', 'order_S_I1'), null, 'i orders a month');
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000604'),
+  '00000000-0000-4000-8000-000000000604', 'pro_monthly', 'order_S_I2'), null, 'i orders the next month');
+select is(pg_temp.pay('order_S_I1') || ',' || pg_temp.pay('order_S_I2'), 'applied,applied', 'both are paid');
+select pg_temp.age(tests.personal('00000000-0000-4000-8000-000000000604'), interval '20 days');
+create temporary table i_before as
+  select (pg_temp.period_of('order_S_I1')).period_end as first_end,
+         (pg_temp.period_of('order_S_I2')).period_end as second_end,
+         (pg_temp.period_of('order_S_I2')).period_end - (pg_temp.period_of('order_S_I2')).period_start as second_len;
+do $$ begin perform settle.create_refund((select id from public.orders where gateway_order_id = 'order_S_I1'),
+  null, 'operator', null, null); end $$;
+select results_eq(
+  $$select status, current_period_end from public.subscriptions
+    where account_id = tests.personal('00000000-0000-4000-8000-000000000604')$$,
+  $$select 'active'::text, second_end - (first_end - now()) from i_before$$,
+  'only the first month''s remaining days come off the end');
+select results_eq(
+  $$select (pg_temp.period_of('order_S_I2')).period_start, (pg_temp.period_of('order_S_I2')).period_end
+      - (pg_temp.period_of('order_S_I2')).period_start$$,
+  $$select now(), second_len from i_before$$,
+  'the second month starts now and keeps its full length');
+select is(
+  (settle.transition_refund((select r.id from public.refunds r join public.orders o on o.id = r.order_id
+    where o.gateway_order_id = 'order_S_I1'), 'failed', 'the bank refused the refund')).status,
+  'failed', 'i''s refund then fails at the gateway');
+select results_eq(
+  $$select status, current_period_end from public.subscriptions
+    where account_id = tests.personal('00000000-0000-4000-8000-000000000604')$$,
+  $$select 'active'::text, second_end from i_before$$,
+  'the failure gives back exactly what the revocation took, not a whole new month');
+
+-- j: the first month ran out 10 days ago, the second is current: refunding the first takes
+-- nothing (its time was used), the second month is untouched.
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000605'),
+  '00000000-0000-4000-8000-000000000605', 'pro_monthly', 'order_S_J1'), null, 'j orders a month');
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000605'),
+  '00000000-0000-4000-8000-000000000605', 'pro_monthly', 'order_S_J2'), null, 'j orders the next month');
+select is(pg_temp.pay('order_S_J1') || ',' || pg_temp.pay('order_S_J2'), 'applied,applied', 'both are paid');
+select pg_temp.age(tests.personal('00000000-0000-4000-8000-000000000605'),
+  (select current_period_end - now() from public.subscriptions
+   where account_id = tests.personal('00000000-0000-4000-8000-000000000605')) - interval '1 month' + interval '10 days');
+create temporary table j_before as
+  select current_period_end from public.subscriptions
+  where account_id = tests.personal('00000000-0000-4000-8000-000000000605');
+select ok((pg_temp.period_of('order_S_J1')).period_end < now(), 'j''s first month has run out');
+do $$ begin perform settle.create_refund((select id from public.orders where gateway_order_id = 'order_S_J1'),
+  null, 'operator', null, null); end $$;
+select results_eq(
+  $$select status, current_period_end from public.subscriptions
+    where account_id = tests.personal('00000000-0000-4000-8000-000000000605')$$,
+  $$select 'active'::text, current_period_end from j_before$$,
+  'refunding the used-up first month leaves the second month whole');
+
+-- Section - the refund policy for plans
+-- k: a month, 10 days in. The buyer may refund the unused share, floor(price * unused /
+-- length); a partial refund takes ceil(length * amount / price) off the period.
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000606'),
+  '00000000-0000-4000-8000-000000000606', 'pro_monthly', 'order_S_K1'), null, 'k orders a month');
+select is(pg_temp.pay('order_S_K1'), 'applied', 'k''s order is paid');
+select pg_temp.age(tests.personal('00000000-0000-4000-8000-000000000606'), interval '10 days');
+create temporary table k_before as
+  select p.period_end, settle.interval_us(p.period_start, p.period_end) as len_us,
+    div(29900::numeric * settle.interval_us(now(), p.period_end), settle.interval_us(p.period_start, p.period_end))::bigint
+      as allowance
+  from pg_temp.period_of('order_S_K1') p;
+alter table k_before add column cut text, add column rest text;
+update k_before set cut = settle.us_interval(div(len_us::numeric * 10000 + 29899, 29900)::bigint)::text,
+  rest = div(29900::numeric * (settle.interval_us(now(), period_end) - div(len_us::numeric * 10000 + 29899, 29900)),
+    len_us)::text;
+grant select on k_before to authenticated;
+select ok((select allowance between 19000 and 20500 from k_before), 'about two thirds of the month are unused');
+select tests.login('00000000-0000-4000-8000-000000000606');
+select is(
+  pg_temp.error_of(format($$select settle.request_refund(%L, %s, 'all', null, null)$$,
+    (select id from public.orders where gateway_order_id = 'order_S_K1'), 29900)),
+  'ST409 refund_not_allowed', 'the buyer cannot refund the used third');
+select is(
+  pg_temp.error_of(format($$select settle.request_refund(%L, %s, 'just over', null, null)$$,
+    (select id from public.orders where gateway_order_id = 'order_S_K1'), (select allowance + 1 from k_before))),
+  'ST409 refund_not_allowed', 'one minor unit over the unused share is refused');
+select is(
+  settle.request_refund((select id from public.orders where gateway_order_id = 'order_S_K1'), 10000,
+    'part', null, null) -> 'refund' ->> 'period_cut',
+  (select cut from k_before),
+  'a partial refund of 10000 records the time it took: ceil(length * 10000 / 29900)');
+select tests.logout();
+select results_eq(
+  $$select status, current_period_end from public.subscriptions
+    where account_id = tests.personal('00000000-0000-4000-8000-000000000606')$$,
+  $$select 'active'::text, period_end - settle.us_interval(div(len_us::numeric * 10000 + 29899, 29900)::bigint)
+    from k_before$$,
+  'the subscription ends that much earlier, in the same transaction');
+select tests.login('00000000-0000-4000-8000-000000000606');
+select is(
+  settle.request_refund((select id from public.orders where gateway_order_id = 'order_S_K1'), null,
+    'the rest', null, null) -> 'refund' ->> 'amount',
+  (select rest from k_before),
+  'no amount: the buyer gets what is still unused, computed on the period as bought');
+select is(
+  pg_temp.error_of(format($$select settle.request_refund(%L, 100, 'more', null, null)$$,
+    (select id from public.orders where gateway_order_id = 'order_S_K1'))),
+  'ST409 refund_not_allowed', 'nothing unused is left to refund');
+select tests.logout();
+select is(
+  (settle.create_refund((select id from public.orders where gateway_order_id = 'order_S_K1'), null,
+    'operator', null, null) -> 'refund' ->> 'status'),
+  'pending', 'an operator refunds the rest');
+select results_eq(
+  $$select o.status, s.status from public.orders o join public.subscriptions s on s.account_id = o.account_id
+    where o.gateway_order_id = 'order_S_K1'$$,
+  $$values ('refunded'::text, 'canceled'::text)$$,
+  'fully refunded: the entitlement ends in the same transaction');
+-- The window: 14 days after payment by default.
+select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000606'),
+  '00000000-0000-4000-8000-000000000606', 'pro_monthly', 'order_S_K2'), null, 'k buys again');
+select is(pg_temp.pay('order_S_K2'), 'applied', 'paid');
+update public.orders set paid_at = now() - interval '15 days' where gateway_order_id = 'order_S_K2';
+select tests.login('00000000-0000-4000-8000-000000000606');
+select is(
+  pg_temp.error_of(format($$select settle.request_refund(%L, 100, 'late', null, null)$$,
+    (select id from public.orders where gateway_order_id = 'order_S_K2'))),
+  'ST409 refund_not_allowed', 'after the 14-day window the buyer may not refund any of it');
+select tests.logout();
 
 -- Section - users read their own subscriptions only, and write none
 select tests.login('00000000-0000-4000-8000-0000000006a1');

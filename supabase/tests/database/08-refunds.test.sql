@@ -5,7 +5,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(102);
+select plan(137);
 
 -- A paid order (payment pay_<gateway order id>), made as the database owner; returns its id.
 create function pg_temp.paid_order(p_account uuid, p_uid uuid, p_purpose text, p_amount bigint,
@@ -333,19 +333,31 @@ select results_eq(
   $$values ('rfnd_R_P4a'::text, 'processed'::text)$$,
   'the API''s late pending answer does not move a processed refund back');
 
--- Without the settle id (notes lost) the event finds our pending request by amount.
+-- Without the settle id an event is never matched to a pending request by amount: it is a
+-- refund made at the gateway, and the request the gateway then refuses is failed on its own.
 select is(
   settle.create_refund(pg_temp.oid('order_R_P4'), 1000, 'api', null, null) -> 'refund' ->> 'status',
-  'pending', 'a second API refund of 1000');
+  'pending', 'a second API refund of 1000, unanswered');
 select is(pg_temp.refund_event('evt_R_P4b', 'order_R_P4', 'rfnd_R_P4b', 1000, 'processed') ->> 'outcome',
-  'applied', 'refund.processed without settle id is applied');
+  'applied', 'refund.processed of 1000 without settle id is applied');
 select results_eq(
-  $$select gateway_refund_id, status, source, amount from public.refunds
-    where order_id = pg_temp.oid('order_R_P4') order by amount$$,
-  $$values ('rfnd_R_P4b'::text, 'processed'::text, 'api'::text, 1000::bigint),
-           ('rfnd_R_P4a'::text, 'processed'::text, 'api'::text, 4000::bigint)$$,
-  'it linked to the pending 1000 refund: still two refund rows');
-select is(pg_temp.state('order_R_P4'), 'partially_refunded/5000', 'the order counts 5000, not 6000');
+  $$select gateway_refund_id, status, source, origin, amount from public.refunds
+    where order_id = pg_temp.oid('order_R_P4') order by amount, source$$,
+  $$values (null::text, 'pending'::text, 'api'::text, 'settle'::text, 1000::bigint),
+           ('rfnd_R_P4b'::text, 'processed'::text, 'gateway'::text, 'gateway'::text, 1000::bigint),
+           ('rfnd_R_P4a'::text, 'processed'::text, 'api'::text, 'settle'::text, 4000::bigint)$$,
+  'not linked to the pending 1000 by amount: a gateway-origin row of its own');
+select is(pg_temp.state('order_R_P4'), 'partially_refunded/6000', 'both counted while the request is unanswered');
+select is(
+  settle.record_refund_result((select id from public.refunds where order_id = pg_temp.oid('order_R_P4')
+      and source = 'api' and status = 'pending'), null, 'failed', 'refused: fully refunded') ->> 'status',
+  'failed', 'the gateway refuses the API request: it fails');
+select is(pg_temp.state('order_R_P4'), 'partially_refunded/5000',
+  'the order counts 5000: the 4000 and the gateway''s 1000');
+select is(
+  settle.record_refund_result((select id from public.refunds where gateway_refund_id = 'rfnd_R_P4a'),
+    null, 'failed', 'refused resend') ->> 'status',
+  'processed', 'a refusal never fails a refund that carries a gateway refund id');
 
 -- Section - a refund made at the gateway (dashboard) is counted once
 select results_eq(
@@ -361,12 +373,32 @@ select results_eq(
   $$values ('processed'::text, 'gateway'::text, 2500::bigint, 'pay_order_R_P4'::text)$$,
   'one gateway-sourced refund row');
 select is(pg_temp.state('order_R_P4'), 'partially_refunded/7500', 'the external refund counted once');
-select is(pg_temp.refund_event('evt_R_P4d', 'order_R_P4', 'rfnd_R_P4d', 2501, 'processed') ->> 'outcome',
-  'mismatch', 'an external refund beyond what remains is a mismatch');
+select results_eq(
+  $$select r ->> 'outcome', r ->> 'held'
+    from pg_temp.refund_event('evt_R_P4d', 'order_R_P4', 'rfnd_R_P4d', 2501, 'processed') r$$,
+  $$values ('applied'::text, 'awaiting_room'::text)$$,
+  'an external refund beyond what remains is held: a refund settle counts must be failing');
+select is(pg_temp.refund_event('evt_R_P4x', 'order_R_P4', 'rfnd_R_P4x', 10001, 'processed') ->> 'outcome',
+  'mismatch', 'an external refund of more than the whole payment is a mismatch');
 select results_eq(
   $$select pg_temp.state('order_R_P4'), pg_temp.refund_count('order_R_P4')$$,
-  $$values ('partially_refunded/7500'::text, 3)$$,
-  'the mismatch counted nothing');
+  $$values ('partially_refunded/7500'::text, 4)$$,
+  'neither counted anything');
+select results_eq(
+  $$select gateway_refund_id, reason, status, amount, resolved_at is null from public.gateway_refund_holds
+    where order_id = pg_temp.oid('order_R_P4') order by gateway_refund_id$$,
+  $$values ('rfnd_R_P4d'::text, 'awaiting_room'::text, 'processed'::text, 2501::bigint, true),
+           ('rfnd_R_P4x'::text, 'exceeds_payment'::text, 'processed'::text, 10001::bigint, true)$$,
+  'both are held for an operator, not lost');
+select results_eq(
+  $$select kind, amount from public.refund_exceptions where order_id = pg_temp.oid('order_R_P4') order by amount$$,
+  $$values ('held_awaiting_room'::text, 2501::bigint), ('held_exceeds_payment'::text, 10001::bigint)$$,
+  'refund_exceptions lists them');
+select results_eq(
+  $$select invariant, subject from settle.ledger_audit() where subject like 'razorpay:rfnd\_R\_P4%' order by subject$$,
+  $$values ('gateway_refund_uncounted'::text, 'razorpay:rfnd_R_P4d'::text),
+           ('gateway_refund_uncounted'::text, 'razorpay:rfnd_R_P4x'::text)$$,
+  'ledger_audit reports the uncounted gateway refunds');
 select is(pg_temp.refund_event('evt_R_P4e', 'order_R_P4', 'rfnd_R_P4e', 100, 'failed') ->> 'outcome',
   'no_effect', 'a failed refund settle never counted has no effect');
 
@@ -386,8 +418,126 @@ select results_eq(
   'the event is stored as failed with the error and its effect, for a retry');
 select results_eq(
   $$select pg_temp.state('order_R_P4'), pg_temp.refund_count('order_R_P4')$$,
-  $$values ('partially_refunded/7500'::text, 3)$$,
+  $$values ('partially_refunded/7500'::text, 4)$$,
   'the failed effect changed nothing');
+
+-- Section - a gateway refund held while settle's unanswered request fills the order
+-- d (alone) buys a product; an operator's full refund is counted and sent; before the gateway
+-- answers, a dashboard refund of 6000 arrives: the gateway made it, so it is held, and applied
+-- the moment the gateway refuses settle's request.
+insert into auth.users (id, email) values ('00000000-0000-4000-8000-0000000008d1', 'refunds-d@example.test');
+select isnt(pg_temp.paid_order(tests.personal('00000000-0000-4000-8000-0000000008d1'),
+  '00000000-0000-4000-8000-0000000008d1', 'product', 10000, 'order_R_H'), null, 'd''s paid product order');
+select is(settle.create_refund(pg_temp.oid('order_R_H'), null, 'operator', null, null) -> 'refund' ->> 'status',
+  'pending', 'an operator''s full refund, unanswered');
+select results_eq(
+  $$select r ->> 'outcome', r ->> 'held' from pg_temp.refund_event('evt_R_H1', 'order_R_H', 'rfnd_R_H', 6000, 'pending') r$$,
+  $$values ('applied'::text, 'awaiting_room'::text)$$,
+  'the dashboard refund.created is held: settle''s own request fills the order');
+select is(pg_temp.refund_event('evt_R_H2', 'order_R_H', 'rfnd_R_H', 6000, 'processed') ->> 'held',
+  'awaiting_room', 'its refund.processed updates the hold');
+select results_eq(
+  $$select pg_temp.state('order_R_H'), pg_temp.refund_count('order_R_H'),
+      (select status from public.gateway_refund_holds where gateway_refund_id = 'rfnd_R_H')$$,
+  $$values ('refunded/10000'::text, 1, 'processed'::text)$$,
+  'nothing counted twice meanwhile');
+select is(
+  settle.record_refund_result((select id from public.refunds where order_id = pg_temp.oid('order_R_H')),
+    null, 'failed', 'refused: 6000 already refunded') ->> 'status',
+  'failed', 'the gateway refuses settle''s request');
+select results_eq(
+  $$select status, origin, amount, requested_by from public.refunds
+    where order_id = pg_temp.oid('order_R_H') order by origin$$,
+  $$values ('processed'::text, 'gateway'::text, 6000::bigint, null::uuid),
+           ('failed'::text, 'settle'::text, 10000::bigint, null::uuid)$$,
+  'the held refund is counted as its own gateway-origin row, processed');
+select results_eq(
+  $$select pg_temp.state('order_R_H'), h.resolved_at is not null, h.refund_id = r.id
+    from public.gateway_refund_holds h join public.refunds r on r.gateway_refund_id = h.gateway_refund_id
+    where h.gateway_refund_id = 'rfnd_R_H'$$,
+  $$values ('partially_refunded/6000'::text, true, true)$$,
+  'the order counts what the gateway refunded; the hold is resolved');
+select is(pg_temp.refund_event('evt_R_H2', 'order_R_H', 'rfnd_R_H', 6000, 'processed') ->> 'duplicate',
+  'true', 'the redelivered event is a duplicate');
+select is(pg_temp.refund_event('evt_R_H3', 'order_R_H', 'rfnd_R_H', 6000, 'processed') ->> 'outcome',
+  'no_effect', 'a later copy finds the counted row');
+
+-- Section - a gateway refund the wallet cannot cover: the shortfall is the platform's receivable
+select isnt(pg_temp.paid_order(tests.personal('00000000-0000-4000-8000-0000000008d1'),
+  '00000000-0000-4000-8000-0000000008d1', 'wallet_topup', 5000, 'order_R_S'), null, 'd tops up 5000');
+select lives_ok(
+  $$select settle.post_transaction('purchase', 'test-spend-R-S', null, 'spent',
+      jsonb_build_array(
+        jsonb_build_object('wallet_id', settle.ensure_wallet(tests.personal('00000000-0000-4000-8000-0000000008d1'), 'INR'),
+          'currency', 'INR', 'amount', -3000),
+        jsonb_build_object('system_account', 'revenue:product', 'currency', 'INR', 'amount', 3000)))$$,
+  'd spends 3000 of it');
+select is(pg_temp.refund_event('evt_R_S1', 'order_R_S', 'rfnd_R_S', 5000, 'processed') ->> 'outcome',
+  'applied', 'a dashboard refund of all 5000 is applied');
+select results_eq(
+  $$select pg_temp.state('order_R_S'), pg_temp.balance('00000000-0000-4000-8000-0000000008d1'), r.shortfall
+    from public.refunds r where r.gateway_refund_id = 'rfnd_R_S'$$,
+  $$values ('refunded/5000'::text, 0::bigint, 3000::bigint)$$,
+  'the wallet gives its 2000; 3000 is the shortfall');
+select results_eq(
+  $$select coalesce(e.system_account, 'wallet'), e.amount from public.ledger_entries e
+    join public.ledger_transactions t on t.id = e.transaction_id
+    where t.idempotency_key = 'refund:' || (select id from public.refunds where gateway_refund_id = 'rfnd_R_S')
+    order by e.amount$$,
+  $$values ('receivable:refund_shortfall'::text, -3000::bigint), ('wallet'::text, -2000::bigint),
+           ('gateway:razorpay'::text, 5000::bigint)$$,
+  'one balanced posting: wallet 2000 and receivable 3000 to the gateway');
+select results_eq(
+  $$select kind, amount, currency from public.refund_exceptions where gateway_refund_id = 'rfnd_R_S'$$,
+  $$values ('wallet_shortfall'::text, 3000::bigint, 'INR'::text)$$,
+  'refund_exceptions shows the shortfall to operators');
+select is_empty(
+  $$select * from settle.ledger_audit() where invariant = 'receivable_drift'$$,
+  'the receivable equals the open shortfalls');
+select is(pg_temp.refund_event('evt_R_S2', 'order_R_S', 'rfnd_R_S', 5000, 'failed') ->> 'outcome',
+  'applied', 'the gateway refund fails later');
+select results_eq(
+  $$select pg_temp.state('order_R_S'), pg_temp.balance('00000000-0000-4000-8000-0000000008d1'),
+      (select coalesce(sum(amount), 0) from public.ledger_entries e join public.ledger_transactions t
+        on t.id = e.transaction_id where e.system_account = 'receivable:refund_shortfall'
+        and t.order_id = pg_temp.oid('order_R_S'))$$,
+  $$values ('paid/0'::text, 2000::bigint, 0::numeric)$$,
+  'its reversal returns exactly what each gave: wallet 2000, receivable 3000');
+select is((select count(*)::int from public.refund_exceptions where gateway_refund_id = 'rfnd_R_S'), 0,
+  'no shortfall is open any more');
+
+-- Section - the refund policy for products
+select isnt(pg_temp.paid_order(tests.personal('00000000-0000-4000-8000-0000000008d1'),
+  '00000000-0000-4000-8000-0000000008d1', 'product', 10000, 'order_R_W'), null, 'd buys the book again');
+update public.orders set paid_at = now() - interval '14 days' + interval '1 minute'
+where id = pg_temp.oid('order_R_W');
+select tests.login('00000000-0000-4000-8000-0000000008d1');
+select is(
+  settle.request_refund(pg_temp.oid('order_R_W'), 1000, 'late but in time', null, null) -> 'refund' ->> 'status',
+  'pending', 'inside the 14-day window the buyer refunds it');
+select tests.logout();
+update public.orders set paid_at = now() - interval '14 days' - interval '1 minute'
+where id = pg_temp.oid('order_R_W');
+select tests.login('00000000-0000-4000-8000-0000000008d1');
+select is(
+  pg_temp.error_of($$select settle.request_refund(pg_temp.oid('order_R_W'), 1000, 'too late', null, null)$$),
+  'ST409 refund_not_allowed', 'after the window the buyer may not');
+select tests.logout();
+update public.products set refund_window_days = 30 where id = 'refunds_book';
+select tests.login('00000000-0000-4000-8000-0000000008d1');
+select is(
+  settle.request_refund(pg_temp.oid('order_R_W'), 1000, 'longer window', null, null) -> 'refund' ->> 'status',
+  'pending', 'the product''s own window (30 days) applies');
+select tests.logout();
+update public.products set refund_window_days = 0 where id = 'refunds_book';
+select tests.login('00000000-0000-4000-8000-0000000008d1');
+select is(
+  pg_temp.error_of($$select settle.request_refund(pg_temp.oid('order_R_W'), 1000, 'none', null, null)$$),
+  'ST409 refund_not_allowed', 'a window of 0 days: users never refund it');
+select tests.logout();
+select is(settle.create_refund(pg_temp.oid('order_R_W'), null, 'operator', null, null) -> 'refund' ->> 'amount',
+  '8000', 'an operator refunds what remains at any time');
+update public.products set refund_window_days = 14 where id = 'refunds_book';
 
 -- Section - who may request refunds
 -- c is a plain member of the team; b belongs to neither of a's accounts.
@@ -480,6 +630,18 @@ select is((select status from public.refunds where gateway_refund_id = 'rfnd_R_P
   'a refund effect without a status leaves the refund pending');
 select is(pg_temp.state('order_R_P2'), 'partially_refunded/1000',
   'a refund effect without a status leaves the order''s refunded amount');
+
+-- The receivable check can fail: a posting to receivable:refund_shortfall that no refund's
+-- shortfall explains is drift.
+select lives_ok(
+  $$select settle.post_transaction('adjustment', 'test-receivable-drift', null, 'stray',
+      '[{"system_account": "receivable:refund_shortfall", "currency": "INR", "amount": -1},
+        {"system_account": "revenue:product", "currency": "INR", "amount": 1}]')$$,
+  'a stray receivable posting');
+select results_eq(
+  $$select invariant, subject from settle.ledger_audit() where invariant = 'receivable_drift'$$,
+  $$values ('receivable_drift'::text, 'INR'::text)$$,
+  'ledger_audit reports the receivable drifting from the open shortfalls');
 
 select * from finish();
 rollback;
