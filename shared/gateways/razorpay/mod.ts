@@ -5,9 +5,17 @@ import { sha256Hex } from "../../crypto.ts";
 import { CURRENCY_EXPONENTS } from "../../money.ts";
 import type { RazorpayConfig } from "../../config.ts";
 import type { GatewayOrder, NormalizedEvent, OrderTerms, PaymentGateway } from "../types.ts";
-import { RazorpayClient } from "./client.ts";
+import { isNoSuchId, RazorpayClient } from "./client.ts";
 import { verifyPaymentSignature, verifyWebhookSignature } from "./signature.ts";
-import { normalizeWebhook, refundStatus, resultFromPayments, type RzpRefund } from "./wire.ts";
+import {
+  normalizeWebhook,
+  paymentRecord,
+  refundRecord,
+  refundStatus,
+  resultFromPayments,
+  type RzpPayment,
+  type RzpRefund,
+} from "./wire.ts";
 
 const verifyBody = z.object({
   razorpay_order_id: z.string().regex(/^order_[A-Za-z0-9]{14}$/, "not a Razorpay order id"),
@@ -134,6 +142,33 @@ export function createRazorpayGateway(
 
     async fetchRefund(gatewayRefundId) {
       return refundResult(await client.fetchRefund(gatewayRefundId));
+    },
+
+    // The gateway audit's list verbs (GET /v1/payments and /v1/refunds by from/to, all pages).
+    async listPayments(w) {
+      return (await client.listAll<RzpPayment>("/v1/payments", w.from, w.to)).map(paymentRecord);
+    },
+
+    async listRefunds(w) {
+      return (await client.listAll<RzpRefund>("/v1/refunds", w.from, w.to)).map(refundRecord);
+    },
+
+    async orderPaymentRecords(gatewayOrderId) {
+      try {
+        return (await client.orderPayments(gatewayOrderId)).map(paymentRecord);
+      } catch (err) {
+        if (isNoSuchId(err)) return [];
+        throw err;
+      }
+    },
+
+    async refundRecord(gatewayRefundId) {
+      try {
+        return refundRecord(await client.fetchRefund(gatewayRefundId));
+      } catch (err) {
+        if (isNoSuchId(err)) return null;
+        throw err;
+      }
     },
   };
 }
