@@ -61,6 +61,8 @@ create table settle.gateway_audit_runs (
   window_from timestamptz not null,
   window_to timestamptz not null,
   summary jsonb not null,
+  -- A default run (no window, no account filter): the next default run starts from it.
+  scheduled boolean not null default false,
   finished_at timestamptz not null default now(),
   check (window_from <= window_to)
 );
