@@ -4,6 +4,7 @@
 // order/payment/refund ids, settle ids in notes/metadata), never by amount. Each difference is
 // stored once in public.gateway_discrepancies (settle.record_gateway_discrepancy).
 import type { App } from "../app.ts";
+import type { JSONValue } from "postgres";
 import type { Sql } from "../db.ts";
 import { minorFromDb } from "../money.ts";
 import {
@@ -137,7 +138,7 @@ export async function gatewayAudit(
   if (failure !== undefined) throw failure;
   await app.sql`insert into settle.gateway_audit_runs (window_from, window_to, summary, scheduled)
     values (to_timestamp(${window.from}), to_timestamp(${window.to}),
-            ${JSON.stringify(summary)}::jsonb, ${scheduled})`;
+            ${app.sql.json(summary as unknown as JSONValue)}, ${scheduled})`;
   if (unique.length > 0) {
     log("warn", "gateway discrepancies", { found: unique.length, new: summary.discrepancies.new });
   }
@@ -462,6 +463,6 @@ async function record(sql: Sql, found: Discrepancy[]): Promise<number> {
   const [row] = await sql<{ new: number }[]>`
     select count(*) filter (where settle.record_gateway_discrepancy(
       d->>'kind', d->>'gateway', d->>'object_id', d->'fields'))::int as new
-    from jsonb_array_elements(${JSON.stringify(items)}::jsonb) as x(d)`;
+    from jsonb_array_elements(${sql.json(items as unknown as JSONValue)}) as x(d)`;
   return row.new;
 }
