@@ -485,7 +485,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "gateway audit: the default window follows the last scheduled run; a user's token is refused",
+    "gateway audit: the default window follows the last scheduled run; a gateway outage is a 503; a user's token is refused",
   ...opts,
   async fn() {
     const s = await stack();
@@ -500,6 +500,28 @@ Deno.test({
       assert.equal(last.to, w.to);
       const next = await raw(s, "gateway-audit", { method: "POST", token: s.serviceRoleKey });
       assert.equal(next.body.window.from, w.to - 3600);
+      // Razorpay down: 503, what Stripe showed is still stored, and the run is not recorded
+      // (the next default window still starts from the last complete run).
+      const runs = async () =>
+        (await s.db`select count(*)::int as n from settle.gateway_audit_runs`)[0].n;
+      const before = await runs();
+      await simPost(s, "razorpay", "/faults", {
+        faults: [{ method: "GET", path: "/v1/payments", mode: "error_503", count: 1 }],
+      });
+      const lost = await createOrder(s, u, "stripe");
+      await confirmAtStripe(s, lost.gateway_order_id, { webhooks: { deliver: false } });
+      const down = await audit(s, {
+        from: nowSec() - 60,
+        to: nowSec() + 1,
+        account_ids: [u.accountId],
+      });
+      assert.equal(down.status, 503, JSON.stringify(down.body));
+      assert.equal(down.body.error.code, "gateway_unavailable");
+      assert.equal(await runs(), before);
+      assert.deepEqual((await rowsFor(s, [u.accountId])).map(key), [
+        `missing_in_settle stripe ${lost.gateway_order_id}`,
+      ]);
+
       const user: Reply = await audit(s, {}, u.token);
       assert.equal(user.status, 403);
       assert.equal(user.body.error.code, "forbidden");

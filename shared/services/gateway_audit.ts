@@ -7,6 +7,7 @@ import type { App } from "../app.ts";
 import type { JSONValue } from "postgres";
 import type { Sql } from "../db.ts";
 import { minorFromDb } from "../money.ts";
+import { toHttp } from "./orders.ts";
 import {
   type GatewayName,
   type GatewayPaymentRecord,
@@ -135,7 +136,8 @@ export async function gatewayAudit(
   }
   const unique = dedupe(found);
   summary.discrepancies = { found: unique.length, new: await record(app.sql, unique) };
-  if (failure !== undefined) throw failure;
+  // Not recorded as a run: the next default window still starts from the last complete one.
+  if (failure !== undefined) throw toHttp(failure);
   await app.sql`insert into settle.gateway_audit_runs (window_from, window_to, summary, scheduled)
     values (to_timestamp(${window.from}), to_timestamp(${window.to}),
             ${app.sql.json(summary as unknown as JSONValue)}, ${scheduled})`;
