@@ -1154,18 +1154,18 @@ Deno.test({
         });
 
       // gateway-audit's own body: a window of unix seconds and account ids, nothing else.
-      const now = Math.floor(Date.now() / 1000);
+      const auditNow = Math.floor(Date.now() / 1000);
       const auditBodies: [string, unknown][] = [
-        ["from after to", { from: now, to: now - 1 }],
-        ["a window over 31 days", { from: now - 32 * 86400, to: now }],
-        ["to without from", { to: now }],
-        ["from as a string", { from: String(now - 60) }],
+        ["from after to", { from: auditNow, to: auditNow - 1 }],
+        ["a window over 31 days", { from: auditNow - 32 * 86400, to: auditNow }],
+        ["to without from", { to: auditNow }],
+        ["from as a string", { from: String(auditNow - 60) }],
         ["from in milliseconds", { from: Date.now() }],
-        ["a fractional from", { from: now - 0.5 }],
+        ["a fractional from", { from: auditNow - 0.5 }],
         ["a negative from", { from: -1 }],
-        ["SQL-ish account id", { from: now - 60, account_ids: [sqlish] }],
-        ["an empty account list", { from: now - 60, account_ids: [] }],
-        ["an unknown key", { from: now - 60, gateway: "razorpay" }],
+        ["SQL-ish account id", { from: auditNow - 60, account_ids: [sqlish] }],
+        ["an empty account list", { from: auditNow - 60, account_ids: [] }],
+        ["an unknown key", { from: auditNow - 60, gateway: "razorpay" }],
       ];
       if (mounted.has("gateway-audit")) {
         jobs.push(...auditBodies.map(([name, body]): Case => ({

@@ -130,7 +130,6 @@ async function markPaid(s: TestStack, orderId: string, paymentId: string | null)
 async function insertRefund(
   s: TestStack,
   o: Order & { paymentId: string },
-  gw: Gw,
   r: { amount: number; status: "failed" | "processed"; gatewayRefundId: string | null },
 ): Promise<string> {
   const [row] = await s.db`insert into public.refunds (order_id, account_id, gateway,
@@ -246,7 +245,7 @@ Deno.test({
       const dash3 = await gatewayApi(s, "razorpay", `/v1/payments/${p3.paymentId}/refund`, {
         amount: "50000",
       });
-      await insertRefund(s, p3, "razorpay", {
+      await insertRefund(s, p3, {
         amount: 50000,
         status: "failed",
         gatewayRefundId: dash3.id,
@@ -256,7 +255,7 @@ Deno.test({
         payment_intent: p4.gateway_order_id,
         amount: "5000",
       });
-      await insertRefund(s, p4, "stripe", {
+      await insertRefund(s, p4, {
         amount: 5000,
         status: "failed",
         gatewayRefundId: dash4.id,
@@ -266,14 +265,14 @@ Deno.test({
       // A processed settle refund the gateway never had (an unknown id; no id at all).
       const p5 = await paid(s, u, "razorpay");
       const ghost = "rfnd_" + crypto.randomUUID().replaceAll("-", "").slice(0, 14);
-      await insertRefund(s, p5, "razorpay", {
+      await insertRefund(s, p5, {
         amount: 10000,
         status: "processed",
         gatewayRefundId: ghost,
       });
       expect("refund_not_at_gateway", "razorpay", ghost, 10000, 0, "processed");
       const p6 = await paid(s, u, "stripe");
-      const noId = await insertRefund(s, p6, "stripe", {
+      const noId = await insertRefund(s, p6, {
         amount: 1000,
         status: "processed",
         gatewayRefundId: null,
