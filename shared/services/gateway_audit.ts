@@ -65,6 +65,7 @@ export interface GatewayAuditSummary {
   window: ListWindow;
   gateways: Partial<Record<GatewayName, { payments: number; refunds: number }>>;
   discrepancies: { found: number; new: number };
+  duration_ms: number;
 }
 
 /** Default window: the last 48 h the first time; later from the previous scheduled run on. */
@@ -109,12 +110,14 @@ export async function gatewayAudit(
   app: App,
   opts: GatewayAuditOptions = {},
 ): Promise<GatewayAuditSummary> {
+  const started = performance.now();
   const scheduled = opts.from === undefined && opts.to === undefined && !opts.accountIds;
   const window = await auditWindow(app.sql, opts);
   const summary: GatewayAuditSummary = {
     window,
     gateways: {},
     discrepancies: { found: 0, new: 0 },
+    duration_ms: 0,
   };
   const found: Discrepancy[] = [];
   let failure: unknown;
@@ -138,6 +141,7 @@ export async function gatewayAudit(
   summary.discrepancies = { found: unique.length, new: await record(app.sql, unique) };
   // Not recorded as a run: the next default window still starts from the last complete one.
   if (failure !== undefined) throw toHttp(failure);
+  summary.duration_ms = Math.round(performance.now() - started);
   await app.sql`insert into settle.gateway_audit_runs (window_from, window_to, summary, scheduled)
     values (to_timestamp(${window.from}), to_timestamp(${window.to}),
             ${app.sql.json(summary as unknown as JSONValue)}, ${scheduled})`;
