@@ -308,6 +308,36 @@ Deno.test({
           jsonb_build_object('system_account', 'gateway:razorpay', 'currency', 'INR',
             'amount', -50000)))`;
       expect("credit_count", "razorpay", p10.gateway_order_id, 100000, 0, "paid");
+
+      // A settle refund processed that the bank later failed at the gateway (webhook lost).
+      const p11 = await paid(s, u, "razorpay");
+      const r11 = await invoke(client(s, u.token), "refunds", { order_id: p11.id, amount: 15000 });
+      assert.equal(r11.status, 201, JSON.stringify(r11.body));
+      const g11 = r11.body.refund.gateway_refund_id as string;
+      await simPost(s, "razorpay", `/refunds/${g11}/fail`, {});
+      expect("refund_not_at_gateway", "razorpay", g11, 15000, 0, "processed");
+
+      // The same gateway refund with another amount in settle.
+      const p12 = await paid(s, u, "stripe");
+      const dash12 = await gatewayApi(s, "stripe", "/v1/refunds", {
+        payment_intent: p12.gateway_order_id,
+        amount: "2000",
+      });
+      await insertRefund(s, p12, { amount: 1500, status: "processed", gatewayRefundId: dash12.id });
+      expect("refund_amount_mismatch", "stripe", dash12.id, 1500, 2000, "processed");
+
+      // A settle order in USD for a Razorpay order in INR.
+      const inr = await gatewayApi(s, "razorpay", "/v1/orders", {
+        amount: "50000",
+        currency: "INR",
+      });
+      const [o13] = await s.db`insert into public.orders (account_id, created_by, gateway, purpose,
+          amount, currency, gateway_order_id)
+        values (${u.accountId}, ${u.id}, 'razorpay', 'wallet_topup', 50000, 'USD', ${inr.id})
+        returning id`;
+      const pay13 = await simPost(s, "razorpay", `/orders/${inr.id}/pay`, { outcome: "success" });
+      await markPaid(s, o13.id, pay13.razorpay_payment_id);
+      expect("currency_mismatch", "razorpay", inr.id, 50000, 50000, "paid");
       await s.razorpay.idle();
       await s.stripe.idle();
 
@@ -331,7 +361,7 @@ Deno.test({
         assert.equal(r.settle_amount, settleAmount, k);
         if (r.kind !== "credit_count") assert.equal(r.gateway_amount, gatewayAmount, k);
         const which = r.kind.startsWith("refund") || r.kind === "missing_in_settle" ||
-            r.kind === "amount_mismatch" || r.kind === "credit_count"
+            r.kind.endsWith("_mismatch") || r.kind === "credit_count"
           ? r.settle_status
           : r.gateway_status;
         assert.equal(which, status, k);
