@@ -164,6 +164,11 @@ const auditTimer = auditEvery === 0 ? undefined : setInterval(async () => {
     auditing = false;
   }
 }, auditEvery * 1000);
+console.log(
+  auditTimer
+    ? `  gateway audit every ${auditEvery} s (GATEWAY_AUDIT_INTERVAL_SECONDS; 0 turns it off)\n`
+    : "  gateway audit timer off (GATEWAY_AUDIT_INTERVAL_SECONDS=0)\n",
+);
 
 const stop = async () => {
   clearInterval(auditTimer);
