@@ -430,6 +430,26 @@ Deno.test({
       assert.equal(r.body.gateways.stripe.refunds, 2);
       assert.deepEqual(r.body.discrepancies, { found: 0, new: 0 });
       assert.deepEqual(await rowsFor(s, [u.accountId]), []);
+
+      // A window that holds only an order's failed first attempt, not its later capture: the
+      // order is read whole from the gateway, not reported as uncaptured.
+      const retried = await createOrder(s, u, "razorpay");
+      await simPost(s, "razorpay", `/orders/${retried.gateway_order_id}/pay`, {
+        outcome: "failure",
+      });
+      const failedAt = nowSec();
+      while (nowSec() === failedAt) await new Promise((ok) => setTimeout(ok, 50)); // next second
+      const ok = await invoke(
+        client(s, u.token),
+        "verify",
+        await payAtSimulator(s, retried.gateway_order_id),
+      );
+      assert.equal(ok.body.order.status, "paid", JSON.stringify(ok.body));
+      await s.razorpay.idle();
+      const early = await audit(s, { from: failedAt, to: failedAt, account_ids: [u.accountId] });
+      assert.equal(early.status, 200, JSON.stringify(early.body));
+      assert.equal(early.body.gateways.razorpay.payments, 1);
+      assert.deepEqual(early.body.discrepancies, { found: 0, new: 0 });
     } finally {
       await s.close();
     }
