@@ -134,7 +134,42 @@ console.log(
     : "  outbox        timer off (OUTBOX_DISPATCH_INTERVAL_SECONDS=0)\n",
 );
 
+// The dev server's stand-in for pg_cron's hourly gateway audit (migration 20261203000500):
+// POST gateway-audit every GATEWAY_AUDIT_INTERVAL_SECONDS (default 3600, 0 turns it off).
+const auditEvery = Number(Deno.env.get("GATEWAY_AUDIT_INTERVAL_SECONDS")?.trim() || "3600");
+if (!Number.isInteger(auditEvery) || auditEvery < 0) {
+  console.error(
+    "GATEWAY_AUDIT_INTERVAL_SECONDS must be a whole number of seconds (0 turns it off)",
+  );
+  Deno.exit(1);
+}
+let auditing = false;
+const auditTimer = auditEvery === 0 ? undefined : setInterval(async () => {
+  if (auditing) return;
+  auditing = true;
+  try {
+    const res = await fetch(`${stack.functionsUrl}/gateway-audit`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.serviceRoleKey}` },
+    });
+    const summary = await res.json();
+    if (res.status !== 200 || summary.discrepancies?.found > 0) {
+      console.log(JSON.stringify({ job: "gateway-audit", status: res.status, ...summary }));
+    }
+  } catch (err) {
+    console.error(JSON.stringify({ job: "gateway-audit", error: String(err) }));
+  } finally {
+    auditing = false;
+  }
+}, auditEvery * 1000);
+console.log(
+  auditTimer
+    ? `  gateway audit every ${auditEvery} s (GATEWAY_AUDIT_INTERVAL_SECONDS; 0 turns it off)\n`
+    : "  gateway audit timer off (GATEWAY_AUDIT_INTERVAL_SECONDS=0)\n",
+);
+
 const stop = async () => {
+  clearInterval(auditTimer);
   clearInterval(dispatchTimer);
   clearInterval(reconcileTimer);
   await stack.close();

@@ -1113,7 +1113,8 @@ Deno.test({
       // reconcile and outbox-dispatch run for the service role only (pg_cron calls them); a
       // valid call would do real work, so every case here must be refused before any.
       const mounted = new Set<string>(Object.keys(FUNCTIONS));
-      const jobs: Case[] = ["reconcile", "outbox-dispatch"].filter((fn) => mounted.has(fn))
+      const jobs: Case[] = ["reconcile", "outbox-dispatch", "gateway-audit"]
+        .filter((fn) => mounted.has(fn))
         .flatMap((fn): Case[] => {
           const service = s.serviceRoleKey;
           return [
@@ -1179,6 +1180,29 @@ Deno.test({
             },
           ];
         });
+
+      // gateway-audit's own body: a window of unix seconds and account ids, nothing else.
+      const auditNow = Math.floor(Date.now() / 1000);
+      const auditBodies: [string, unknown][] = [
+        ["from after to", { from: auditNow, to: auditNow - 1 }],
+        ["a window over 31 days", { from: auditNow - 32 * 86400, to: auditNow }],
+        ["to without from", { to: auditNow }],
+        ["from as a string", { from: String(auditNow - 60) }],
+        ["from in milliseconds", { from: Date.now() }],
+        ["a fractional from", { from: auditNow - 0.5 }],
+        ["a negative from", { from: -1 }],
+        ["SQL-ish account id", { from: auditNow - 60, account_ids: [sqlish] }],
+        ["an empty account list", { from: auditNow - 60, account_ids: [] }],
+        ["an unknown key", { from: auditNow - 60, gateway: "razorpay" }],
+      ];
+      if (mounted.has("gateway-audit")) {
+        jobs.push(...auditBodies.map(([name, body]): Case => ({
+          name: `gateway-audit: ${name}`,
+          status: 400,
+          code: "invalid_request",
+          send: () => postJson("gateway-audit", body, s.serviceRoleKey),
+        })));
+      }
 
       // ------------------------------------------------------------ run
       const groups: [string, Case[]][] = [

@@ -780,6 +780,37 @@ async function check(w: World) {
   const bad = await s.db`select event_type, outcome, detail from public.webhook_events
     where outcome in ('failed', 'mismatch', 'unknown_order')`;
   for (const b of bad) problems.push(`webhook ${b.event_type}: ${b.outcome} ${b.detail}`);
+
+  // The gateway audit over the run's window finds nothing: both gateways' own payments and
+  // refunds agree with the orders, refunds and ledger (shared/services/gateway_audit.ts).
+  const accounts = w.users.map((u) => u.accountId);
+  const [span] = await s.db`select extract(epoch from min(created_at))::bigint as first
+    from public.orders where account_id = any(${accounts}::uuid[])`;
+  const to = Math.floor(Date.now() / 1000) + 1;
+  const from = span.first === null ? to - 60 : Number(span.first) - 1;
+  const gatewayAudit = await raw(s, "gateway-audit", {
+    method: "POST",
+    token: s.serviceRoleKey,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ from, to, account_ids: accounts }),
+  });
+  if (gatewayAudit.status !== 200) {
+    problems.push(`gateway-audit ${gatewayAudit.status}: ${JSON.stringify(gatewayAudit.body)}`);
+  } else {
+    // Not vacuous: it read at least every payment the model saw succeed.
+    const g = gatewayAudit.body.gateways;
+    const listed = (g.razorpay?.payments ?? 0) + (g.stripe?.payments ?? 0);
+    const succeeded = model.orders.filter((o) => o.success).length;
+    if (listed < succeeded) {
+      problems.push(`gateway-audit listed ${listed} of ${succeeded} payments`);
+    }
+  }
+  const found = await s.db`select d.kind, d.gateway, d.gateway_object_id, d.detail
+    from public.gateway_discrepancies d join public.orders o on o.id = d.order_id
+    where o.account_id = any(${accounts}::uuid[]) and d.resolved_at is null`;
+  for (const d of found) {
+    problems.push(`gateway audit: ${d.kind} ${d.gateway} ${d.gateway_object_id}: ${d.detail}`);
+  }
   return problems;
 }
 

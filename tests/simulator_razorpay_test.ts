@@ -930,3 +930,70 @@ withHarness("the official razorpay SDK talks to the simulator", async (h) => {
     },
   );
 });
+
+Deno.test("lists: GET /v1/payments and /v1/refunds page by from/to, count (max 100) and skip, newest first", async () => {
+  // One second per payment: each has its own created_at.
+  const t0 = 1_900_000_000;
+  let now = t0 * 1000;
+  const sim = new RazorpaySimulator({
+    keyId: KEY_ID,
+    keySecret: KEY_SECRET,
+    webhookSecret: WEBHOOK_SECRET,
+    nowMs: () => now,
+  });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await sim.fetch(
+      new Request(`http://sim${path}`, {
+        method,
+        headers: { authorization: AUTH, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }),
+    );
+    return { status: res.status, json: await res.json() as Json };
+  };
+  const payments: string[] = [];
+  const refunds: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    now = (t0 + i) * 1000;
+    const order = await call("POST", "/v1/orders", { amount: 10000 + i, currency: "INR" });
+    const paid = await call("POST", `/_sim/razorpay/orders/${order.json.id}/pay`, {
+      outcome: "success",
+      webhooks: { deliver: false },
+    });
+    payments.push(paid.json.razorpay_payment_id);
+    const r = await call("POST", `/v1/payments/${paid.json.razorpay_payment_id}/refund`, {
+      amount: 100,
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    refunds.push(r.json.id);
+  }
+  const window = `from=${t0 + 10}&to=${t0 + 114}`;
+  for (const [path, ids] of [["/v1/payments", payments], ["/v1/refunds", refunds]] as const) {
+    const expected = ids.slice(10, 115).reverse();
+    const first = await call("GET", `${path}?${window}&count=100`);
+    assert.equal(first.status, 200);
+    assert.equal(first.json.entity, "collection");
+    assert.equal(first.json.count, 100);
+    assert.deepEqual(first.json.items.map((x: Json) => x.id), expected.slice(0, 100));
+    const second = await call("GET", `${path}?${window}&count=100&skip=100`);
+    assert.equal(second.json.count, 5);
+    assert.deepEqual(second.json.items.map((x: Json) => x.id), expected.slice(100));
+    const past = await call("GET", `${path}?${window}&count=100&skip=105`);
+    assert.deepEqual(past.json, { entity: "collection", count: 0, items: [] });
+    // The default page is 10; from/to are inclusive.
+    const dflt = await call("GET", `${path}?from=${t0 + 3}&to=${t0 + 3}`);
+    assert.deepEqual(dflt.json.items.map((x: Json) => x.id), [ids[3]]);
+    assert.equal((await call("GET", path)).json.count, 10);
+    const tooMany = await call("GET", `${path}?count=101`);
+    assert.equal(tooMany.status, 400);
+    assert.equal(tooMany.json.error.field, "count");
+    const notInt = await call("GET", `${path}?from=soon`);
+    assert.equal(notInt.status, 400);
+    assert.equal(notInt.json.error.field, "from");
+  }
+  // The refunded payment says so: the list shows each entity as it is now.
+  const some = await call("GET", `/v1/payments?from=${t0}&to=${t0}`);
+  assert.equal(some.json.items[0].amount_refunded, 100);
+  assert.equal(some.json.items[0].captured, true);
+  await sim.idle();
+});

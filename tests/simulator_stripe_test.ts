@@ -1147,3 +1147,81 @@ withHarness("raw form encoding: brackets, expand[], manual capture", async (h) =
     "charge.refunded",
   ]);
 });
+
+Deno.test("lists: created[gte]/[lte] windows and the SDK's auto-pagination over more than 100 objects", async () => {
+  // The simulator's clock moves one second per object: each has its own `created`.
+  const t0 = 1_900_000_000;
+  let now = t0 * 1000;
+  const sim = new StripeSimulator({
+    secretKey: SECRET_KEY,
+    publishableKey: PUBLISHABLE_KEY,
+    webhookSecret: WEBHOOK_SECRET,
+    nowMs: () => now,
+  });
+  const stripe = new Stripe(SECRET_KEY, {
+    host: "127.0.0.1",
+    port: 9,
+    protocol: "http",
+    maxNetworkRetries: 0,
+    httpClient: Stripe.createFetchHttpClient((input, init) => sim.fetch(new Request(input, init))),
+    apiVersion: Stripe.API_VERSION,
+  });
+  const intents: string[] = [];
+  const refunds: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    now = (t0 + i) * 1000;
+    const pi = await stripe.paymentIntents.create({
+      amount: 1000 + i,
+      currency: "usd",
+      payment_method: "pm_card_visa",
+      confirm: true,
+    });
+    intents.push(pi.id);
+    refunds.push((await stripe.refunds.create({ payment_intent: pi.id, amount: 100 })).id);
+  }
+  const created = { gte: t0 + 10, lte: t0 + 114 };
+  // Newest first; every page but the last is full and says has_more.
+  const expected = intents.slice(10, 115).reverse();
+  const seen: string[] = [];
+  for await (const pi of stripe.paymentIntents.list({ created, limit: 100 })) seen.push(pi.id);
+  assert.deepEqual(seen, expected);
+  const seenRefunds: string[] = [];
+  for await (const r of stripe.refunds.list({ created, limit: 100 })) seenRefunds.push(r.id);
+  assert.deepEqual(seenRefunds, refunds.slice(10, 115).reverse());
+
+  const first = await stripe.refunds.list({ created, limit: 100 });
+  assert.equal(first.object, "list");
+  assert.equal(first.data.length, 100);
+  assert.equal(first.has_more, true);
+  assert.equal(first.url, "/v1/refunds");
+  const second = await stripe.refunds.list({
+    created,
+    limit: 100,
+    starting_after: first.data[99].id,
+  });
+  assert.equal(second.data.length, 5);
+  assert.equal(second.has_more, false);
+  const back = await stripe.refunds.list({ created, limit: 3, ending_before: second.data[0].id });
+  assert.deepEqual(back.data.map((r) => r.id), first.data.slice(97).map((r) => r.id));
+
+  // gt/lt are strict; an exact integer matches that second only; charges filter the same way.
+  const strict = await stripe.paymentIntents.list({ created: { gt: t0 + 10, lt: t0 + 13 } });
+  assert.deepEqual(strict.data.map((p) => p.id), [intents[12], intents[11]]);
+  const exact = await stripe.paymentIntents.list({ created: t0 + 7 });
+  assert.deepEqual(exact.data.map((p) => p.id), [intents[7]]);
+  const charges = await stripe.charges.list({ created: { gte: t0 + 118 } });
+  assert.deepEqual(charges.data.map((c) => c.payment_intent), [intents[119], intents[118]]);
+
+  const bad = await rejection(
+    () => stripe.refunds.list({ created: { after: t0 } as unknown as Stripe.RangeQueryParam }),
+    StripeInvalidRequestError,
+  );
+  assert.equal(bad.code, "parameter_unknown");
+  assert.equal(bad.param, "created[after]");
+  const notInt = await rejection(
+    () => stripe.refunds.list({ created: { gte: "soon" as unknown as number } }),
+    StripeInvalidRequestError,
+  );
+  assert.equal(notInt.param, "created[gte]");
+  await sim.idle();
+});

@@ -668,6 +668,26 @@ function int(p: Params, name: string, prefix = ""): number | undefined {
   return Number(v);
 }
 
+/** A list's `created` filter: an exact unix time, or a hash of gt/gte/lt/lte bounds. */
+function createdFilter(p: Params): (created: number | undefined) => boolean {
+  const v = p.created;
+  if (v === undefined) return () => true;
+  if (typeof v === "string") {
+    const at = int(p, "created");
+    return (c) => c === at;
+  }
+  rejectUnknown(v, names("gt gte lt lte"), "created");
+  const b = {
+    gt: int(v, "gt", "created"),
+    gte: int(v, "gte", "created"),
+    lt: int(v, "lt", "created"),
+    lte: int(v, "lte", "created"),
+  };
+  return (c) =>
+    c !== undefined && (b.gt === undefined || c > b.gt) && (b.gte === undefined || c >= b.gte) &&
+    (b.lt === undefined || c < b.lt) && (b.lte === undefined || c <= b.lte);
+}
+
 function bool(p: Params, name: string, prefix = ""): boolean | undefined {
   const v = str(p, name, prefix);
   if (v === undefined) return undefined;
@@ -1438,7 +1458,10 @@ export class StripeSimulator {
     const limit = int(p, "limit") ?? 10;
     if (limit < 1) throw invalid("This value must be greater than or equal to 1.", "limit");
     if (limit > 100) throw invalid("This value must be less than or equal to 100.", "limit");
-    let data = [...oldestFirst].reverse();
+    const inWindow = createdFilter(p);
+    let data = [...oldestFirst].reverse().filter((x) =>
+      inWindow((x as { created?: number }).created)
+    );
     const after = str(p, "starting_after");
     const before = str(p, "ending_before");
     let hasMore: boolean;

@@ -56,7 +56,7 @@ export interface PaymentResult {
   failureReason?: string | null;
 }
 
-export interface PaymentGateway {
+export interface PaymentGateway extends GatewayLister {
   readonly name: GatewayName;
   /**
    * The longest createOrder can take (its requests' timeouts and retries): how long a request's
@@ -127,4 +127,56 @@ export class GatewayError extends Error {
   ) {
     super(message);
   }
+}
+
+// Section - listing the gateway's own records (the gateway audit, shared/services/gateway_audit.ts)
+
+/** A time window in unix seconds, both ends included, on the gateway's creation time. */
+export interface ListWindow {
+  from: number;
+  to: number;
+}
+
+/** A gateway payment as the audit compares it (Razorpay payment, Stripe PaymentIntent). */
+export interface GatewayPaymentRecord {
+  /** Razorpay pay_…, Stripe the intent's latest charge (what settle stores as the payment). */
+  gatewayPaymentId: string | null;
+  /** Razorpay order_…, Stripe pi_…: what settle stores as orders.gateway_order_id. */
+  gatewayOrderId: string | null;
+  /** settle's order id where the gateway carries it (Stripe metadata). */
+  settleOrderId: string | null;
+  /** Money captured (Razorpay `captured: true`, Stripe `succeeded`): only this counts as paid. */
+  captured: boolean;
+  /** The captured amount when captured, else the amount asked for; settle's minor units. */
+  amount: number;
+  currency: string;
+  /** The gateway's own status word (e.g. "refunded" with captured false). */
+  status: string;
+  created: number;
+}
+
+/** A gateway refund as the audit compares it. */
+export interface GatewayRefundRecord {
+  gatewayRefundId: string;
+  gatewayPaymentId: string | null;
+  gatewayOrderId: string | null;
+  /** settle's refund id from Razorpay notes / Stripe metadata, when settle made the refund. */
+  settleRefundId: string | null;
+  amount: number;
+  currency: string;
+  status: RefundStatus;
+  created: number;
+}
+
+/**
+ * Optional list verbs a gateway implements for the audit: every record created in the window
+ * (all pages), and direct reads for settle records the window did not show.
+ */
+export interface GatewayLister {
+  listPayments?(window: ListWindow): Promise<GatewayPaymentRecord[]>;
+  listRefunds?(window: ListWindow): Promise<GatewayRefundRecord[]>;
+  /** The payments of one gateway order ([] when the gateway has no such order). */
+  orderPaymentRecords?(gatewayOrderId: string): Promise<GatewayPaymentRecord[]>;
+  /** One refund, or null when the gateway has no such refund. */
+  refundRecord?(gatewayRefundId: string): Promise<GatewayRefundRecord | null>;
 }

@@ -30,6 +30,13 @@ export class RazorpayApiError extends GatewayError {
   }
 }
 
+/** Razorpay's answer for an id it does not have (400 BAD_REQUEST_ERROR, or a 404). */
+export function isNoSuchId(err: unknown): boolean {
+  return err instanceof RazorpayApiError &&
+    (err.httpStatus === 404 ||
+      (err.httpStatus === 400 && /does not exist/i.test(err.body?.error?.description ?? "")));
+}
+
 export class RazorpayClient {
   readonly #auth: string;
   readonly #fetch: typeof fetch;
@@ -133,5 +140,29 @@ export class RazorpayClient {
 
   fetchRefund(refundId: string): Promise<RzpRefund> {
     return this.#request("GET", `/v1/refunds/${encodeURIComponent(refundId)}`);
+  }
+
+  /**
+   * Every item of a list endpoint created in [from, to] (unix seconds), 100 a page by `skip`
+   * (GATEWAY_FACTS A1). Newest first: an item created meanwhile can shift a page, so ids seen
+   * twice are dropped.
+   */
+  async listAll<T extends { id: string }>(
+    path: "/v1/payments" | "/v1/refunds",
+    from: number,
+    to: number,
+  ): Promise<T[]> {
+    const seen = new Map<string, T>();
+    for (let skip = 0;; skip += 100) {
+      const q = new URLSearchParams({
+        from: String(from),
+        to: String(to),
+        count: "100",
+        skip: String(skip),
+      });
+      const page = await this.#request<RzpCollection<T>>("GET", `${path}?${q}`);
+      for (const item of page.items) if (!seen.has(item.id)) seen.set(item.id, item);
+      if (page.items.length < 100) return [...seen.values()];
+    }
   }
 }

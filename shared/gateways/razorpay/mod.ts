@@ -12,11 +12,13 @@ import {
   type PaymentGateway,
   type PaymentResult,
 } from "../types.ts";
-import { RazorpayClient } from "./client.ts";
+import { isNoSuchId, RazorpayClient } from "./client.ts";
 import { verifyPaymentSignature, verifyWebhookSignature } from "./signature.ts";
 import {
   normalizeWebhook,
+  paymentRecord,
   paymentResult,
+  refundRecord,
   refundStatus,
   resultFromPayments,
   type RzpCaptureSettings,
@@ -222,6 +224,33 @@ export function createRazorpayGateway(
 
     async fetchRefund(gatewayRefundId) {
       return refundResult(await client.fetchRefund(gatewayRefundId));
+    },
+
+    // The gateway audit's list verbs (GET /v1/payments and /v1/refunds by from/to, all pages).
+    async listPayments(w) {
+      return (await client.listAll<RzpPayment>("/v1/payments", w.from, w.to)).map(paymentRecord);
+    },
+
+    async listRefunds(w) {
+      return (await client.listAll<RzpRefund>("/v1/refunds", w.from, w.to)).map(refundRecord);
+    },
+
+    async orderPaymentRecords(gatewayOrderId) {
+      try {
+        return (await client.orderPayments(gatewayOrderId)).map(paymentRecord);
+      } catch (err) {
+        if (isNoSuchId(err)) return [];
+        throw err;
+      }
+    },
+
+    async refundRecord(gatewayRefundId) {
+      try {
+        return refundRecord(await client.fetchRefund(gatewayRefundId));
+      } catch (err) {
+        if (isNoSuchId(err)) return null;
+        throw err;
+      }
     },
   };
 }

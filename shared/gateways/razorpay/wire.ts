@@ -2,7 +2,14 @@
 import { z } from "zod";
 import { sha256HexSync } from "../../crypto.ts";
 import { HttpError } from "../../http.ts";
-import type { NormalizedEvent, PaymentKind, PaymentResult, RefundStatus } from "../types.ts";
+import type {
+  GatewayPaymentRecord,
+  GatewayRefundRecord,
+  NormalizedEvent,
+  PaymentKind,
+  PaymentResult,
+  RefundStatus,
+} from "../types.ts";
 
 export interface RzpOrder {
   id: string;
@@ -313,5 +320,35 @@ function refundEffect(
     status,
     settle_refund_id: settleId,
     failure_reason: status === "failed" ? "refund failed at razorpay" : null,
+  };
+}
+
+// Section - records for the gateway audit
+
+/** Only `captured: true` is captured money: `refunded` with captured false is an expired authorization. */
+export function paymentRecord(p: RzpPayment): GatewayPaymentRecord {
+  return {
+    gatewayPaymentId: p.id,
+    gatewayOrderId: p.order_id,
+    settleOrderId: null,
+    captured: p.captured === true,
+    amount: p.amount,
+    currency: p.currency.toUpperCase(),
+    status: p.status,
+    created: p.created_at,
+  };
+}
+
+export function refundRecord(r: RzpRefund): GatewayRefundRecord {
+  const notes = Array.isArray(r.notes) ? {} : r.notes ?? {};
+  return {
+    gatewayRefundId: r.id,
+    gatewayPaymentId: r.payment_id,
+    gatewayOrderId: null,
+    settleRefundId: typeof notes.settle_refund_id === "string" ? notes.settle_refund_id : null,
+    amount: r.amount,
+    currency: r.currency.toUpperCase(),
+    status: refundStatus(r.status),
+    created: r.created_at,
   };
 }

@@ -4,8 +4,15 @@ import { z } from "zod";
 import type { StripeConfig } from "../../config.ts";
 import { hmacSha256HexSync, timingSafeEqual } from "../../crypto.ts";
 import { HttpError } from "../../http.ts";
-import { GatewayError, type OrderTerms, type PaymentGateway } from "../types.ts";
-import { toStripeAmount } from "./amounts.ts";
+import {
+  GatewayError,
+  type GatewayPaymentRecord,
+  type GatewayRefundRecord,
+  type ListWindow,
+  type OrderTerms,
+  type PaymentGateway,
+} from "../types.ts";
+import { fromStripeAmount, toStripeAmount } from "./amounts.ts";
 import {
   card,
   type CardDetails,
@@ -14,6 +21,7 @@ import {
   normalizeEvent,
   notAnEvent,
   refundResult,
+  refundStatus,
 } from "./wire.ts";
 
 export type { CardDetails };
@@ -75,6 +83,66 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     throw mapError(err);
   }
+}
+
+/** Like call, but null when Stripe has no such object (resource_missing). */
+async function callOrMissing<T>(fn: () => Promise<T>): Promise<T | null> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Stripe.errors.StripeError && err.code === "resource_missing") return null;
+    throw mapError(err);
+  }
+}
+
+const idOf = (x: string | { id: string } | null | undefined) =>
+  typeof x === "string" ? x : x?.id ?? null;
+
+/** An intent as the audit sees it: only `succeeded` is captured money (amount_received). */
+function paymentRecord(pi: Stripe.PaymentIntent): GatewayPaymentRecord {
+  const currency = pi.currency.toUpperCase();
+  const captured = pi.status === "succeeded";
+  return {
+    gatewayPaymentId: idOf(pi.latest_charge),
+    gatewayOrderId: pi.id,
+    settleOrderId: pi.metadata?.settle_order_id ?? null,
+    captured,
+    amount: fromStripeAmount(captured ? pi.amount_received : pi.amount, currency),
+    currency,
+    status: pi.status,
+    created: pi.created,
+  };
+}
+
+function refundRecord(r: Stripe.Refund): GatewayRefundRecord {
+  const currency = r.currency.toUpperCase();
+  return {
+    gatewayRefundId: r.id,
+    gatewayPaymentId: idOf(r.charge),
+    gatewayOrderId: idOf(r.payment_intent),
+    settleRefundId: r.metadata?.settle_refund_id ?? null,
+    amount: fromStripeAmount(r.amount, currency),
+    currency,
+    status: refundStatus(r.status),
+    created: r.created,
+  };
+}
+
+/** Every object of a list in the window, through the SDK's auto-pagination (newest first). */
+async function listAll<T, R>(
+  list: (p: { created: { gte: number; lte: number }; limit: number }) => AsyncIterable<T>,
+  w: ListWindow,
+  map: (x: T) => R,
+): Promise<R[]> {
+  const out: R[] = [];
+  try {
+    for await (const x of list({ created: { gte: w.from, lte: w.to }, limit: 100 })) {
+      out.push(map(x));
+    }
+  } catch (err) {
+    throw mapError(err);
+  }
+  return out;
 }
 
 /** The SDK retries a failed request (same idempotency key) after at most 5 s (its cap). */
@@ -223,6 +291,25 @@ export function createStripeGateway(
 
     async fetchRefund(gatewayRefundId) {
       return refundResult(await call(() => stripe.refunds.retrieve(gatewayRefundId)));
+    },
+
+    // The gateway audit's list verbs (PaymentIntents and refunds by created[gte/lte]).
+    listPayments(w) {
+      return listAll((p) => stripe.paymentIntents.list(p), w, paymentRecord);
+    },
+
+    listRefunds(w) {
+      return listAll((p) => stripe.refunds.list(p), w, refundRecord);
+    },
+
+    async orderPaymentRecords(gatewayOrderId) {
+      const pi = await callOrMissing(() => stripe.paymentIntents.retrieve(gatewayOrderId));
+      return pi ? [paymentRecord(pi)] : [];
+    },
+
+    async refundRecord(gatewayRefundId) {
+      const r = await callOrMissing(() => stripe.refunds.retrieve(gatewayRefundId));
+      return r ? refundRecord(r) : null;
     },
 
     async createCustomer(accountId) {

@@ -87,7 +87,7 @@ export function intentResult(pi: Stripe.PaymentIntent): PaymentResult {
   }
 }
 
-function refundStatus(status: string | null): RefundStatus {
+export function refundStatus(status: string | null): RefundStatus {
   if (status === "succeeded") return "processed";
   if (status === "failed" || status === "canceled") return "failed";
   return "pending";
