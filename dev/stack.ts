@@ -10,6 +10,7 @@ import { handler as refunds } from "../supabase/functions/refunds/handler.ts";
 import { handler as subscriptions } from "../supabase/functions/subscriptions/handler.ts";
 import { handler as outboxDispatch } from "../supabase/functions/outbox-dispatch/handler.ts";
 import { handler as reconcile } from "../supabase/functions/reconcile/handler.ts";
+import { handler as walletCharges } from "../supabase/functions/wallet-charges/handler.ts";
 import { StripeSimulator } from "./simulator/stripe.ts";
 import {
   RazorpaySimulator,
@@ -27,6 +28,7 @@ export const FUNCTIONS = {
   subscriptions,
   "outbox-dispatch": outboxDispatch,
   reconcile,
+  "wallet-charges": walletCharges,
 } as const;
 
 export const LOCAL_STRIPE = {

@@ -3,6 +3,7 @@ import type { App } from "../app.ts";
 import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "../gateways/types.ts";
 import { applyPayment } from "./orders.ts";
 import { reconcileRefunds } from "./refunds.ts";
+import { expireHolds } from "./wallet_charges.ts";
 
 /** One run's knobs; anything omitted comes from app.config.reconcile. */
 export interface ReconcileOptions {
@@ -204,12 +205,21 @@ export const lapsedSubscriptions: ReconcileStep = {
   },
 };
 
+/** Wallet holds past their expiry, released back to their wallets (SKIP LOCKED). */
+export const expiredHolds: ReconcileStep = {
+  name: "holds",
+  async run(app, s) {
+    return { released: await expireHolds(app, s.limit) };
+  },
+};
+
 /** The steps of one run, in order. A new step is one more entry here. */
 export const RECONCILE_STEPS: readonly ReconcileStep[] = [
   stuckOrders,
   failedWebhooks,
   pendingRefunds,
   lapsedSubscriptions,
+  expiredHolds,
 ];
 
 export interface ReconcileSummary {
