@@ -628,4 +628,3 @@ grant execute on function settle.charge_wallet(uuid, bigint, text, text, boolean
   settle.expire_wallet_holds(timestamptz, integer),
   settle.refund_wallet_charge(uuid, bigint, text), settle.ledger_audit_holds()
   to service_role;
-grant execute on function settle.ledger_audit_holds() to payment_analyst;
