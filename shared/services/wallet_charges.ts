@@ -7,7 +7,7 @@
 import { z } from "zod";
 import type { App } from "../app.ts";
 import type { Caller } from "../auth.ts";
-import { asUser, type Tx } from "../db.ts";
+import { asUser, type Sql } from "../db.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 
@@ -122,10 +122,14 @@ function requireService(caller: Caller) {
   }
 }
 
-/** Runs one settle function as the service role (so its grants apply). */
-function serviceCall<T>(app: App, caller: Caller, query: (tx: Tx) => Promise<T>): Promise<T> {
+/**
+ * Runs one settle function for the service role as one statement in its own transaction, as
+ * the refunds service does: a charge holds its wallet's row lock until commit, and an explicit
+ * transaction would hold it for one more round trip (the COMMIT) on a hot wallet.
+ */
+function serviceCall<T>(app: App, caller: Caller, query: (sql: Sql) => Promise<T>): Promise<T> {
   requireService(caller);
-  return asUser(app.sql, caller, query);
+  return query(app.sql);
 }
 
 /** POST /wallet-charges: a charge (captured at once) or, with capture false, a hold. */
@@ -139,10 +143,12 @@ export async function createCharge(
   const key = idempotencyKey.parse(rawKey ?? undefined);
   const b = chargeBody.parse(body);
   const capture = b.capture ?? true;
-  const result = await serviceCall(app, caller, async (tx) => {
-    const [r] = await tx`select settle.charge_wallet(${b.account_id}, ${b.amount}, ${b.currency},
+  const result = await serviceCall(app, caller, async (sql) => {
+    const [r] = await sql`select settle.charge_wallet(${b.account_id}, ${b.amount}, ${b.currency},
       ${key}, ${capture}, ${b.expires_in_seconds ?? null}, ${b.description ?? null},
-      ${b.reference ?? null}, ${b.metadata === undefined ? null : tx.json(b.metadata as never)})
+      ${b.reference ?? null}, ${
+      b.metadata === undefined ? null : app.sql.json(b.metadata as never)
+    })
       as result`;
     return r.result as { charge: ChargeRow; replayed: boolean };
   });
@@ -162,8 +168,8 @@ export async function captureCharge(
   requireService(caller);
   const charge = chargeId.parse(id);
   const { amount } = amountBody.parse(body);
-  const result = await serviceCall(app, caller, async (tx) => {
-    const [r] = await tx`select settle.capture_wallet_charge(${charge}, ${
+  const result = await serviceCall(app, caller, async (sql) => {
+    const [r] = await sql`select settle.capture_wallet_charge(${charge}, ${
       amount ?? null
     }) as result`;
     return r.result as { charge: ChargeRow };
@@ -175,8 +181,8 @@ export async function captureCharge(
 export async function voidCharge(app: App, caller: Caller, id: string) {
   requireService(caller);
   const charge = chargeId.parse(id);
-  const result = await serviceCall(app, caller, async (tx) => {
-    const [r] = await tx`select settle.void_wallet_charge(${charge}) as result`;
+  const result = await serviceCall(app, caller, async (sql) => {
+    const [r] = await sql`select settle.void_wallet_charge(${charge}) as result`;
     return r.result as { charge: ChargeRow };
   });
   return { charge: publicCharge(result.charge) };
@@ -194,8 +200,8 @@ export async function refundCharge(
   const charge = chargeId.parse(id);
   const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
   const { amount } = amountBody.parse(body);
-  const result = await serviceCall(app, caller, async (tx) => {
-    const [r] = await tx`select settle.refund_wallet_charge(${charge}, ${amount ?? null}, ${key})
+  const result = await serviceCall(app, caller, async (sql) => {
+    const [r] = await sql`select settle.refund_wallet_charge(${charge}, ${amount ?? null}, ${key})
       as result`;
     return r.result as { charge: ChargeRow; refund: ChargeRefundRow; replayed: boolean };
   });
