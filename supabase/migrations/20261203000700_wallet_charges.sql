@@ -207,6 +207,12 @@ begin
   if not found then
     perform settle.fail(409, 'insufficient_funds', format('the account has no %s wallet', p_currency));
   end if;
+  -- A sender with the same key may have charged this wallet while we waited for its lock: its
+  -- charge is the answer, whatever the balance is now.
+  select * into v_charge from public.wallet_charges where idempotency_key = p_idempotency_key;
+  if found then
+    return settle.wallet_charge_replay(v_charge, v_hash);
+  end if;
   if v_wallet.balance < p_amount then
     perform settle.fail(409, 'insufficient_funds', format(
       'the %s wallet holds %s minor units, the charge is %s', p_currency, v_wallet.balance, p_amount));

@@ -174,6 +174,13 @@ begin
 
   -- The wallet row lock orders this with every other spend of the wallet.
   select * into v_wallet from public.wallets where account_id = v_account and currency = v_currency for update;
+  if p_idempotency_key is not null then
+    -- The same request may have been paid while we waited for the wallet: that is the answer.
+    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
+    if found then
+      return settle.wallet_order_replay(v_order, p_request_hash);
+    end if;
+  end if;
   if v_wallet.id is null or v_wallet.balance < v_amount then
     perform settle.fail(409, 'insufficient_funds', format(
       'the %s wallet holds %s minor units, the price is %s', v_currency, coalesce(v_wallet.balance, 0), v_amount));
