@@ -39,6 +39,8 @@ import {
   type Row,
 } from "./lib/report.ts";
 import { type ServerProcess, startServer } from "./lib/spawn.ts";
+import { chargeJobs, checkChargesAndRefund, fundWallets } from "./lib/charges.ts";
+import { serviceRoleKey } from "../dev/keys.ts";
 import { latency, round } from "./lib/stats.ts";
 
 // ---------------------------------------------------------------- options
@@ -128,7 +130,7 @@ function parseOptions(args: string[]): Options {
       }
       case "--help":
         console.log(
-          "deno task bench [--seconds N | --quick] [--only pgbench,floor,ingest,hot,checkout,sql]\n" +
+          "deno task bench [--seconds N | --quick] [--only pgbench,floor,ingest,hot,charges,checkout,sql]\n" +
             "                [--gateways razorpay,stripe] [--concurrency 1,8,16,32] [--pool N] [--prepare]\n" +
             "                [--no-tuned | --tuned-pool N --tuned-isolates N] [--admin-url URL]\n" +
             "                [--out FILE] [--label TEXT] [--keep-db]\n" +
@@ -949,6 +951,26 @@ async function serverPhases(full: boolean) {
         after - before === credited
       }`,
     );
+  }
+
+  if (want("charges")) {
+    rowGateway = undefined;
+    for (
+      const [id, what, n, baseline] of [
+        ["charge_hot", "wallet-charges: 16 senders charge one wallet", 1, "tpcb s1 c16"],
+        ["charge_spread", "wallet-charges: 16 senders over 256 wallets", 256, "tpcb s10 c16"],
+      ] as const
+    ) {
+      const users = await createUsers(db, n, `${id}-${rowConfig}`);
+      const funded = 1_000_000_000;
+      expectedPaid += await fundWallets(db, users, funded);
+      const jobs = chargeJobs(server!.functionsUrl, await serviceRoleKey(), users);
+      await settleDb();
+      const win = windows(opts.seconds);
+      const r = await runLoad(urls(), { concurrency: 16, seconds: opts.seconds, next: jobs.next });
+      const correctness = await checkChargesAndRefund(db, users, jobs.made, funded);
+      makeRow(id, what, 16, r, jobs.made.length, correctness, await win, baseline);
+    }
   }
 
   if (want("checkout")) {

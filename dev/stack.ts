@@ -11,6 +11,7 @@ import { handler as subscriptions } from "../supabase/functions/subscriptions/ha
 import { handler as outboxDispatch } from "../supabase/functions/outbox-dispatch/handler.ts";
 import { handler as reconcile } from "../supabase/functions/reconcile/handler.ts";
 import { handler as gatewayAudit } from "../supabase/functions/gateway-audit/handler.ts";
+import { handler as walletCharges } from "../supabase/functions/wallet-charges/handler.ts";
 import { StripeSimulator } from "./simulator/stripe.ts";
 import {
   RazorpaySimulator,
@@ -29,6 +30,7 @@ export const FUNCTIONS = {
   "outbox-dispatch": outboxDispatch,
   reconcile,
   "gateway-audit": gatewayAudit,
+  "wallet-charges": walletCharges,
 } as const;
 
 export const LOCAL_STRIPE = {

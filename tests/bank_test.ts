@@ -2,8 +2,10 @@
 // gateways, deliver verify and webhooks duplicated and reordered, refund (partially, fully,
 // racing each other on one order, with client retries under one Idempotency-Key), fail refunds
 // at the gateway, break the gateway's refund endpoint, and spend wallets, for a bounded number of
-// operations chosen by a seeded PRNG. Every answer is recorded in a model of what was accepted;
-// at the end the ledger audits clean and every balance, order and refund is what the model says.
+// operations chosen by a seeded PRNG. The app's backend also charges and holds wallets, resolves
+// holds (capture, void, both racing; the rest expire) and refunds charges. Every answer is
+// recorded in a model of what was accepted; at the end the ledger audits clean and every
+// balance, order, refund and wallet charge is what the model says.
 //
 // BANK_OPS (default 1000), BANK_WORKERS (8), BANK_USERS (6) and BANK_SEED (random, printed)
 // are read from the environment; the seed reproduces each worker's choices (the interleaving is
@@ -122,8 +124,20 @@ interface Tally {
   [k: string]: number;
 }
 
+/** A wallet charge or hold the model knows was made (by the app's backend, service role). */
+interface MCharge {
+  id: string;
+  user: TestUser;
+  currency: string;
+  amount: number;
+  status: "held" | "captured" | "released";
+  /** Captured minus refunded: what a charge refund may still take back. */
+  refundable: number;
+}
+
 class Model {
   orders: MOrder[] = [];
+  charges: MCharge[] = [];
   latePayments: MOrder[] = [];
   refunds = new Map<string, MRefund>();
   spends = new Map<string, number>();
@@ -133,6 +147,11 @@ class Model {
 
   count(t: Tally, k: string) {
     t[k] = (t[k] ?? 0) + 1;
+  }
+  /** Money leaving (positive) or coming back to (negative) a wallet other than by orders. */
+  spend(accountId: string, currency: string, amount: number) {
+    const k = `${accountId}/${currency}`;
+    this.spends.set(k, (this.spends.get(k) ?? 0) + amount);
   }
   spent(accountId: string, currency: string): number {
     return this.spends.get(`${accountId}/${currency}`) ?? 0;
@@ -588,6 +607,101 @@ async function opSpend(w: World, rng: Rng) {
   }
 }
 
+// Wallet charges and holds (the app's backend spends and holds balances; holds resolve once).
+async function opCharge(w: World, rng: Rng) {
+  const user = rng.pick(w.users);
+  const currency = rng.pick(["INR", "USD"]);
+  const hint = Math.max(100, w.model.balance(user.accountId, currency));
+  const amount = rng.chance(0.2)
+    ? hint + 100 * rng.int(1, 50)
+    : rng.int(1, Math.max(1, Math.floor(hint / 100))) * 100;
+  const capture = rng.chance(0.5);
+  const body = { account_id: user.accountId, amount, currency, capture };
+  const key = `bank-charge-${crypto.randomUUID()}`;
+  const copies = rng.chance(0.2) ? 2 : 1;
+  const answers = await Promise.all(
+    Array.from(
+      { length: copies },
+      () => call(w, w.s.serviceRoleKey, "POST", "wallet-charges", body, { "Idempotency-Key": key }),
+    ),
+  );
+  const made = answers.filter((r) => r.status === 201 || r.status === 200);
+  for (const r of answers) {
+    if (r.status !== 201 && r.status !== 200 && r.body?.error?.code !== "insufficient_funds") {
+      throw new Error(`wallet charge → ${r.status} ${JSON.stringify(r.body)}`);
+    }
+  }
+  if (made.length === 0) return w.model.count(w.model.refused, "charge:insufficient_funds");
+  const ids = new Set(made.map((r) => r.body.charge.id));
+  if (ids.size !== 1) throw new Error(`one key made charges ${[...ids].join(", ")}`);
+  w.model.charges.push({
+    id: made[0].body.charge.id,
+    user,
+    currency,
+    amount,
+    status: capture ? "captured" : "held",
+    refundable: capture ? amount : 0,
+  });
+  w.model.spend(user.accountId, currency, amount);
+  w.model.count(w.model.accepted, capture ? "charge" : "hold");
+}
+
+/** Resolves an open hold: capture all or part, void, or capture and void racing (one wins). */
+async function opResolveHold(w: World, rng: Rng) {
+  const open = w.model.charges.filter((c) => c.status === "held");
+  if (open.length === 0) return await opCharge(w, rng);
+  const c = rng.pick(open);
+  const mode = rng.pick(["capture", "partial", "void", "race"] as const);
+  const part = rng.int(1, c.amount);
+  const capture = () =>
+    call(w, w.s.serviceRoleKey, "POST", `wallet-charges/${c.id}/capture`, {
+      amount: mode === "partial" || mode === "race" ? part : c.amount,
+    });
+  const voidIt = () => call(w, w.s.serviceRoleKey, "POST", `wallet-charges/${c.id}/void`);
+  const [cap, voided] = await Promise.all([
+    mode === "void" ? null : capture(),
+    mode === "capture" || mode === "partial" ? null : voidIt(),
+  ]);
+  const won = [cap, voided].filter((r) => r?.status === 200);
+  if (won.length !== 1) {
+    throw new Error(`hold ${c.id} ${mode}: ${cap?.status} ${voided?.status}`);
+  }
+  for (const r of [cap, voided]) {
+    if (r && r.status !== 200 && r.body?.error?.code !== "charge_not_held") {
+      throw new Error(`hold ${c.id} ${mode} → ${r.status} ${JSON.stringify(r.body)}`);
+    }
+  }
+  const captured = cap?.status === 200 ? cap.body.charge.amount_captured as number : 0;
+  c.status = captured > 0 ? "captured" : "released";
+  c.refundable = captured;
+  w.model.spend(c.user.accountId, c.currency, captured - c.amount);
+  w.model.count(w.model.accepted, `hold:${mode}:${captured > 0 ? "captured" : "released"}`);
+}
+
+/** Credits part of a captured charge back; more than remains is refused. */
+async function opChargeRefund(w: World, rng: Rng) {
+  const captured = w.model.charges.filter((c) => c.status === "captured");
+  if (captured.length === 0) return await opCharge(w, rng);
+  const c = rng.pick(captured);
+  const over = rng.chance(0.2);
+  const amount = over ? c.refundable + rng.int(1, 500) : rng.int(1, Math.max(1, c.refundable));
+  const r = await call(w, w.s.serviceRoleKey, "POST", `wallet-charges/${c.id}/refund`, { amount });
+  if (r.status === 201) {
+    if (amount > c.refundable) {
+      throw new Error(`charge refund of ${amount} > ${c.refundable} accepted`);
+    }
+    c.refundable -= amount;
+    w.model.spend(c.user.accountId, c.currency, -amount);
+    return w.model.count(w.model.accepted, "charge_refund");
+  }
+  if (r.body?.error?.code !== "refund_exceeds_charge" || amount <= c.refundable) {
+    throw new Error(
+      `charge refund ${amount} of ${c.refundable} → ${r.status} ${JSON.stringify(r.body)}`,
+    );
+  }
+  w.model.count(w.model.refused, "charge_refund:refund_exceeds_charge");
+}
+
 type OpName =
   | "topup"
   | "late"
@@ -597,7 +711,10 @@ type OpName =
   | "refundHooks"
   | "fail"
   | "chaos"
-  | "spend";
+  | "spend"
+  | "charge"
+  | "resolveHold"
+  | "chargeRefund";
 const WEIGHTS: Record<OpName, number> = {
   topup: 26,
   late: 8,
@@ -608,6 +725,9 @@ const WEIGHTS: Record<OpName, number> = {
   fail: 4,
   chaos: 3,
   spend: 7,
+  charge: 6,
+  resolveHold: 4,
+  chargeRefund: 2,
 };
 const RUN: Record<OpName, (w: World, rng: Rng) => Promise<void>> = {
   topup: opTopup,
@@ -619,6 +739,9 @@ const RUN: Record<OpName, (w: World, rng: Rng) => Promise<void>> = {
   fail: opFailRefund,
   chaos: opChaos,
   spend: opSpend,
+  charge: opCharge,
+  resolveHold: opResolveHold,
+  chargeRefund: opChargeRefund,
 };
 
 // ------------------------------------------------------------------ the end state
@@ -652,6 +775,17 @@ async function quiesce(w: World) {
   }
   await s.razorpay.idle();
   await s.stripe.idle();
+  // Holds still open: every other one voided, the rest left to the expiry sweep.
+  const openHolds = model.charges.filter((c) => c.status === "held");
+  for (const [i, c] of openHolds.entries()) {
+    if (i % 2 === 0) {
+      const r = await call(w, s.serviceRoleKey, "POST", `wallet-charges/${c.id}/void`);
+      if (r.status !== 200) throw new Error(`void ${c.id} → ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    c.status = "released";
+    model.spend(c.user.accountId, c.currency, -c.amount);
+  }
+  await s.db`select settle.expire_wallet_holds(now() + interval '30 days', 10000)`;
 }
 
 async function gatewayRefunds(w: World, o: MOrder) {
@@ -773,6 +907,22 @@ async function check(w: World) {
       if (m && m.failedAtGateway !== failedThere) {
         problems.push(`gateway refund ${g.id}: ${g.status}, model failed=${m.failedAtGateway}`);
       }
+    }
+  }
+
+  // Every charge the model accepted is one row in the state the model says, and no others.
+  const userIds = w.users.map((u) => u.accountId);
+  const chargeRows = await s.db`select id, status, amount_captured - amount_refunded as kept
+    from public.wallet_charges where account_id in ${s.db(userIds)}`;
+  const charges = new Map(model.charges.map((c) => [c.id, c]));
+  if (chargeRows.length !== model.charges.length) {
+    problems.push(`${chargeRows.length} wallet charges, model accepted ${model.charges.length}`);
+  }
+  for (const r of chargeRows) {
+    const c = charges.get(r.id);
+    const status = r.status === "refunded" ? "captured" : r.status;
+    if (!c || c.status !== status || (c.status === "captured" && Number(r.kept) !== c.refundable)) {
+      problems.push(`wallet charge ${r.id}: ${r.status} ${r.kept}, model ${JSON.stringify(c)}`);
     }
   }
 

@@ -8,11 +8,12 @@ import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 import { GatewayError, type PaymentGateway, type PaymentResult } from "../gateways/types.ts";
 import { ensureCustomer } from "./customers.ts";
+import { payOrderFromWallet } from "./wallet_orders.ts";
 
 export interface OrderRow {
   id: string;
   account_id: string;
-  gateway: "razorpay" | "stripe";
+  gateway: "razorpay" | "stripe" | "wallet";
   purpose: "wallet_topup" | "plan" | "product";
   plan_id: string | null;
   product_id: string | null;
@@ -28,7 +29,7 @@ export interface OrderRow {
 const slug = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be an id of letters, digits, _ or -");
 
 export const createOrderBody = z.object({
-  gateway: z.enum(["razorpay", "stripe"]),
+  gateway: z.enum(["razorpay", "stripe", "wallet"]),
   purpose: z.enum(["wallet_topup", "plan", "product"]),
   plan_id: slug.optional(),
   product_id: slug.optional(),
@@ -92,6 +93,8 @@ export async function createOrder(
   body: CreateOrderBody,
   rawKey: string | null,
 ): Promise<{ status: 200 | 201; body: unknown }> {
+  // Paid at once from the account's balance: no gateway order, no checkout (wallet_orders.ts).
+  if (body.gateway === "wallet") return await payOrderFromWallet(app, caller, body, rawKey);
   const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
   const gateway = app.gateway(body.gateway);
   if (body.amount !== undefined && body.currency) gateway.checkAmount(body.amount, body.currency);

@@ -5,6 +5,7 @@ import { minorFromDb } from "../money.ts";
 import { applyPayment } from "./orders.ts";
 import { reconcileRefunds } from "./refunds.ts";
 import { retryOwedReads } from "./webhooks.ts";
+import { expireHolds } from "./wallet_charges.ts";
 
 /** One run's knobs; anything omitted comes from app.config.reconcile. */
 export interface ReconcileOptions {
@@ -224,6 +225,14 @@ export const lapsedSubscriptions: ReconcileStep = {
   },
 };
 
+/** Wallet holds past their expiry, released back to their wallets (SKIP LOCKED). */
+export const expiredHolds: ReconcileStep = {
+  name: "holds",
+  async run(app, s) {
+    return { released: await expireHolds(app, s.limit) };
+  },
+};
+
 /** The steps of one run, in order. A new step is one more entry here. */
 export const RECONCILE_STEPS: readonly ReconcileStep[] = [
   stuckOrders,
@@ -231,6 +240,7 @@ export const RECONCILE_STEPS: readonly ReconcileStep[] = [
   failedWebhooks,
   pendingRefunds,
   lapsedSubscriptions,
+  expiredHolds,
 ];
 
 export interface ReconcileSummary {

@@ -98,7 +98,11 @@ export async function createRefund(
     const [order] = await tx<Pick<OrderRow, "gateway" | "currency" | "amount">[]>`
       select gateway, currency, amount - amount_refunded as amount
       from public.orders where id = ${input.order_id}`;
-    if (order && (input.amount !== undefined || minorFromDb(order.amount) > 0)) {
+    // A wallet order's refund goes back to the wallet: no gateway, no gateway limits.
+    if (
+      order && order.gateway !== "wallet" &&
+      (input.amount !== undefined || minorFromDb(order.amount) > 0)
+    ) {
       app.gateway(order.gateway).checkRefundAmount(
         input.amount ?? minorFromDb(order.amount),
         order.currency,

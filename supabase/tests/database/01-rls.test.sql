@@ -97,7 +97,7 @@ select set_eq(
       and has_table_privilege('authenticated', c.oid, 'SELECT')$$,
   array['currencies', 'plans', 'products', 'accounts', 'account_members', 'wallets', 'orders',
         'ledger_entries', 'ledger_transactions', 'payment_methods', 'refunds', 'subscriptions',
-        'subscription_periods'],
+        'subscription_periods', 'wallet_charges', 'wallet_charge_refunds'],
   'authenticated can select the member tables only (not webhook_events, gateway_customers, the outbox or rate limits)');
 -- New settle functions are executable by PUBLIC unless a migration revokes it (the schema's
 -- default-privilege revoke does not apply): this allowlist catches one that forgot.
@@ -110,7 +110,8 @@ select set_eq(
         'settle.create_order(text,text,text,text,bigint,text,uuid,text,text)',
         'settle.cancel_subscription(uuid,boolean)',
         'settle.request_refund(uuid,bigint,text,text,text)',
-        'settle.can_read_payment_stats(uuid)'],
+        'settle.can_read_payment_stats(uuid)',
+        'settle.pay_order_from_wallet(text,text,text,uuid,text,text)'],
   'users may execute exactly the settle functions meant for them');
 
 -- Section - a member reads exactly their accounts' rows (a: personal + team)
