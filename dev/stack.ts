@@ -162,7 +162,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       return json(404, { error: { code: "not_found", message: `no function ${m[1]}` } });
     }
     if (devPages) {
-      const res = await devPages.serve(req, { app, anonKey: keys.anon, simulatorUrl });
+      const res = await devPages.serve(req, {
+        app,
+        anonKey: keys.anon,
+        serviceRoleKey: keys.service,
+        simulatorUrl,
+        stripeUrl,
+      });
       if (res) return res;
     }
     return json(404, { error: { code: "not_found", message: "not found" } });
