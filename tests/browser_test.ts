@@ -149,12 +149,13 @@ Deno.test({
 });
 
 Deno.test({
-  name: "browser: a failed payment shows failed (Razorpay and Stripe) and credits nothing",
+  name: "browser: a failed payment shows failed (Razorpay, Stripe); paying again credits it once",
   ...opts,
   fn: () =>
     withPage(async (s, { page }) => {
       const user = await createUser(s.db, "browser-fail");
       await signIn(page, s, user);
+      const failed = [];
       for (const gateway of ["razorpay", "stripe"] as const) {
         const order = await startTopUp(page, s, user, { amount: "300", gateway });
         await page.locator("#fail").click();
@@ -168,6 +169,7 @@ Deno.test({
         await waitOrder(page, order.id, "failed");
         const [row] = await s.db`select status from public.orders where id = ${order.id}`;
         assert.equal(row.status, "failed", gateway);
+        failed.push(order);
       }
       await waitWallet(page, "INR", 0, "₹0.00");
       assert.equal(
@@ -175,7 +177,20 @@ Deno.test({
         0,
         "a failed payment credits nothing",
       );
-      assert.equal(await page.locator("#topup-submit").isEnabled(), true);
+
+      // Both gateways let the customer retry the same order; settle moves failed → paid.
+      for (const [i, order] of failed.entries()) {
+        await page.locator(`tr[data-order-id="${order.id}"] .pay-again`).click();
+        await page.locator("#pay").click();
+        await waitStatus(page, "checkout-status", "success", /: order paid$/);
+        await waitOrder(page, order.id, "paid");
+        await waitWallet(page, "INR", 30000 * (i + 1), `₹${300 * (i + 1)}.00`);
+      }
+      await s.razorpay.idle();
+      await s.stripe.idle();
+      const orders = await ordersOf(s, user);
+      assert.deepEqual(orders.map((o) => o.status), ["paid", "paid"]);
+      assert.equal(await walletBalance(s.db, user.accountId), 60000, "each credited once");
     }),
 });
 
@@ -201,6 +216,8 @@ Deno.test({
         const [row] = await s.db`select status, gateway_payment_id from public.orders
           where id = ${order.id}`;
         assert.deepEqual({ ...row }, { status: "created", gateway_payment_id: null }, gateway);
+        const again = page.locator(`tr[data-order-id="${order.id}"] .pay-again`);
+        assert.equal(await again.innerText(), "Pay", "the checkout can be opened again");
       }
       assert.equal(sentTo(b, "POST", /\/_sim\//).length, 0, "the gateway heard of no payment");
       assert.equal(sentTo(b, "POST", /\/verify$/).length, 0);

@@ -65,9 +65,21 @@ function orderLabel(o) {
   return o.purpose === "wallet_topup" ? `${o.currency} wallet top-up` : o.product_id;
 }
 
+/** Refund for a paid order; Pay (again) for an unpaid one whose checkout this page holds. */
+function orderAction(o) {
+  const button = (cls, text, onclick) =>
+    el("button", { class: `act ${cls}`, disabled: !idle(), onclick }, text);
+  if (o.status === "paid" || o.status === "partially_refunded") {
+    return button("refund", "Refund", () => refund(o));
+  }
+  if ((o.status === "created" || o.status === "failed") && checkouts.has(o.id)) {
+    return button("pay-again", o.status === "failed" ? "Pay again" : "Pay", () => payAgain(o.id));
+  }
+  return "";
+}
+
 function renderOrders({ orders }) {
   $("orders").replaceChildren(...orders.map((o) => {
-    const refundable = o.status === "paid" || o.status === "partially_refunded";
     const refunded = o.amount_refunded ? ` (${money(o.amount_refunded, o.currency)} back)` : "";
     return el(
       "tr",
@@ -82,17 +94,7 @@ function renderOrders({ orders }) {
         el("span", { class: "badge status-of", "data-status": o.status }, o.status),
         refunded,
       ),
-      el(
-        "td",
-        {},
-        refundable
-          ? el("button", {
-            class: "act refund",
-            disabled: !idle(),
-            onclick: () => refund(o),
-          }, "Refund")
-          : "",
-      ),
+      el("td", {}, orderAction(o)),
     );
   }));
 }
@@ -177,33 +179,48 @@ async function until(fetchValue, done, { tries = 40, everyMs = 250 } = {}) {
 
 // Section - actions
 
-/** Creates an order, opens the checkout, and reports what the customer did. */
+/** Checkouts of the orders created on this page, so a failed or closed one can be paid later. */
+const checkouts = new Map(); // order id → { order, checkout }
+
+/** Creates an order, then opens its checkout. */
 function buy(body, label) {
   return action("checkout-status", `creating the ${body.gateway} order…`, async () => {
     const { order, checkout } = await invoke("create-order", { body });
     log(`created ${order.id} (${order.status}) at ${order.gateway}`);
+    checkouts.set(order.id, { order: { ...order, label }, checkout });
     await refresh();
-    setStatus("checkout-status", "loading", `waiting for the customer at ${order.gateway}…`);
-    const result = await openCheckout(config, { ...order, label }, checkout);
-    if (result.kind === "closed") {
-      await refresh();
-      return { state: "cancelled", text: "checkout closed: nothing was charged" };
-    }
-    if (result.kind === "failed") {
-      setStatus("checkout-status", "loading", `${result.message}; waiting for settle to hear…`);
-      const { orders } = await until(
-        () => read("orders"),
-        ({ orders }) => orders.find((o) => o.id === order.id)?.status !== "created",
-      );
-      await refresh();
-      const status = orders.find((o) => o.id === order.id)?.status;
-      return { state: "failure", text: `payment failed: ${result.message} (order ${status})` };
-    }
-    setStatus("checkout-status", "loading", "verifying the payment…");
-    const verified = await invoke("verify", { body: result.proof });
-    await refresh();
-    return { text: `${label}: order ${verified.order.status}` };
+    return await pay(order.id);
   });
+}
+
+/** Opens an order's checkout again (after a decline, or after it was closed). */
+function payAgain(orderId) {
+  return action("checkout-status", "opening the checkout…", () => pay(orderId));
+}
+
+/** Shows the checkout and reports what the customer did, with the order's status from the DB. */
+async function pay(orderId) {
+  const { order, checkout } = checkouts.get(orderId);
+  setStatus("checkout-status", "loading", `waiting for the customer at ${order.gateway}…`);
+  const result = await openCheckout(config, order, checkout);
+  if (result.kind === "closed") {
+    await refresh();
+    return { state: "cancelled", text: "checkout closed: nothing was charged" };
+  }
+  if (result.kind === "failed") {
+    setStatus("checkout-status", "loading", `${result.message}; waiting for settle to hear…`);
+    const { orders } = await until(
+      () => read("orders"),
+      ({ orders }) => orders.find((o) => o.id === order.id)?.status !== "created",
+    );
+    await refresh();
+    const status = orders.find((o) => o.id === order.id)?.status;
+    return { state: "failure", text: `payment failed: ${result.message} (order ${status})` };
+  }
+  setStatus("checkout-status", "loading", "verifying the payment…");
+  const verified = await invoke("verify", { body: result.proof });
+  await refresh();
+  return { text: `${order.label}: order ${verified.order.status}` };
 }
 
 function refund(order) {
