@@ -144,6 +144,7 @@ function renderPlans() {
         el("button", {
           class: "act buy",
           "data-gateway": gateway,
+          disabled: !idle(),
           onclick: () => buy({ gateway, purpose: "plan", plan_id: p.id }, p.name),
         }, `Buy with ${gateway === "razorpay" ? "Razorpay" : "Stripe"}`)
       ),
