@@ -357,4 +357,4 @@ $("sign-in").onsubmit = (event) => {
 };
 const email = new URLSearchParams(location.search).get("email") ?? "alice@example.com";
 $("email").value = email;
-await signIn(email);
+signIn(email); // not awaited: the page loads while it signs in

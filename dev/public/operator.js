@@ -144,4 +144,4 @@ $("reconcile").onclick = () =>
     return { text: `done in ${summary.duration_ms} ms` };
   });
 setReady(true);
-await reload();
+reload();

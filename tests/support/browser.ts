@@ -18,6 +18,7 @@ const CHROMIUM_ARGS = [
 ];
 /** How long the UI may take to reach a state before the test fails (auto-waiting, not a sleep). */
 const UI_TIMEOUT_MS = 15_000;
+const NAVIGATION_TIMEOUT_MS = 60_000;
 
 export interface SentRequest {
   method: string;
@@ -57,6 +58,8 @@ export async function openBrowser(): Promise<Browser> {
     throw err;
   }
   context.setDefaultTimeout(UI_TIMEOUT_MS);
+  // A cold page load (Chromium, supabase-js) on a loaded machine is the slowest step of all.
+  context.setDefaultNavigationTimeout(NAVIGATION_TIMEOUT_MS);
   const page = context.pages()[0] ?? await context.newPage();
   const errors: string[] = [];
   const failed: string[] = [];
