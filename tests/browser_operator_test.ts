@@ -8,6 +8,7 @@ import {
   createUser,
   invoke,
   payAtSimulator,
+  stack,
   type TestStack,
   type TestUser,
   topupOrder,
@@ -135,4 +136,38 @@ Deno.test({
       assert.equal(replay.status, 403);
       await replay.body?.cancel();
     }),
+});
+
+Deno.test({
+  name: "dev reads run as the caller: RLS keeps another user's orders and wallets out",
+  ...opts,
+  fn: async () => {
+    const s = await stack({}, { devPages: true });
+    try {
+      const alice = await createUser(s.db, "dev-reads-a");
+      const bob = await createUser(s.db, "dev-reads-b");
+      const { order } = await topupOrder(s, alice, 5000);
+      const read = async (path: string, user: TestUser) => {
+        const res = await fetch(`${s.url}/dev/${path}`, {
+          headers: { authorization: `Bearer ${user.token}` },
+        });
+        assert.equal(res.status, 200);
+        return await res.json();
+      };
+      const mine = await read("orders", alice);
+      assert.deepEqual(mine.orders.map((o: { id: string }) => o.id), [order.id]);
+      assert.equal(mine.orders[0].amount, 5000, "an integer of minor units");
+      assert.deepEqual((await read("orders", bob)).orders, []);
+      const wallets = await read("wallets", bob);
+      assert.deepEqual(
+        wallets.wallets.map((w: { account_id: string }) => w.account_id),
+        [bob.accountId],
+      );
+      const anonymous = await fetch(`${s.url}/dev/orders`);
+      assert.equal(anonymous.status, 401);
+      await anonymous.body?.cancel();
+    } finally {
+      await s.close();
+    }
+  },
 });
