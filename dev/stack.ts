@@ -186,7 +186,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       return json(404, { error: { code: "not_found", message: `no function ${m[1]}` } });
     }
     if (devPages) {
-      const res = await devPages.serve(req, { app, anonKey: keys.anon, simulatorUrl, jwtSecret });
+      const res = await devPages.serve(req, {
+        app,
+        anonKey: keys.anon,
+        serviceRoleKey: keys.service,
+        simulatorUrl,
+        stripeUrl,
+        jwtSecret,
+      });
       if (res) return res;
     }
     return json(404, { error: { code: "not_found", message: "not found" } });

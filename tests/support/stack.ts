@@ -35,7 +35,7 @@ const TEST_RATE_LIMITS = {
   RATE_LIMIT_PER_IP_PER_MINUTE: "1000000",
 };
 
-/** `devPages` also serves the demo page, /dev/token and /dev/wallets (the browser test). */
+/** `devPages` also serves the demo and operator pages and their /dev/... endpoints (browser tests). */
 export async function stack(
   env: Record<string, string> = {},
   opts: { devPages?: boolean } = {},
