@@ -19,6 +19,7 @@ import {
   type TestStack,
   type TestUser,
 } from "./support/stack.ts";
+import { ownDatabase, stackOn } from "./support/isolated.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 type Gw = "razorpay" | "stripe";
@@ -195,7 +196,10 @@ Deno.test({
     "gateway audit: each old-behaviour scenario is stored once with both amounts; reruns add nothing; resolved ones recur",
   ...opts,
   async fn() {
-    const s = await stack();
+    // Its own database: the states arranged here break ledger_audit() on purpose, and the
+    // suites after this one end with ledger_audit() of their database empty.
+    const own = await ownDatabase("gateway_audit");
+    const s = await stackOn(own.url, { RATE_LIMITS: "off" });
     try {
       const u = await createUser(s.db, "audit");
       const from = nowSec() - 2;
@@ -398,6 +402,7 @@ Deno.test({
       assert.deepEqual(back, { reopened_count: 1, resolved_at: null, resolution: null });
     } finally {
       await s.close();
+      await own.drop();
     }
   },
 });

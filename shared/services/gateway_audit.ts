@@ -215,6 +215,12 @@ async function readSettle(
         or (r.status = 'processed'
             and r.processed_at between to_timestamp(${w.from}) and to_timestamp(${w.to})))`)
     .map((r) => ({ ...r, amount: minorFromDb(r.amount) }));
+  const gatewayOrderIds = ids([...payments, ...refunds].map((p) => p.gatewayOrderId));
+  const refundedPaymentIds = ids(refunds.map((r) => r.gatewayPaymentId));
+  const namedOrderIds = uuids([
+    ...payments.map((p) => p.settleOrderId),
+    ...refundRows.map((r) => r.order_id),
+  ]);
   const orders = (await sql<SettleOrder[]>`
     select o.id, o.status, o.amount, o.currency, o.gateway_order_id,
       o.gateway_payment_id,
@@ -226,13 +232,9 @@ async function readSettle(
     from public.orders o
     where o.gateway = ${gateway}
       and (${accounts}::uuid[] is null or o.account_id = any(${accounts}::uuid[]))
-      and (o.gateway_order_id = any(${
-    ids([...payments, ...refunds].map((p) => p.gatewayOrderId))
-  }::text[])
-        or o.gateway_payment_id = any(${ids(refunds.map((r) => r.gatewayPaymentId))}::text[])
-        or o.id = any(${
-    uuids([...payments.map((p) => p.settleOrderId), ...refundRows.map((r) => r.order_id)])
-  }::uuid[])
+      and (o.gateway_order_id = any(${gatewayOrderIds}::text[])
+        or o.gateway_payment_id = any(${refundedPaymentIds}::text[])
+        or o.id = any(${namedOrderIds}::uuid[])
         or (o.status in ('paid', 'partially_refunded', 'refunded')
             and o.paid_at between to_timestamp(${w.from}) and to_timestamp(${w.to})))`)
     .map((o) => ({ ...o, amount: minorFromDb(o.amount), credited: minorFromDb(o.credited) }));
