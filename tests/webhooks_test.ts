@@ -1,6 +1,7 @@
 // Webhooks that are signed but wrong (not an event, a Razorpay body replayed under fresh event
-// ids) and real Stripe payloads (tests/fixtures/stripe) settle used to drop: charge.refunded,
-// setup_intent.succeeded of a customer settle never created, payment_method.updated.
+// ids) and Stripe events settle used to drop (tests/fixtures/stripe: settle's own payloads in
+// Stripe's wire format): charge.refunded, setup_intent.succeeded of a customer settle never
+// created, payment_method.updated.
 import assert from "node:assert/strict";
 import { LOCAL_RAZORPAY, LOCAL_STRIPE } from "../dev/stack.ts";
 import { hmacSha256HexSync } from "../shared/crypto.ts";
@@ -237,10 +238,10 @@ Deno.test({
       const refundId = `re_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
       const eventId = freshEventId();
       const body = withIds("charge_refunded", {
-        evt_3KtQThJDPojXS6LN0E06aNxq: eventId,
-        ch_3Kl36gJDPojXS6LN0DCM4A8l: paid.charge,
-        pi_3Kl36gJDPojXS6LN02fQVtKR: paid.pi,
-        re_3Kl36gJDPojXS6LN0eP4yPDz: refundId,
+        evt_3Q8wZtblsiemfWMiI4eXjV2k: eventId,
+        ch_3Q8wZtblsiekJcc3GzYrqZ22: paid.charge,
+        pi_3Q8wZtblsie9LoD9r1L3UbVR: paid.pi,
+        re_3Q8wZtblsieIO0lhERQAYHpb: refundId,
       });
       const r = await postSignedStripe(s, body);
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -264,8 +265,8 @@ Deno.test({
       const updated = JSON.stringify({
         id: updatedId,
         object: "event",
-        api_version: "2020-03-02",
-        created: 1649321739,
+        api_version: "2022-08-01",
+        created: 1665583213,
         data: { object: refundObject },
         livemode: false,
         pending_webhooks: 1,
@@ -353,7 +354,7 @@ Deno.test({
     const s = await stack();
     try {
       const eventId = freshEventId();
-      const body = withIds("setup_intent_succeeded", { evt_1IlYUUJDPojXS6LN7NEWYSm2: eventId });
+      const body = withIds("setup_intent_succeeded", { evt_1Q8wZtblsieWMobS9LCpNTUH: eventId });
       const r = await postSignedStripe(s, body);
       assert.equal(r.status, 200, JSON.stringify(r.body));
       const row = await storedEvent(s, "stripe", eventId);
@@ -366,14 +367,14 @@ Deno.test({
       const r2 = await postSignedStripe(
         s,
         withIds("setup_intent_succeeded", {
-          evt_1IlYUUJDPojXS6LN7NEWYSm2: known,
-          cus_N3KrCDMGLNc16B: customer,
+          evt_1Q8wZtblsieWMobS9LCpNTUH: known,
+          cus_R4eNw8ZpYc1HbT: customer,
         }),
       );
       assert.equal(r2.status, 200, JSON.stringify(r2.body));
       const row2 = await storedEvent(s, "stripe", known);
       assert.equal(row2.outcome, "ignored");
-      assert.match(row2.detail, /no payment method pm_1MJEWOJDPojXS6LNUELZ8Byt/);
+      assert.match(row2.detail, /no payment method pm_1Q8wZtblsieL7zkffdRGdS46/);
     } finally {
       await s.close();
     }
@@ -449,7 +450,7 @@ Deno.test({
         const eventId = freshEventId();
         const r = await postSignedStripe(
           s,
-          withIds("payment_method_updated", { evt_1IlYUUJDPojXS6LN7NEWYSm2: eventId, ...ids }),
+          withIds("payment_method_updated", { evt_1Q8wZtblsieHRnygF5Y3pO0O: eventId, ...ids }),
         );
         assert.equal(r.status, 200, JSON.stringify(r.body));
         return (await storedEvent(s, "stripe", eventId)).outcome;
@@ -457,15 +458,15 @@ Deno.test({
       const card = async () =>
         (await s.db`select brand, last4, exp_month, exp_year from public.payment_methods
           where gateway_payment_method_id = ${pm.id}`).map((c) => ({ ...c }));
-      const ids = { "pm_1M9HtjJDP...": pm.id, "cus_Mt3...": customer };
+      const ids = { pm_1Q8wZtblsieLPi5swUkv4PS4: pm.id, cus_T6uVa3QhLm0ZdE: customer };
       assert.equal(await send(ids), "applied");
-      const updated = [{ brand: "mastercard", last4: "0123", exp_month: 11, exp_year: 2027 }];
+      const updated = [{ brand: "mastercard", last4: "3222", exp_month: 9, exp_year: 2030 }];
       assert.deepEqual(await card(), updated);
       assert.equal(await send(ids), "no_effect");
       assert.deepEqual(await card(), updated);
       // Another customer naming this card changes nothing; so does a card settle never saved.
-      assert.equal(await send({ "pm_1M9HtjJDP...": pm.id }), "ignored");
-      assert.equal(await send({ "cus_Mt3...": customer }), "no_effect");
+      assert.equal(await send({ pm_1Q8wZtblsieLPi5swUkv4PS4: pm.id }), "ignored");
+      assert.equal(await send({ cus_T6uVa3QhLm0ZdE: customer }), "no_effect");
       assert.deepEqual(await card(), updated);
     } finally {
       await s.close();
@@ -520,21 +521,21 @@ Deno.test({
       const paid = await paidStripeTopup(s, u);
       const refundId = `re_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
       const charge = withIds("charge_refunded", {
-        ch_3Kl36gJDPojXS6LN0DCM4A8l: paid.charge,
-        pi_3Kl36gJDPojXS6LN02fQVtKR: paid.pi,
-        re_3Kl36gJDPojXS6LN0eP4yPDz: refundId,
+        ch_3Q8wZtblsiekJcc3GzYrqZ22: paid.charge,
+        pi_3Q8wZtblsie9LoD9r1L3UbVR: paid.pi,
+        re_3Q8wZtblsieIO0lhERQAYHpb: refundId,
       });
       const refund = JSON.parse(charge).data.object.refunds.data[0];
       const updated = () =>
         JSON.stringify({
           id: freshEventId(),
           object: "event",
-          created: 1649321739,
+          created: 1665583213,
           data: { object: refund },
           type: "refund.updated",
         });
       const chargeRefunded = () =>
-        charge.replaceAll("evt_3KtQThJDPojXS6LN0E06aNxq", freshEventId());
+        charge.replaceAll("evt_3Q8wZtblsiemfWMiI4eXjV2k", freshEventId());
       const deliver = async (bodies: string[]) => {
         const replies = await Promise.all(bodies.map((b) => postSignedStripe(s, b)));
         assert.deepEqual(replies.map((r) => r.status), Array(bodies.length).fill(200));

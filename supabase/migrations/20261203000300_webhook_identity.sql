@@ -1,4 +1,4 @@
--- Webhooks that are signed but wrong, and real Stripe payloads settle used to drop (issue 10,
+-- Webhooks that are signed but wrong, and Stripe events settle used to drop (issue 10,
 -- sections 4 and 7):
 --  * public.webhook_events.body_key: a second identity taken from what the body says, for
 --    gateways whose event id is not signed (Razorpay's x-razorpay-event-id). Unique per gateway,

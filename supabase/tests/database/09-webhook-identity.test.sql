@@ -66,13 +66,13 @@ insert into public.payment_methods (account_id, gateway_payment_method_id, brand
 select account_id, 'pm_09A', 'visa', '4242', 3, 2025 from public.gateway_customers where customer_id = 'cus_09A';
 
 select is(pg_temp.card_event('evt_09_pm1',
-  '{"action":"updated","customer":"cus_09A","payment_method":"pm_09A","brand":"mastercard","last4":"0123","exp_month":11,"exp_year":2027}')
+  '{"action":"updated","customer":"cus_09A","payment_method":"pm_09A","brand":"mastercard","last4":"3222","exp_month":9,"exp_year":2030}')
   ->> 'outcome', 'applied', 'updated for a stored card is applied');
 select results_eq(
   $$select brand, last4, exp_month::int, exp_year::int from public.payment_methods where gateway_payment_method_id = 'pm_09A'$$,
-  $$values ('mastercard'::text, '0123'::text, 11, 2027)$$, 'brand, last4 and expiry are the new ones');
+  $$values ('mastercard'::text, '3222'::text, 9, 2030)$$, 'brand, last4 and expiry are the new ones');
 select is(pg_temp.card_event('evt_09_pm2',
-  '{"action":"updated","customer":"cus_09A","payment_method":"pm_09A","brand":"mastercard","last4":"0123","exp_month":11,"exp_year":2027}')
+  '{"action":"updated","customer":"cus_09A","payment_method":"pm_09A","brand":"mastercard","last4":"3222","exp_month":9,"exp_year":2030}')
   ->> 'outcome', 'no_effect', 'the same update again has no effect');
 select is(pg_temp.card_event('evt_09_pm3',
   '{"action":"updated","customer":"cus_09B","payment_method":"pm_09A","brand":"visa","last4":"9999","exp_month":1,"exp_year":2030}')
@@ -83,7 +83,7 @@ select is(pg_temp.card_event('evt_09_pm4',
 select is(pg_temp.card_event('evt_09_pm5',
   '{"action":"updated","customer":"cus_09A","payment_method":"pm_09Unsaved","brand":"visa","last4":"9999","exp_month":1,"exp_year":2030}')
   ->> 'outcome', 'no_effect', 'a card never saved is not created by an update');
-select is((select last4 from public.payment_methods where gateway_payment_method_id = 'pm_09A'), '0123',
+select is((select last4 from public.payment_methods where gateway_payment_method_id = 'pm_09A'), '3222',
   'and none of those changed the stored card');
 
 -- Section - an effect that owes a gateway read
