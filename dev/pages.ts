@@ -97,7 +97,10 @@ async function token(ctx: PagesContext, url: URL) {
   const email = url.searchParams.get("email") ?? "alice@example.com";
   const [user] = await ctx.app.sql`select id from auth.users where email = ${email}`;
   if (!user) throw new HttpError(404, "not_found", "no such user");
-  return json(200, { access_token: await userToken(user.id, { email, secret: ctx.jwtSecret }), user_id: user.id });
+  return json(200, {
+    access_token: await userToken(user.id, { email, secret: ctx.jwtSecret }),
+    user_id: user.id,
+  });
 }
 
 // Stand-ins for PostgREST, read as the caller so RLS applies. In production the app reads the
