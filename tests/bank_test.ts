@@ -133,6 +133,8 @@ interface MCharge {
   status: "held" | "captured" | "released";
   /** Captured minus refunded: what a charge refund may still take back. */
   refundable: number;
+  /** A worker is resolving or refunding it: the others leave it alone until it answers. */
+  busy: boolean;
 }
 
 class Model {
@@ -641,6 +643,7 @@ async function opCharge(w: World, rng: Rng) {
     amount,
     status: capture ? "captured" : "held",
     refundable: capture ? amount : 0,
+    busy: false,
   });
   w.model.spend(user.accountId, currency, amount);
   w.model.count(w.model.accepted, capture ? "charge" : "hold");
@@ -648,9 +651,10 @@ async function opCharge(w: World, rng: Rng) {
 
 /** Resolves an open hold: capture all or part, void, or capture and void racing (one wins). */
 async function opResolveHold(w: World, rng: Rng) {
-  const open = w.model.charges.filter((c) => c.status === "held");
+  const open = w.model.charges.filter((c) => c.status === "held" && !c.busy);
   if (open.length === 0) return await opCharge(w, rng);
   const c = rng.pick(open);
+  c.busy = true;
   const mode = rng.pick(["capture", "partial", "void", "race"] as const);
   const part = rng.int(1, c.amount);
   const capture = () =>
@@ -674,18 +678,21 @@ async function opResolveHold(w: World, rng: Rng) {
   const captured = cap?.status === 200 ? cap.body.charge.amount_captured as number : 0;
   c.status = captured > 0 ? "captured" : "released";
   c.refundable = captured;
+  c.busy = false;
   w.model.spend(c.user.accountId, c.currency, captured - c.amount);
   w.model.count(w.model.accepted, `hold:${mode}:${captured > 0 ? "captured" : "released"}`);
 }
 
 /** Credits part of a captured charge back; more than remains is refused. */
 async function opChargeRefund(w: World, rng: Rng) {
-  const captured = w.model.charges.filter((c) => c.status === "captured");
+  const captured = w.model.charges.filter((c) => c.status === "captured" && !c.busy);
   if (captured.length === 0) return await opCharge(w, rng);
   const c = rng.pick(captured);
+  c.busy = true;
   const over = rng.chance(0.2);
   const amount = over ? c.refundable + rng.int(1, 500) : rng.int(1, Math.max(1, c.refundable));
   const r = await call(w, w.s.serviceRoleKey, "POST", `wallet-charges/${c.id}/refund`, { amount });
+  c.busy = false;
   if (r.status === 201) {
     if (amount > c.refundable) {
       throw new Error(`charge refund of ${amount} > ${c.refundable} accepted`);

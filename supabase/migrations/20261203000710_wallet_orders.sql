@@ -124,6 +124,27 @@ create trigger refunds_wallet_processed_outbox after insert on public.refunds
   execute function settle.outbox_wallet_refund_processed();
 
 -- Section - paying an order from the wallet
+-- The catalog price of what the wallet may pay for: a plan or a product (400 otherwise, 404 for
+-- an unknown or inactive one).
+create function settle.wallet_order_price(p_purpose text, p_plan_id text, p_product_id text,
+  out amount bigint, out currency text)
+language plpgsql stable security definer set search_path = ''
+as $$
+begin
+  if p_purpose = 'plan' and p_product_id is null then
+    select p.amount, p.currency into amount, currency from public.plans p where p.id = p_plan_id and p.active;
+  elsif p_purpose = 'product' and p_plan_id is null then
+    select p.amount, p.currency into amount, currency from public.products p
+    where p.id = p_product_id and p.active;
+  else
+    perform settle.fail(400, 'invalid_request', 'the wallet pays for a plan (plan_id) or a product (product_id)');
+  end if;
+  if amount is null then
+    perform settle.fail(404, 'not_found', p_purpose || ' not found');
+  end if;
+end
+$$;
+
 -- Runs as the calling user, like settle.create_order: an owner of the account buys a plan or a
 -- product at its catalog price from the account's wallet in the price's currency. The order is
 -- inserted created and moved to paid at once (the path every gateway payment takes), all in
@@ -161,16 +182,8 @@ begin
   if not settle.has_role_on_account(v_account, 'owner') then
     perform settle.fail(403, 'forbidden', 'only an owner of the account can pay from its wallet');
   end if;
-  if p_purpose = 'plan' and p_product_id is null then
-    select amount, currency into v_amount, v_currency from public.plans where id = p_plan_id and active;
-  elsif p_purpose = 'product' and p_plan_id is null then
-    select amount, currency into v_amount, v_currency from public.products where id = p_product_id and active;
-  else
-    perform settle.fail(400, 'invalid_request', 'the wallet pays for a plan (plan_id) or a product (product_id)');
-  end if;
-  if v_amount is null then
-    perform settle.fail(404, 'not_found', p_purpose || ' not found');
-  end if;
+  select c.amount, c.currency into v_amount, v_currency
+  from settle.wallet_order_price(p_purpose, p_plan_id, p_product_id) c;
 
   -- The wallet row lock orders this with every other spend of the wallet.
   select * into v_wallet from public.wallets where account_id = v_account and currency = v_currency for update;
@@ -217,7 +230,8 @@ $$;
 -- Section - privileges
 revoke execute on all functions in schema settle from public;
 revoke execute on function settle.check_wallet_order_paid(), settle.settle_wallet_refund(),
-  settle.outbox_wallet_refund_processed(), settle.wallet_order_replay(public.orders, text)
+  settle.outbox_wallet_refund_processed(), settle.wallet_order_replay(public.orders, text),
+  settle.wallet_order_price(text, text, text)
   from anon, authenticated;
 grant execute on function settle.pay_order_from_wallet(text, text, text, uuid, text, text)
   to authenticated, service_role;
