@@ -628,7 +628,7 @@ for (const { gw, plan } of GWS) {
         assert.equal(back.subscription!.status, "active");
         // What the refund took is given back: the month less the moments it was in use.
         const [{ month }] = await s.db`
-          select e - st between interval '1 month' - interval '1 minute' and interval '1 month'
+          select e between st + interval '1 month' - interval '1 minute' and st + interval '1 month'
             as month
           from (select current_period_end as e, current_period_start as st
                 from public.subscriptions where account_id = ${u.accountId}) x`;

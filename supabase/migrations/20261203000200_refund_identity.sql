@@ -38,7 +38,7 @@ create table public.gateway_refund_holds (
   currency text,
   status text not null check (status in ('pending', 'processed', 'failed')),
   reason text not null check (reason in ('awaiting_room', 'exceeds_payment', 'currency_mismatch',
-    'order_not_refundable', 'invalid_amount')),
+    'order_not_refundable', 'invalid_amount', 'failed_uncounted')),
   detail text,
   effect jsonb not null,
   refund_id uuid references public.refunds (id),
@@ -51,7 +51,7 @@ create table public.gateway_refund_holds (
 alter table public.gateway_refund_holds enable row level security;
 create index gateway_refund_holds_open_idx on public.gateway_refund_holds (order_id)
   where resolved_at is null;
-comment on table public.gateway_refund_holds is 'Refunds the gateway made that settle has not counted: awaiting_room (refunds settle counts fill the order, so one of them is failing: settle''s own unanswered request, or a failure not delivered yet; applied when one fails), or a mismatch an operator must look at. resolved_at is set when it is counted (refund_id) or failed at the gateway.';
+comment on table public.gateway_refund_holds is 'Refunds the gateway made that settle has not counted: awaiting_room (refunds settle counts fill the order, so one of them is failing: settle''s own unanswered request, or a failure not delivered yet; applied when one fails), or a mismatch an operator must look at. resolved_at is set when it is counted (refund_id) or failed at the gateway; failed_uncounted remembers a refund whose failure arrived before it was counted, so its older created/processed events never count it.';
 
 -- Section - refund policy
 alter table public.plans
@@ -657,11 +657,21 @@ declare
   v_refund public.refunds;
   v_detail text;
 begin
+  -- Events are not ordered: a failure that arrives before the refund was counted is remembered
+  -- (resolved at once), so its older created/processed events never count it afterwards.
   if v_status = 'failed' then
-    update public.gateway_refund_holds set status = 'failed', resolved_at = now(), updated_at = now()
-    where gateway = p_gateway and gateway_refund_id = v_id and resolved_at is null;
+    insert into public.gateway_refund_holds (gateway, gateway_refund_id, order_id, amount, currency,
+      status, reason, detail, effect, resolved_at)
+    values (p_gateway, v_id, p_order.id, v_amount, v_currency, 'failed', 'failed_uncounted',
+      'failed at the gateway before settle counted it', p_effect, now())
+    on conflict (gateway, gateway_refund_id) do update
+    set status = 'failed', resolved_at = coalesce(gateway_refund_holds.resolved_at, now()), updated_at = now();
     return jsonb_build_object('outcome', 'no_effect', 'order_id', p_order.id,
       'detail', 'a failed refund settle never counted');
+  elsif exists (select 1 from public.gateway_refund_holds where gateway = p_gateway
+                and gateway_refund_id = v_id and status = 'failed') then
+    return jsonb_build_object('outcome', 'no_effect', 'order_id', p_order.id,
+      'detail', 'an older state of a refund that failed at the gateway');
   end if;
   v_detail := format('gateway refund %s of %s %s on order %s (%s, %s of %s refunded)', v_id,
     v_amount, v_currency, p_order.id, p_order.status, p_order.amount_refunded, p_order.amount);

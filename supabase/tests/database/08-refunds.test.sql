@@ -5,7 +5,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(137);
+select plan(139);
 
 -- A paid order (payment pay_<gateway order id>), made as the database owner; returns its id.
 create function pg_temp.paid_order(p_account uuid, p_uid uuid, p_purpose text, p_amount bigint,
@@ -401,6 +401,12 @@ select results_eq(
   'ledger_audit reports the uncounted gateway refunds');
 select is(pg_temp.refund_event('evt_R_P4e', 'order_R_P4', 'rfnd_R_P4e', 100, 'failed') ->> 'outcome',
   'no_effect', 'a failed refund settle never counted has no effect');
+select is(pg_temp.refund_event('evt_R_P4e2', 'order_R_P4', 'rfnd_R_P4e', 100, 'processed') ->> 'outcome',
+  'no_effect', 'its older refund.processed, delivered after the failure, does not count it');
+select results_eq(
+  $$select pg_temp.state('order_R_P4'), pg_temp.refund_count('order_R_P4')$$,
+  $$values ('partially_refunded/7500'::text, 4)$$,
+  'the failed gateway refund was never counted');
 
 -- Section - a failing effect is stored as 'failed' and changes nothing
 select results_eq(
