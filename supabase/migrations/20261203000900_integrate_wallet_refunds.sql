@@ -1,0 +1,136 @@
+-- Integration of two changes made side by side: refunds linked by identity (0200: a refund's
+-- posting may advance a shortfall from the platform receivable; ledger_audit checks the
+-- receivable and held gateway refunds) and spending the wallet (0700/0710: a wallet order's
+-- refund goes back to the wallet; ledger_audit checks held accounts). Each migration redefined
+-- the same two functions from the older definition; this one defines them with both.
+
+-- Section - refund postings
+-- As in 0200, except that a wallet order's refund is paid back into the wallet (0710) instead of
+-- coming out of a gateway's clearing account.
+create or replace function settle.post_refund_transaction(
+  p_order public.orders, p_key text, p_description text, p_amount bigint, p_shortfall bigint
+) returns void
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_holder jsonb := case when p_order.purpose = 'wallet_topup'
+    then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
+    else jsonb_build_object('system_account', 'revenue:' || p_order.purpose) end;
+  v_entries jsonb := '[]'::jsonb;
+begin
+  if p_amount - p_shortfall <> 0 then
+    v_entries := v_entries || jsonb_build_array(v_holder || jsonb_build_object(
+      'currency', p_order.currency, 'amount', -(p_amount - p_shortfall)));
+  end if;
+  if p_shortfall <> 0 then
+    v_entries := v_entries || jsonb_build_array(jsonb_build_object(
+      'system_account', 'receivable:refund_shortfall', 'currency', p_order.currency,
+      'amount', -p_shortfall));
+  end if;
+  perform settle.post_transaction('refund', p_key, p_order.id, p_description,
+    v_entries || jsonb_build_array(
+      case when p_order.gateway = 'wallet'
+        then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
+        else jsonb_build_object('system_account', 'gateway:' || p_order.gateway)
+      end || jsonb_build_object('currency', p_order.currency, 'amount', p_amount)));
+end
+$$;
+
+-- The four-argument form (no shortfall) is the five-argument one with none.
+create or replace function settle.post_refund_transaction(
+  p_order public.orders, p_key text, p_description text, p_amount bigint
+) returns void
+language sql security definer set search_path = ''
+as $$ select settle.post_refund_transaction(p_order, p_key, p_description, p_amount, 0::bigint) $$;
+
+-- Section - ledger audit
+-- 0200's checks plus 0700's held-account checks (settle.ledger_audit_holds).
+create or replace function settle.ledger_audit()
+returns table (invariant text, subject text, detail text)
+language sql stable security definer set search_path = ''
+as $$
+  -- Double entry: each transaction's entries sum to zero in every currency.
+  select 'unbalanced_transaction', e.transaction_id::text,
+    format('%s entries sum to %s', e.currency, sum(e.amount))
+  from public.ledger_entries e
+  group by e.transaction_id, e.currency
+  having sum(e.amount) <> 0
+  union all
+  select 'short_transaction', t.id::text, format('%s entries', count(e.id))
+  from public.ledger_transactions t left join public.ledger_entries e on e.transaction_id = t.id
+  group by t.id
+  having count(e.id) < 2
+  union all
+  -- A wallet's balance is the sum of its entries.
+  select 'wallet_balance_drift', w.id::text,
+    format('balance %s, entries sum to %s', w.balance, coalesce(s.total, 0))
+  from public.wallets w
+  left join (select wallet_id, sum(amount) as total from public.ledger_entries
+             where wallet_id is not null group by wallet_id) s on s.wallet_id = w.id
+  where w.balance <> coalesce(s.total, 0)
+  union all
+  select 'negative_balance', w.id::text, format('balance %s %s', w.balance, w.currency)
+  from public.wallets w where w.balance < 0
+  union all
+  -- A paid order is credited exactly once, for its amount; an unpaid one never.
+  select case when o.status in ('paid', 'partially_refunded', 'refunded')
+              then 'paid_order_not_credited_once' else 'unpaid_order_credited' end,
+    o.id::text,
+    format('status %s, %s payment postings crediting %s of %s %s', o.status, count(distinct t.id),
+      coalesce(sum(e.amount) filter (where e.amount > 0), 0), o.amount, o.currency)
+  from public.orders o
+  left join public.ledger_transactions t on t.idempotency_key = 'order_paid:' || o.id
+  left join public.ledger_entries e on e.transaction_id = t.id
+  group by o.id
+  having (o.status in ('paid', 'partially_refunded', 'refunded')
+          and (count(distinct t.id) <> 1 or coalesce(sum(e.amount) filter (where e.amount > 0), 0) <> o.amount))
+      or (o.status not in ('paid', 'partially_refunded', 'refunded') and count(distinct t.id) > 0)
+  union all
+  -- Refunds never exceed the payment, and the order, its refunds and the ledger agree.
+  select 'refunds_exceed_payment', o.id::text,
+    format('refunded %s (refund rows %s, ledger %s) of %s %s', o.amount_refunded,
+      coalesce(r.counted, 0), coalesce(l.net, 0), o.amount, o.currency)
+  from public.orders o
+  left join (select order_id, sum(amount) filter (where status <> 'failed') as counted
+             from public.refunds group by order_id) r on r.order_id = o.id
+  left join (select t.order_id,
+               sum(e.amount) filter (where e.amount > 0 and t.idempotency_key like 'refund:%')
+               - coalesce(sum(e.amount) filter (where e.amount > 0 and t.idempotency_key like 'refund\_reversed:%'), 0)
+               as net
+             from public.ledger_transactions t join public.ledger_entries e on e.transaction_id = t.id
+             where t.kind = 'refund' group by t.order_id) l on l.order_id = o.id
+  where o.amount_refunded > o.amount
+     or coalesce(r.counted, 0) > o.amount
+     or coalesce(l.net, 0) > o.amount
+     or coalesce(r.counted, 0) <> o.amount_refunded
+     or coalesce(l.net, 0) <> o.amount_refunded
+  union all
+  -- refund identity: the platform receivable holds exactly the shortfalls of counted gateway
+  -- refunds, per currency (entries are negative: owed to the platform).
+  select 'receivable_drift', c.currency,
+    format('receivable:refund_shortfall %s, open shortfalls %s', coalesce(le.total, 0), coalesce(rf.total, 0))
+  from (select currency from public.ledger_entries where system_account = 'receivable:refund_shortfall'
+        union select currency from public.refunds where shortfall > 0) c
+  left join (select currency, -sum(amount) as total from public.ledger_entries
+             where system_account = 'receivable:refund_shortfall' group by currency) le
+    on le.currency = c.currency
+  left join (select currency, sum(shortfall) as total from public.refunds
+             where status <> 'failed' group by currency) rf on rf.currency = c.currency
+  where coalesce(le.total, 0) <> coalesce(rf.total, 0)
+  union all
+  -- refund identity: a refund the gateway made that settle has not counted.
+  select 'gateway_refund_uncounted', h.gateway || ':' || h.gateway_refund_id,
+    format('%s (%s, held since %s): %s', h.reason, h.status, h.created_at, h.detail)
+  from public.gateway_refund_holds h
+  where h.resolved_at is null
+  union all
+  -- Spending the wallet (0700): held accounts equal the open holds, and each wallet charge's
+  -- postings match it.
+  select * from settle.ledger_audit_holds()
+$$;
+
+comment on function settle.ledger_audit() is 'Returns every violated ledger invariant (empty = healthy): unbalanced or short transactions, wallet balance drift, negative balances, paid orders not credited exactly once (or unpaid ones credited), refunds exceeding payments or disagreeing with the ledger, the refund receivable disagreeing with the open shortfalls, gateway refunds not counted, held accounts disagreeing with open holds, wallet charges whose postings disagree with them.';
+
+revoke execute on function settle.post_refund_transaction(public.orders, text, text, bigint, bigint),
+  settle.post_refund_transaction(public.orders, text, text, bigint), settle.ledger_audit()
+  from public, anon, authenticated;
