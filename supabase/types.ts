@@ -137,6 +137,161 @@ export type Database = {
           },
         ];
       };
+      "gateway_discrepancies": {
+        Row: {
+          "detail": string | null;
+          "first_seen": string;
+          "gateway": string;
+          "gateway_amount": number | null;
+          "gateway_currency": string | null;
+          "gateway_object_id": string;
+          "gateway_order_id": string | null;
+          "gateway_payment_id": string | null;
+          "gateway_refund_id": string | null;
+          "gateway_status": string | null;
+          "id": number;
+          "kind": string;
+          "last_seen": string;
+          "order_id": string | null;
+          "refund_id": string | null;
+          "reopened_count": number;
+          "resolution": string | null;
+          "resolved_at": string | null;
+          "settle_amount": number | null;
+          "settle_currency": string | null;
+          "settle_status": string | null;
+          "times_seen": number;
+        };
+        ComputedFields: never;
+        Insert: {
+          "detail"?: string | null;
+          "first_seen"?: string;
+          "gateway": string;
+          "gateway_amount"?: number | null;
+          "gateway_currency"?: string | null;
+          "gateway_object_id": string;
+          "gateway_order_id"?: string | null;
+          "gateway_payment_id"?: string | null;
+          "gateway_refund_id"?: string | null;
+          "gateway_status"?: string | null;
+          "id"?: never;
+          "kind": string;
+          "last_seen"?: string;
+          "order_id"?: string | null;
+          "refund_id"?: string | null;
+          "reopened_count"?: number;
+          "resolution"?: string | null;
+          "resolved_at"?: string | null;
+          "settle_amount"?: number | null;
+          "settle_currency"?: string | null;
+          "settle_status"?: string | null;
+          "times_seen"?: number;
+        };
+        Update: {
+          "detail"?: string | null;
+          "first_seen"?: string;
+          "gateway"?: string;
+          "gateway_amount"?: number | null;
+          "gateway_currency"?: string | null;
+          "gateway_object_id"?: string;
+          "gateway_order_id"?: string | null;
+          "gateway_payment_id"?: string | null;
+          "gateway_refund_id"?: string | null;
+          "gateway_status"?: string | null;
+          "id"?: never;
+          "kind"?: string;
+          "last_seen"?: string;
+          "order_id"?: string | null;
+          "refund_id"?: string | null;
+          "reopened_count"?: number;
+          "resolution"?: string | null;
+          "resolved_at"?: string | null;
+          "settle_amount"?: number | null;
+          "settle_currency"?: string | null;
+          "settle_status"?: string | null;
+          "times_seen"?: number;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "gateway_discrepancies_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "gateway_discrepancies_refund_id_fkey";
+            columns: ["refund_id"];
+            isOneToOne: false;
+            referencedRelation: "refunds";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "gateway_refund_holds": {
+        Row: {
+          "amount": number | null;
+          "created_at": string;
+          "currency": string | null;
+          "detail": string | null;
+          "effect": NonNullable<Json>;
+          "gateway": string;
+          "gateway_refund_id": string;
+          "order_id": string;
+          "reason": string;
+          "refund_id": string | null;
+          "resolved_at": string | null;
+          "status": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "amount"?: number | null;
+          "created_at"?: string;
+          "currency"?: string | null;
+          "detail"?: string | null;
+          "effect": NonNullable<Json>;
+          "gateway": string;
+          "gateway_refund_id": string;
+          "order_id": string;
+          "reason": string;
+          "refund_id"?: string | null;
+          "resolved_at"?: string | null;
+          "status": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "amount"?: number | null;
+          "created_at"?: string;
+          "currency"?: string | null;
+          "detail"?: string | null;
+          "effect"?: NonNullable<Json>;
+          "gateway"?: string;
+          "gateway_refund_id"?: string;
+          "order_id"?: string;
+          "reason"?: string;
+          "refund_id"?: string | null;
+          "resolved_at"?: string | null;
+          "status"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "gateway_refund_holds_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "gateway_refund_holds_refund_id_fkey";
+            columns: ["refund_id"];
+            isOneToOne: false;
+            referencedRelation: "refunds";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "ledger_entries": {
         Row: {
           "account_id": string | null;
@@ -240,6 +395,8 @@ export type Database = {
           "failure_reason": string | null;
           "gateway": string;
           "gateway_attempts": number;
+          "gateway_claim_id": string | null;
+          "gateway_claimed_until": string | null;
           "gateway_order_id": string | null;
           "gateway_payment_id": string | null;
           "id": string;
@@ -268,6 +425,8 @@ export type Database = {
           "failure_reason"?: string | null;
           "gateway": string;
           "gateway_attempts"?: number;
+          "gateway_claim_id"?: string | null;
+          "gateway_claimed_until"?: string | null;
           "gateway_order_id"?: string | null;
           "gateway_payment_id"?: string | null;
           "id"?: string;
@@ -295,6 +454,8 @@ export type Database = {
           "failure_reason"?: string | null;
           "gateway"?: string;
           "gateway_attempts"?: number;
+          "gateway_claim_id"?: string | null;
+          "gateway_claimed_until"?: string | null;
           "gateway_order_id"?: string | null;
           "gateway_payment_id"?: string | null;
           "id"?: string;
@@ -535,6 +696,7 @@ export type Database = {
           "id": string;
           "interval_count": number;
           "name": string;
+          "refund_window_days": number;
         };
         ComputedFields: never;
         Insert: {
@@ -546,6 +708,7 @@ export type Database = {
           "id": string;
           "interval_count"?: number;
           "name": string;
+          "refund_window_days"?: number;
         };
         Update: {
           "active"?: boolean;
@@ -556,6 +719,7 @@ export type Database = {
           "id"?: string;
           "interval_count"?: number;
           "name"?: string;
+          "refund_window_days"?: number;
         };
         Relationships: [
           {
@@ -575,6 +739,7 @@ export type Database = {
           "currency": string;
           "id": string;
           "name": string;
+          "refund_window_days": number;
         };
         ComputedFields: never;
         Insert: {
@@ -584,6 +749,7 @@ export type Database = {
           "currency": string;
           "id": string;
           "name": string;
+          "refund_window_days"?: number;
         };
         Update: {
           "active"?: boolean;
@@ -592,6 +758,7 @@ export type Database = {
           "currency"?: string;
           "id"?: string;
           "name"?: string;
+          "refund_window_days"?: number;
         };
         Relationships: [
           {
@@ -619,10 +786,13 @@ export type Database = {
           "idempotency_key": string | null;
           "last_gateway_error": string | null;
           "order_id": string;
+          "origin": string | null;
+          "period_cut": string | null;
           "processed_at": string | null;
           "reason": string | null;
           "request_hash": string | null;
           "requested_by": string | null;
+          "shortfall": number;
           "source": string;
           "status": string;
           "updated_at": string;
@@ -643,10 +813,13 @@ export type Database = {
           "idempotency_key"?: string | null;
           "last_gateway_error"?: string | null;
           "order_id": string;
+          "origin"?: never;
+          "period_cut"?: string | null;
           "processed_at"?: string | null;
           "reason"?: string | null;
           "request_hash"?: string | null;
           "requested_by"?: string | null;
+          "shortfall"?: number;
           "source": string;
           "status"?: string;
           "updated_at"?: string;
@@ -666,10 +839,13 @@ export type Database = {
           "idempotency_key"?: string | null;
           "last_gateway_error"?: string | null;
           "order_id"?: string;
+          "origin"?: never;
+          "period_cut"?: string | null;
           "processed_at"?: string | null;
           "reason"?: string | null;
           "request_hash"?: string | null;
           "requested_by"?: string | null;
+          "shortfall"?: number;
           "source"?: string;
           "status"?: string;
           "updated_at"?: string;
@@ -819,6 +995,151 @@ export type Database = {
           },
         ];
       };
+      "wallet_charge_refunds": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "charge_id": string;
+          "created_at": string;
+          "currency": string;
+          "id": string;
+          "idempotency_key": string | null;
+          "request_hash": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "amount": number;
+          "charge_id": string;
+          "created_at"?: string;
+          "currency": string;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "request_hash": string;
+        };
+        Update: {
+          "account_id"?: string;
+          "amount"?: number;
+          "charge_id"?: string;
+          "created_at"?: string;
+          "currency"?: string;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "request_hash"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "wallet_charge_refunds_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "wallet_charge_refunds_charge_id_fkey";
+            columns: ["charge_id"];
+            isOneToOne: false;
+            referencedRelation: "wallet_charges";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "wallet_charge_refunds_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+        ];
+      };
+      "wallet_charges": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "amount_captured": number;
+          "amount_refunded": number;
+          "captured_at": string | null;
+          "created_at": string;
+          "currency": string;
+          "description": string | null;
+          "expires_at": string | null;
+          "id": string;
+          "idempotency_key": string;
+          "metadata": NonNullable<Json>;
+          "reference": string | null;
+          "release_reason": string | null;
+          "released_at": string | null;
+          "request_hash": string;
+          "status": string;
+          "updated_at": string;
+          "wallet_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "amount": number;
+          "amount_captured"?: number;
+          "amount_refunded"?: number;
+          "captured_at"?: string | null;
+          "created_at"?: string;
+          "currency": string;
+          "description"?: string | null;
+          "expires_at"?: string | null;
+          "id"?: string;
+          "idempotency_key": string;
+          "metadata"?: NonNullable<Json>;
+          "reference"?: string | null;
+          "release_reason"?: string | null;
+          "released_at"?: string | null;
+          "request_hash": string;
+          "status": string;
+          "updated_at"?: string;
+          "wallet_id": string;
+        };
+        Update: {
+          "account_id"?: string;
+          "amount"?: number;
+          "amount_captured"?: number;
+          "amount_refunded"?: number;
+          "captured_at"?: string | null;
+          "created_at"?: string;
+          "currency"?: string;
+          "description"?: string | null;
+          "expires_at"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string;
+          "metadata"?: NonNullable<Json>;
+          "reference"?: string | null;
+          "release_reason"?: string | null;
+          "released_at"?: string | null;
+          "request_hash"?: string;
+          "status"?: string;
+          "updated_at"?: string;
+          "wallet_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "wallet_charges_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "wallet_charges_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "wallet_charges_wallet_id_fkey";
+            columns: ["wallet_id"];
+            isOneToOne: false;
+            referencedRelation: "wallets";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "wallets": {
         Row: {
           "account_id": string;
@@ -866,6 +1187,7 @@ export type Database = {
         Row: {
           "amount": number | null;
           "attempts": number;
+          "body_key": string | null;
           "currency": string | null;
           "detail": string | null;
           "effect": Json | null;
@@ -889,6 +1211,7 @@ export type Database = {
         Insert: {
           "amount"?: number | null;
           "attempts"?: number;
+          "body_key"?: string | null;
           "currency"?: string | null;
           "detail"?: string | null;
           "effect"?: Json | null;
@@ -911,6 +1234,7 @@ export type Database = {
         Update: {
           "amount"?: number | null;
           "attempts"?: number;
+          "body_key"?: string | null;
           "currency"?: string | null;
           "detail"?: string | null;
           "effect"?: Json | null;
@@ -942,6 +1266,88 @@ export type Database = {
       };
     };
     Views: {
+      "gateway_discrepancies_open": {
+        Row: {
+          "detail": string | null;
+          "first_seen": string;
+          "gateway": string;
+          "gateway_amount": number | null;
+          "gateway_currency": string | null;
+          "gateway_object_id": string;
+          "gateway_payment_id": string | null;
+          "gateway_refund_id": string | null;
+          "gateway_status": string | null;
+          "id": number;
+          "kind": string;
+          "last_seen": string;
+          "order_id": string | null;
+          "refund_id": string | null;
+          "reopened_count": number;
+          "settle_amount": number | null;
+          "settle_currency": string | null;
+          "settle_status": string | null;
+          "times_seen": number;
+        };
+        ComputedFields: never;
+        Insert: {
+          "detail"?: string | null;
+          "first_seen"?: string | null;
+          "gateway"?: string | null;
+          "gateway_amount"?: number | null;
+          "gateway_currency"?: string | null;
+          "gateway_object_id"?: string | null;
+          "gateway_payment_id"?: string | null;
+          "gateway_refund_id"?: string | null;
+          "gateway_status"?: string | null;
+          "id"?: number | null;
+          "kind"?: string | null;
+          "last_seen"?: string | null;
+          "order_id"?: string | null;
+          "refund_id"?: string | null;
+          "reopened_count"?: number | null;
+          "settle_amount"?: number | null;
+          "settle_currency"?: string | null;
+          "settle_status"?: string | null;
+          "times_seen"?: number | null;
+        };
+        Update: {
+          "detail"?: string | null;
+          "first_seen"?: string | null;
+          "gateway"?: string | null;
+          "gateway_amount"?: number | null;
+          "gateway_currency"?: string | null;
+          "gateway_object_id"?: string | null;
+          "gateway_payment_id"?: string | null;
+          "gateway_refund_id"?: string | null;
+          "gateway_status"?: string | null;
+          "id"?: number | null;
+          "kind"?: string | null;
+          "last_seen"?: string | null;
+          "order_id"?: string | null;
+          "refund_id"?: string | null;
+          "reopened_count"?: number | null;
+          "settle_amount"?: number | null;
+          "settle_currency"?: string | null;
+          "settle_status"?: string | null;
+          "times_seen"?: number | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "gateway_discrepancies_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "gateway_discrepancies_refund_id_fkey";
+            columns: ["refund_id"];
+            isOneToOne: false;
+            referencedRelation: "refunds";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "payment_stats": {
         Row: {
           "average_paid_amount": number | null;
@@ -956,6 +1362,39 @@ export type Database = {
           "orders_paid": number | null;
           "refunded": number | null;
           "success_rate": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
+      "refund_exceptions": {
+        Row: {
+          "account_id": string | null;
+          "amount": number | null;
+          "created_at": string | null;
+          "currency": string | null;
+          "detail": string | null;
+          "gateway": string | null;
+          "gateway_refund_id": string | null;
+          "kind": string | null;
+          "order_id": string | null;
+          "status": string | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
+      "wallet_spending_stats": {
+        Row: {
+          "captured": number | null;
+          "charges": number | null;
+          "currency": string;
+          "day": string | null;
+          "held": number | null;
+          "holds": number | null;
+          "holds_captured": number | null;
+          "holds_expired": number | null;
+          "holds_voided": number | null;
+          "net": number | null;
+          "refunded": number | null;
         };
         ComputedFields: never;
         Relationships: [];
