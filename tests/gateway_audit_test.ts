@@ -438,12 +438,18 @@ Deno.test({
 
       // A window that holds only an order's failed first attempt, not its later capture: the
       // order is read whole from the gateway, not reported as uncaptured.
+      // The window is whole seconds: it starts after everything above and ends before the capture.
       const retried = await createOrder(s, u, "razorpay");
+      const nextSecond = async (after: number) => {
+        while (nowSec() <= after) await new Promise((ok) => setTimeout(ok, 50));
+      };
+      await nextSecond(nowSec());
+      const failedFrom = nowSec();
       await simPost(s, "razorpay", `/orders/${retried.gateway_order_id}/pay`, {
         outcome: "failure",
       });
       const failedAt = nowSec();
-      while (nowSec() === failedAt) await new Promise((ok) => setTimeout(ok, 50)); // next second
+      await nextSecond(failedAt);
       const ok = await invoke(
         client(s, u.token),
         "verify",
@@ -451,7 +457,7 @@ Deno.test({
       );
       assert.equal(ok.body.order.status, "paid", JSON.stringify(ok.body));
       await s.razorpay.idle();
-      const early = await audit(s, { from: failedAt, to: failedAt, account_ids: [u.accountId] });
+      const early = await audit(s, { from: failedFrom, to: failedAt, account_ids: [u.accountId] });
       assert.equal(early.status, 200, JSON.stringify(early.body));
       assert.equal(early.body.gateways.razorpay.payments, 1);
       assert.deepEqual(early.body.discrepancies, { found: 0, new: 0 });
