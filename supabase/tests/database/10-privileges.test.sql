@@ -57,7 +57,15 @@ select set_eq(
     'authenticated SELECT public.subscriptions', 'authenticated SELECT public.subscription_periods',
     'authenticated SELECT public.refunds', 'authenticated SELECT public.payment_stats',
     'authenticated SELECT settle.payment_stats_visible',
-    'payment_analyst SELECT public.payment_stats', 'payment_analyst SELECT settle.payment_stats_visible'],
+    'payment_analyst SELECT public.payment_stats', 'payment_analyst SELECT settle.payment_stats_visible',
+    -- refunds made at the gateway that settle could not simply count (operators and analysts)
+    'payment_analyst SELECT public.refund_exceptions',
+    -- spending the wallet: members read their charges (RLS); spending stats like payment_stats
+    'authenticated SELECT public.wallet_charges', 'authenticated SELECT public.wallet_charge_refunds',
+    'authenticated SELECT public.wallet_spending_stats',
+    'authenticated SELECT settle.wallet_spending_stats_visible',
+    'payment_analyst SELECT public.wallet_spending_stats',
+    'payment_analyst SELECT settle.wallet_spending_stats_visible'],
   'user roles may read exactly the allowed tables and views, write none, and use no sequence');
 
 select set_eq(
@@ -71,7 +79,9 @@ select set_eq(
     'authenticated EXECUTE settle.can_read_payment_stats(uuid)',
     'payment_analyst EXECUTE settle.is_member(uuid)',
     'payment_analyst EXECUTE settle.can_read_payment_stats(uuid)',
-    'payment_analyst EXECUTE settle.ledger_audit()'],
+    'payment_analyst EXECUTE settle.ledger_audit()',
+    -- paying an order from the wallet (create-order with gateway wallet), as the owner
+    'authenticated EXECUTE settle.pay_order_from_wallet(text,text,text,uuid,text,text)'],
   'user roles may execute exactly the functions meant for them, in public and settle');
 
 select set_eq(
