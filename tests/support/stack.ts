@@ -164,6 +164,12 @@ export async function snapshot(db: Sql): Promise<Record<string, string>> {
   return out;
 }
 
+/** Waits until neither gateway's webhook deliveries to the stack are in flight. */
+export async function idle(s: Stack) {
+  await s.razorpay.idle();
+  await s.stripe.idle();
+}
+
 export async function walletBalance(db: Sql, accountId: string, currency = "INR") {
   const [w] = await db`select balance from public.wallets
     where account_id = ${accountId} and currency = ${currency}`;
