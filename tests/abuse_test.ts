@@ -24,11 +24,11 @@ import {
   raw,
   type Reply,
   simEvents,
-  stack,
   stripeEvents,
   type TestStack,
   type TestUser,
   topupOrder,
+  withStack,
 } from "./support/stack.ts";
 import { type Case, runCases, type Watch } from "./support/contract.ts";
 
@@ -142,8 +142,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       // ------------------------------------------------------------ arrangement
       const alice = await createUser(s.db, "abuse-alice");
       const bob = await createUser(s.db, "abuse-bob");
@@ -1245,8 +1244,6 @@ Deno.test({
           assert.notEqual(after[changed], before[changed], `${changed} did not change`);
         }
       });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

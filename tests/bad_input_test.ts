@@ -14,10 +14,10 @@ import {
   postWebhook,
   raw,
   simEvents,
-  stack,
   type TestStack,
   type TestUser,
   topupOrder,
+  withStack,
 } from "./support/stack.ts";
 import { type Case, databaseUnchanged, runCases, type Watch } from "./support/contract.ts";
 
@@ -78,8 +78,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       // ------------------------------------------------------------ arrangement
       const alice = await createUser(s.db, "alice");
       const bob = await createUser(s.db, "bob");
@@ -976,8 +975,6 @@ Deno.test({
         assert.equal(ok.status, 200, JSON.stringify(ok.body));
         assert.equal(ok.body.order.status, "paid");
       });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

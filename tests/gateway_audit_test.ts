@@ -15,9 +15,9 @@ import {
   payAtSimulator,
   raw,
   type Reply,
-  stack,
   type TestStack,
   type TestUser,
+  withStack,
 } from "./support/stack.ts";
 import { ownDatabase, stackOn } from "./support/isolated.ts";
 
@@ -412,8 +412,7 @@ Deno.test({
     "gateway audit: a normal flow on both gateways (pay, refund through settle) reports nothing",
   ...opts,
   async fn() {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "audit-clean");
       const from = nowSec() - 2;
       for (const gw of ["razorpay", "stripe"] as const) {
@@ -461,9 +460,7 @@ Deno.test({
       assert.equal(early.status, 200, JSON.stringify(early.body));
       assert.equal(early.body.gateways.razorpay.payments, 1);
       assert.deepEqual(early.body.discrepancies, { found: 0, new: 0 });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -471,8 +468,7 @@ Deno.test({
   name: "gateway audit: more than 100 gateway objects in the window are all read (every page)",
   ...opts,
   async fn() {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "audit-pages");
       const from = nowSec() - 2;
       await webhooksOff(s);
@@ -537,9 +533,7 @@ Deno.test({
         refundRows.map((x) => [x.gateway, x.settle_amount, x.gateway_amount, x.settle_status]),
         [["razorpay", 0, 20000, "missing"], ["stripe", 0, 2000, "missing"]],
       );
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -548,8 +542,7 @@ Deno.test({
     "gateway audit: the default window follows the last scheduled run; a gateway outage is a 503; a user's token is refused",
   ...opts,
   async fn() {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "audit-window");
       const bare = await raw(s, "gateway-audit", { method: "POST", token: s.serviceRoleKey });
       assert.equal(bare.status, 200, JSON.stringify(bare.body));
@@ -585,8 +578,6 @@ Deno.test({
       const user: Reply = await audit(s, {}, u.token);
       assert.equal(user.status, 403);
       assert.equal(user.body.error.code, "forbidden");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -13,10 +13,10 @@ import {
   payAtSimulator,
   raw,
   type Reply,
-  stack,
   type TestStack,
   type TestUser,
   walletBalance,
+  withStack,
 } from "./support/stack.ts";
 import { type Case, runCases } from "./support/contract.ts";
 
@@ -95,8 +95,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       // ------------------------------------------------------------ arrangement
       const alice = await createUser(s.db, "rbad-alice");
       const bob = await createUser(s.db, "rbad-bob");
@@ -738,8 +737,6 @@ Deno.test({
         const rows = await s.db`select * from settle.ledger_audit()`;
         assert.deepEqual(rows.map((r) => ({ ...r })), []);
       });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -14,10 +14,10 @@ import {
   invoke,
   postStripeWebhook,
   raw,
-  stack,
   stripeEvents,
   type TestStack,
   type TestUser,
+  withStack,
 } from "./support/stack.ts";
 import { type Case, runCases } from "./support/contract.ts";
 
@@ -62,8 +62,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       // ------------------------------------------------------------ arrangement
       const alice = await createUser(s.db, "sbad-alice");
       const bob = await createUser(s.db, "sbad-bob");
@@ -493,8 +492,6 @@ Deno.test({
         await idle(s);
         assert.equal(await orderStatus(s, bobPi), "paid");
       });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
