@@ -19,7 +19,7 @@ import {
   type TestUser,
   withStack,
 } from "./support/stack.ts";
-import { ownDatabase, stackOn } from "./support/isolated.ts";
+import { withOwnStack } from "./support/isolated.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 type Gw = "razorpay" | "stripe";
@@ -198,9 +198,7 @@ Deno.test({
   async fn() {
     // Its own database: the states arranged here break ledger_audit() on purpose, and the
     // suites after this one end with ledger_audit() of their database empty.
-    const own = await ownDatabase("gateway_audit");
-    const s = await stackOn(own.url, { RATE_LIMITS: "off" });
-    try {
+    await withOwnStack("gateway_audit", { RATE_LIMITS: "off" }, async (s) => {
       const u = await createUser(s.db, "audit");
       const from = nowSec() - 2;
       const expected = new Map<string, [number, number, string]>();
@@ -400,10 +398,7 @@ Deno.test({
       const [back] = await s.db`select reopened_count, resolved_at, resolution
         from public.gateway_discrepancies where id = ${target.id}`;
       assert.deepEqual(back, { reopened_count: 1, resolved_at: null, resolution: null });
-    } finally {
-      await s.close();
-      await own.drop();
-    }
+    });
   },
 });
 
