@@ -18,9 +18,9 @@ import {
   raw,
   type Reply,
   simEvents,
-  stack,
   type TestStack,
   type TestUser,
+  withStack,
 } from "./support/stack.ts";
 import { LOCAL_RAZORPAY } from "../dev/stack.ts";
 
@@ -983,8 +983,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const started = performance.now();
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       // Every gateway event is held: the workers deliver them, duplicated and out of order.
       for (const gw of ["razorpay", "stripe"] as const) {
         const base = gw === "razorpay"
@@ -1045,8 +1044,6 @@ Deno.test({
       assert.deepEqual(problems, [], `BANK_SEED=${SEED}`);
       // The run did what it is for: refunds were accepted and refused, payments made.
       assert.ok(OPS < 50 || w.model.refunds.size > 0, "no refund was accepted");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

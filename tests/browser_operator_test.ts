@@ -8,10 +8,10 @@ import {
   createUser,
   invoke,
   payAtSimulator,
-  stack,
   type TestStack,
   type TestUser,
   topupOrder,
+  withStack,
 } from "./support/stack.ts";
 import { waitFor, waitStatus, waitText, withPage } from "./support/browser.ts";
 
@@ -142,8 +142,7 @@ Deno.test({
   name: "dev reads run as the caller: RLS keeps another user's orders and wallets out",
   ...opts,
   fn: async () => {
-    const s = await stack({}, { devPages: true });
-    try {
+    await withStack({}, { devPages: true }, async (s) => {
       const alice = await createUser(s.db, "dev-reads-a");
       const bob = await createUser(s.db, "dev-reads-b");
       const { order } = await topupOrder(s, alice, 5000);
@@ -166,8 +165,6 @@ Deno.test({
       const anonymous = await fetch(`${s.url}/dev/orders`);
       assert.equal(anonymous.status, 401);
       await anonymous.body?.cancel();
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

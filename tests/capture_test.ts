@@ -9,11 +9,10 @@ import {
   clearFaults,
   credits,
   orderState,
-  ownDatabase,
   parkOpenOrders,
   razorpaySim,
-  stackOn,
   stripeApi,
+  withOwnStack,
 } from "./support/isolated.ts";
 import {
   client,
@@ -92,9 +91,7 @@ Deno.test({
   name: "capture",
   ...opts,
   fn: async (t) => {
-    const own = await ownDatabase("capture");
-    const s = await stackOn(own.url, { RATE_LIMITS: "off" });
-    try {
+    await withOwnStack("capture", { RATE_LIMITS: "off" }, async (s) => {
       await t.step("an authorization is captured by verify: paid, one credit", async () => {
         const u = await createUser(s.db, "cap-verify");
         const { order, checkout } = await topupOrder(s, u, 31000);
@@ -381,9 +378,6 @@ Deno.test({
           assert.equal(await walletBalance(s.db, u.accountId, "USD"), 5000);
         },
       );
-    } finally {
-      await s.close();
-      await own.drop();
-    }
+    });
   },
 });

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { jwtVerify } from "jose";
 import { devEnv } from "../dev/stack.ts";
 import { LOCAL_JWT_SECRET, userToken } from "../dev/keys.ts";
-import { createUser, stack } from "./support/stack.ts";
+import { createUser, withStack } from "./support/stack.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const SECRET = "a-project-secret-that-is-not-the-cli-default-0123456789";
@@ -34,7 +34,7 @@ for (const name of ["JWT_SECRET", "SUPABASE_JWT_SECRET"]) {
     name: `dev stack: ${name} and RATE_LIMITS from the environment take effect`,
     ...opts,
     fn: async () => {
-      const s = await stack(
+      await withStack(
         devEnv({
           [name]: SECRET,
           RATE_LIMITS: "off",
@@ -42,35 +42,33 @@ for (const name of ["JWT_SECRET", "SUPABASE_JWT_SECRET"]) {
           SUPABASE_DB_URL: "postgres://nowhere.invalid/db",
         }),
         { devPages: true },
+        async (s) => {
+          assert.equal(s.config.jwtSecret, SECRET);
+          assert.equal(s.config.rateLimit.enabled, false);
+          assert.notEqual(s.config.dbUrl, "postgres://nowhere.invalid/db");
+          // The keys the banner prints are signed with the configured secret.
+          for (const key of [s.anonKey, s.serviceRoleKey]) {
+            await jwtVerify(key, new TextEncoder().encode(SECRET));
+          }
+          const u = await createUser(s.db, "dev-env");
+          const get = (token: string) =>
+            fetch(`${s.functionsUrl}/payment-methods`, {
+              headers: { authorization: `Bearer ${token}` },
+            }).then(async (r) => ({ status: r.status, body: await r.text() }));
+          const own = await userToken(u.id, { secret: SECRET });
+          // Twice over a limit of one per minute: RATE_LIMITS=off wins.
+          for (let i = 0; i < 2; i++) {
+            const r = await get(own);
+            assert.equal(r.status, 200, r.body);
+          }
+          const local = await get(await userToken(u.id, { secret: LOCAL_JWT_SECRET }));
+          assert.equal(local.status, 401, "a token signed with the CLI default is refused");
+          // /dev/token (the local sign-in) signs with it too.
+          const page = await fetch(`${s.url}/dev/token?email=${encodeURIComponent(u.email)}`);
+          const { access_token } = await page.json();
+          assert.equal((await get(access_token)).status, 200);
+        },
       );
-      try {
-        assert.equal(s.config.jwtSecret, SECRET);
-        assert.equal(s.config.rateLimit.enabled, false);
-        assert.notEqual(s.config.dbUrl, "postgres://nowhere.invalid/db");
-        // The keys the banner prints are signed with the configured secret.
-        for (const key of [s.anonKey, s.serviceRoleKey]) {
-          await jwtVerify(key, new TextEncoder().encode(SECRET));
-        }
-        const u = await createUser(s.db, "dev-env");
-        const get = (token: string) =>
-          fetch(`${s.functionsUrl}/payment-methods`, {
-            headers: { authorization: `Bearer ${token}` },
-          }).then(async (r) => ({ status: r.status, body: await r.text() }));
-        const own = await userToken(u.id, { secret: SECRET });
-        // Twice over a limit of one per minute: RATE_LIMITS=off wins.
-        for (let i = 0; i < 2; i++) {
-          const r = await get(own);
-          assert.equal(r.status, 200, r.body);
-        }
-        const local = await get(await userToken(u.id, { secret: LOCAL_JWT_SECRET }));
-        assert.equal(local.status, 401, "a token signed with the CLI default is refused");
-        // /dev/token (the local sign-in) signs with it too.
-        const page = await fetch(`${s.url}/dev/token?email=${encodeURIComponent(u.email)}`);
-        const { access_token } = await page.json();
-        assert.equal((await get(access_token)).status, 200);
-      } finally {
-        await s.close();
-      }
     },
   });
 }

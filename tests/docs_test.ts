@@ -4,7 +4,7 @@
 // until it is documented.
 import assert from "node:assert/strict";
 import { FUNCTIONS } from "../dev/stack.ts";
-import { stack } from "./support/stack.ts";
+import { withStack } from "./support/stack.ts";
 
 const root = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));
@@ -132,8 +132,7 @@ Deno.test({
     const text = section("### Reconciliation");
     const example = text.slice(text.indexOf("`POST /reconcile`")).match(/```json\n([^`]+)```/);
     assert.ok(example, "no JSON example after `POST /reconcile`");
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const res = await fetch(`${s.functionsUrl}/reconcile`, {
         method: "POST",
         headers: {
@@ -145,8 +144,6 @@ Deno.test({
       const body = await res.json();
       assert.equal(res.status, 200, JSON.stringify(body));
       assert.deepEqual(keyPaths(JSON.parse(example[1])).sort(), keyPaths(body).sort());
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -7,11 +7,11 @@ import {
   payAtSimulator,
   postWebhook,
   simEvents,
-  stack,
   type TestStack,
   type TestUser,
   topupOrder,
   walletBalance,
+  withStack,
 } from "./support/stack.ts";
 import { LOCAL_RAZORPAY } from "../dev/stack.ts";
 import { hmacSha256Hex } from "../shared/crypto.ts";
@@ -43,8 +43,7 @@ Deno.test({
   name: "the same signed webhook 50 times at once: 50 × 200, one event row, one credit",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "dup50");
       const { order, captured } = await paidQuietly(s, u, 25000);
       const replies = await Promise.all(Array.from({ length: 50 }, () => postWebhook(s, captured)));
@@ -56,9 +55,7 @@ Deno.test({
       assert.equal(await creditsFor(s, order.id), 1);
       assert.equal(await walletBalance(s.db, u.accountId), 25000);
       assert.equal(await orderStatus(s, order.id), "paid");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -66,8 +63,7 @@ Deno.test({
   name: "verify and webhooks racing (20 verifies, captured and order.paid ×10 each): one credit",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "race");
       const c = client(s, u.token);
       const { order, proof, captured, orderPaid } = await paidQuietly(s, u, 41000);
@@ -80,9 +76,7 @@ Deno.test({
       assert.ok(replies.slice(0, 20).every((r) => r.body.order.status === "paid"));
       assert.equal(await creditsFor(s, order.id), 1);
       assert.equal(await walletBalance(s.db, u.accountId), 41000);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -90,8 +84,7 @@ Deno.test({
   name: "webhooks before verify, in reverse order: paid once, verify still answers paid",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "early");
       const c = client(s, u.token);
       const { order, proof, events } = await paidQuietly(s, u, 9900);
@@ -110,9 +103,7 @@ Deno.test({
         ["payment.captured", "no_effect"],
         ["payment.authorized", "no_effect"],
       ]);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -120,8 +111,7 @@ Deno.test({
   name: "a late payment.failed after paid changes nothing",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "late");
       const c = client(s, u.token);
       const { order, proof } = await paidQuietly(s, u, 5000);
@@ -138,9 +128,7 @@ Deno.test({
       assert.equal(await orderStatus(s, order.id), "paid");
       assert.equal(await creditsFor(s, order.id), 1);
       assert.equal(await walletBalance(s.db, u.accountId), 5000);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -148,8 +136,7 @@ Deno.test({
   name: "unknown and unrelated events are stored and answered 200",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const sign = async (event: string, payload: unknown) => {
         const body = JSON.stringify({
           entity: "event",
@@ -196,9 +183,7 @@ Deno.test({
         assert.equal(row.outcome, outcome);
         assert.equal(row.raw_body, e.body);
       }
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -206,8 +191,7 @@ Deno.test({
   name: "an event whose amount differs from the order is recorded as a mismatch and never credits",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "mismatch");
       const { order, captured } = await paidQuietly(s, u, 60000);
       const body = captured.body.replaceAll('"amount":60000', '"amount":600');
@@ -225,9 +209,7 @@ Deno.test({
       assert.equal(await orderStatus(s, order.id), "created");
       assert.equal(await creditsFor(s, order.id), 0);
       assert.equal(await walletBalance(s.db, u.accountId), 0);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -236,8 +218,7 @@ Deno.test({
     "30 orders across 3 users, webhooks duplicated ×4 and reordered, racing verifies: balances exact",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const users = await Promise.all([1, 2, 3].map((i) => createUser(s.db, `many${i}`)));
       const expected = new Map(users.map((u) => [u.accountId, 0]));
       await Promise.all(Array.from({ length: 30 }, async (_, i) => {
@@ -258,8 +239,6 @@ Deno.test({
         where o.account_id in ${s.db(users.map((u) => u.accountId))} and o.status = 'paid'
           and (select count(*) from public.ledger_transactions t where t.order_id = o.id) = 1`;
       assert.equal(n, 30);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

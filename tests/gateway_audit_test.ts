@@ -15,11 +15,11 @@ import {
   payAtSimulator,
   raw,
   type Reply,
-  stack,
   type TestStack,
   type TestUser,
+  withStack,
 } from "./support/stack.ts";
-import { ownDatabase, stackOn } from "./support/isolated.ts";
+import { withOwnStack } from "./support/isolated.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 type Gw = "razorpay" | "stripe";
@@ -198,9 +198,7 @@ Deno.test({
   async fn() {
     // Its own database: the states arranged here break ledger_audit() on purpose, and the
     // suites after this one end with ledger_audit() of their database empty.
-    const own = await ownDatabase("gateway_audit");
-    const s = await stackOn(own.url, { RATE_LIMITS: "off" });
-    try {
+    await withOwnStack("gateway_audit", { RATE_LIMITS: "off" }, async (s) => {
       const u = await createUser(s.db, "audit");
       const from = nowSec() - 2;
       const expected = new Map<string, [number, number, string]>();
@@ -400,10 +398,7 @@ Deno.test({
       const [back] = await s.db`select reopened_count, resolved_at, resolution
         from public.gateway_discrepancies where id = ${target.id}`;
       assert.deepEqual(back, { reopened_count: 1, resolved_at: null, resolution: null });
-    } finally {
-      await s.close();
-      await own.drop();
-    }
+    });
   },
 });
 
@@ -412,8 +407,7 @@ Deno.test({
     "gateway audit: a normal flow on both gateways (pay, refund through settle) reports nothing",
   ...opts,
   async fn() {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "audit-clean");
       const from = nowSec() - 2;
       for (const gw of ["razorpay", "stripe"] as const) {
@@ -461,9 +455,7 @@ Deno.test({
       assert.equal(early.status, 200, JSON.stringify(early.body));
       assert.equal(early.body.gateways.razorpay.payments, 1);
       assert.deepEqual(early.body.discrepancies, { found: 0, new: 0 });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -471,8 +463,7 @@ Deno.test({
   name: "gateway audit: more than 100 gateway objects in the window are all read (every page)",
   ...opts,
   async fn() {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "audit-pages");
       const from = nowSec() - 2;
       await webhooksOff(s);
@@ -537,9 +528,7 @@ Deno.test({
         refundRows.map((x) => [x.gateway, x.settle_amount, x.gateway_amount, x.settle_status]),
         [["razorpay", 0, 20000, "missing"], ["stripe", 0, 2000, "missing"]],
       );
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -548,8 +537,7 @@ Deno.test({
     "gateway audit: the default window follows the last scheduled run; a gateway outage is a 503; a user's token is refused",
   ...opts,
   async fn() {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "audit-window");
       const bare = await raw(s, "gateway-audit", { method: "POST", token: s.serviceRoleKey });
       assert.equal(bare.status, 200, JSON.stringify(bare.body));
@@ -585,8 +573,6 @@ Deno.test({
       const user: Reply = await audit(s, {}, u.token);
       assert.equal(user.status, 403);
       assert.equal(user.body.error.code, "forbidden");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

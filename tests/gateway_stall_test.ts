@@ -10,13 +10,24 @@ import {
   createUser,
   raw,
   type Reply,
-  stack,
   testDbUrl,
   type TestStack,
   type TestUser,
+  withStack,
 } from "./support/stack.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** withStack that clears the simulators' faults before the stack closes, however fn ends. */
+function withClearedFaults(env: Record<string, string>, fn: (s: TestStack) => Promise<void>) {
+  return withStack(env, async (s) => {
+    try {
+      await fn(s);
+    } finally {
+      await clearFaults(s);
+    }
+  });
+}
 
 const TOPUP = {
   razorpay: { gateway: "razorpay", purpose: "wallet_topup", amount: 30000, currency: "INR" },
@@ -77,8 +88,7 @@ Deno.test({
   name: "simulators: a delay fault holds the call, then answers it normally",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withClearedFaults({}, async (s) => {
       const u = await createUser(s.db, "stall-sim");
       await stallGateways(s, 400);
       for (const gateway of ["razorpay", "stripe"] as const) {
@@ -87,10 +97,7 @@ Deno.test({
         // Stripe's first order also creates the customer: two held calls.
         assert.ok(r.ms >= 400, `${gateway}: answered after ${r.ms} ms`);
       }
-    } finally {
-      await clearFaults(s);
-      await s.close();
-    }
+    });
   },
 });
 
@@ -99,8 +106,7 @@ Deno.test({
     "create-order holds no transaction, row lock or pooled connection while the gateway is slow",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withClearedFaults({}, async (s) => {
       const u = await createUser(s.db, "stall-held");
       // The customer exists already: the only gateway call left is the order itself.
       assert.equal((await createOrder(s, u, "stripe")).status, 201);
@@ -141,10 +147,7 @@ Deno.test({
         assert.equal(r.status, 201, JSON.stringify(r.body));
         assert.equal(r.body.order.id, orderId);
       }
-    } finally {
-      await clearFaults(s);
-      await s.close();
-    }
+    });
   },
 });
 
@@ -153,8 +156,7 @@ Deno.test({
     "20 concurrent create-orders under one Idempotency-Key make one order and one gateway order",
   ...opts,
   fn: async (t) => {
-    const s = await stack();
-    try {
+    await withClearedFaults({}, async (s) => {
       for (const stall of [0, 1000]) {
         for (const gateway of ["razorpay", "stripe"] as const) {
           await t.step(`${gateway}, gateway stalled ${stall} ms`, async () => {
@@ -185,10 +187,7 @@ Deno.test({
           });
         }
       }
-    } finally {
-      await clearFaults(s);
-      await s.close();
-    }
+    });
   },
 });
 
@@ -197,8 +196,7 @@ Deno.test({
     "a claim left by a request that died is waited for, then taken over: the retry finds the gateway order",
   ...opts,
   fn: async (t) => {
-    const s = await stack({ RAZORPAY_TIMEOUT_MS: "400", STRIPE_TIMEOUT_MS: "400" });
-    try {
+    await withClearedFaults({ RAZORPAY_TIMEOUT_MS: "400", STRIPE_TIMEOUT_MS: "400" }, async (s) => {
       for (const gateway of ["razorpay", "stripe"] as const) {
         await t.step(gateway, async () => {
           const u = await createUser(s.db, `stall-dead-${gateway}`);
@@ -237,10 +235,7 @@ Deno.test({
           );
         });
       }
-    } finally {
-      await clearFaults(s);
-      await s.close();
-    }
+    });
   },
 });
 

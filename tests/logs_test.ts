@@ -11,11 +11,11 @@ import {
   invoke,
   payAtSimulator,
   simEvents,
-  stack,
   stripeEvents,
   type TestStack,
   type TestUser,
   topupOrder,
+  withStack,
 } from "./support/stack.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -100,8 +100,7 @@ Deno.test({
   name: "one JSON log line per request, with ids and codes and without secrets or bodies",
   ...opts,
   fn: async (t) => {
-    const s = await stack({ LOG_REQUESTS: "true", RATE_LIMIT_PER_USER_PER_MINUTE: "3" });
-    try {
+    await withStack({ LOG_REQUESTS: "true", RATE_LIMIT_PER_USER_PER_MINUTE: "3" }, async (s) => {
       await t.step("create-order: order id, gateway, user, x-request-id", async () => {
         const u = await createUser(s.db, "logs");
         const key = `logs-idem-${crypto.randomUUID()}`;
@@ -333,8 +332,6 @@ Deno.test({
         assert.equal(lLine.status, 429);
         assert.equal(lLine.user_id, u.id);
       });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

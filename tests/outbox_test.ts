@@ -12,11 +12,11 @@ import {
   invoke,
   payAtSimulator,
   raw,
-  stack,
   testDbUrl,
   type TestStack,
   type TestUser,
   topupOrder,
+  withStack,
 } from "./support/stack.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -252,88 +252,88 @@ Deno.test({
     "paying through the simulator, duplicate webhooks and verify: one order.paid, delivered once, signed",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    const recvSigned = receiver(() => new Date());
-    const sub = await subscriber(s.db, await recvSigned.url, ["order.*"]);
-    recvSigned.state.secret = sub.secret;
-    try {
-      const u = await createUser(s.db, "outbox-flow");
-      const { order, checkout } = await topupOrder(s, u, 43000);
-      const proof = await payAtSimulator(s, checkout.order_id, {
-        webhooks: { duplicate: 4, reorder: true },
-      });
-      const verified = await invoke(client(s, u.token), "verify", proof);
-      assert.equal(verified.status, 200);
-      await s.razorpay.idle();
-      const again = await invoke(client(s, u.token), "verify", proof);
-      assert.equal(again.status, 200);
+    await withStack(async (s) => {
+      const recvSigned = receiver(() => new Date());
+      const sub = await subscriber(s.db, await recvSigned.url, ["order.*"]);
+      recvSigned.state.secret = sub.secret;
+      try {
+        const u = await createUser(s.db, "outbox-flow");
+        const { order, checkout } = await topupOrder(s, u, 43000);
+        const proof = await payAtSimulator(s, checkout.order_id, {
+          webhooks: { duplicate: 4, reorder: true },
+        });
+        const verified = await invoke(client(s, u.token), "verify", proof);
+        assert.equal(verified.status, 200);
+        await s.razorpay.idle();
+        const again = await invoke(client(s, u.token), "verify", proof);
+        assert.equal(again.status, 200);
 
-      const events = await eventsFor(s.db, order.id);
-      assert.equal(events.filter((e) => e.type === "order.paid").length, 1, "exactly one paid");
-      assert.ok(events.every((e) => e.type === "order.paid" || e.type === "order.authorized"));
-      const paid = events.find((e) => e.type === "order.paid")!;
-      assert.deepEqual(Object.keys(paid.payload).sort(), [
-        "account_id",
-        "amount",
-        "amount_refunded",
-        "created_at",
-        "currency",
-        "failure_code",
-        "failure_reason",
-        "gateway",
-        "gateway_order_id",
-        "gateway_payment_id",
-        "id",
-        "paid_at",
-        "plan_id",
-        "previous_status",
-        "product_id",
-        "purpose",
-        "status",
-      ]);
-      assert.equal(paid.payload.amount, 43000);
-      assert.equal(paid.payload.status, "paid");
-      assert.equal(paid.payload.gateway_payment_id, proof.razorpay_payment_id);
+        const events = await eventsFor(s.db, order.id);
+        assert.equal(events.filter((e) => e.type === "order.paid").length, 1, "exactly one paid");
+        assert.ok(events.every((e) => e.type === "order.paid" || e.type === "order.authorized"));
+        const paid = events.find((e) => e.type === "order.paid")!;
+        assert.deepEqual(Object.keys(paid.payload).sort(), [
+          "account_id",
+          "amount",
+          "amount_refunded",
+          "created_at",
+          "currency",
+          "failure_code",
+          "failure_reason",
+          "gateway",
+          "gateway_order_id",
+          "gateway_payment_id",
+          "id",
+          "paid_at",
+          "plan_id",
+          "previous_status",
+          "product_id",
+          "purpose",
+          "status",
+        ]);
+        assert.equal(paid.payload.amount, 43000);
+        assert.equal(paid.payload.status, "paid");
+        assert.equal(paid.payload.gateway_payment_id, proof.razorpay_payment_id);
 
-      const service = s.serviceRoleKey;
-      const r = await raw(s, "outbox-dispatch", { method: "POST", token: service });
-      assert.equal(r.status, 200, JSON.stringify(r.body));
-      assert.deepEqual(r.body, {
-        claimed: events.length,
-        delivered: events.length,
-        retrying: 0,
-        dead: 0,
-        stale: 0,
-      });
-      const paidReceipts = recvSigned.receipts.filter((x) => x.type === "order.paid");
-      assert.equal(paidReceipts.length, 1, "order.paid reached the receiver once");
-      assert.equal(recvSigned.receipts.length, events.length);
-      assert.ok(recvSigned.receipts.every((x) => x.verified), "every signature verifies");
-      const body = JSON.parse(paidReceipts[0].body);
-      assert.equal(body.id, paid.id);
-      assert.equal(paidReceipts[0].eventId, paid.id);
-      assert.equal(body.type, "order.paid");
-      assert.equal(body.account_id, u.accountId);
-      assert.deepEqual(body.data, JSON.parse(JSON.stringify(paid.payload)));
-      assert.ok(!/razorpay_signature|secret|card/.test(paidReceipts[0].body), "no secrets");
+        const service = s.serviceRoleKey;
+        const r = await raw(s, "outbox-dispatch", { method: "POST", token: service });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.deepEqual(r.body, {
+          claimed: events.length,
+          delivered: events.length,
+          retrying: 0,
+          dead: 0,
+          stale: 0,
+        });
+        const paidReceipts = recvSigned.receipts.filter((x) => x.type === "order.paid");
+        assert.equal(paidReceipts.length, 1, "order.paid reached the receiver once");
+        assert.equal(recvSigned.receipts.length, events.length);
+        assert.ok(recvSigned.receipts.every((x) => x.verified), "every signature verifies");
+        const body = JSON.parse(paidReceipts[0].body);
+        assert.equal(body.id, paid.id);
+        assert.equal(paidReceipts[0].eventId, paid.id);
+        assert.equal(body.type, "order.paid");
+        assert.equal(body.account_id, u.accountId);
+        assert.deepEqual(body.data, JSON.parse(JSON.stringify(paid.payload)));
+        assert.ok(!/razorpay_signature|secret|card/.test(paidReceipts[0].body), "no secrets");
 
-      const second = await raw(s, "outbox-dispatch", {
-        method: "POST",
-        token: service,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ limit: 10 }),
-      });
-      assert.equal(second.status, 200);
-      assert.equal(second.body.claimed, 0, "nothing left to deliver");
-      assert.equal(recvSigned.receipts.length, events.length);
-      const d = await s.db`select status, attempts from public.outbox_deliveries
-        where subscriber_id = ${sub.id}`;
-      assert.ok(d.every((x) => x.status === "delivered" && x.attempts === 1));
-    } finally {
-      await dropSubscribers(s.db, [sub.id]);
-      await recvSigned.close();
-      await s.close();
-    }
+        const second = await raw(s, "outbox-dispatch", {
+          method: "POST",
+          token: service,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ limit: 10 }),
+        });
+        assert.equal(second.status, 200);
+        assert.equal(second.body.claimed, 0, "nothing left to deliver");
+        assert.equal(recvSigned.receipts.length, events.length);
+        const d = await s.db`select status, attempts from public.outbox_deliveries
+          where subscriber_id = ${sub.id}`;
+        assert.ok(d.every((x) => x.status === "delivered" && x.attempts === 1));
+      } finally {
+        await dropSubscribers(s.db, [sub.id]);
+        await recvSigned.close();
+      }
+    });
   },
 });
 
@@ -341,116 +341,121 @@ Deno.test({
   name: "only the service role may call outbox-dispatch; bad input is refused before anything",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    const recv = receiver(() => new Date());
-    const sub = await subscriber(s.db, await recv.url, ["order.failed"]);
-    recv.state.secret = sub.secret;
-    try {
-      const u = await createUser(s.db, "outbox-auth");
-      const o = await newOrder(s.db, u);
-      await s.db`select settle.apply_payment('razorpay', 'failed', ${o.gid}, null, null, null,
-        'BAD_REQUEST_ERROR', 'declined')`;
-      const pending = async () =>
-        (await s.db`select status, attempts from public.outbox_deliveries
-          where subscriber_id = ${sub.id}`).map((r) => `${r.status}/${r.attempts}`);
-      assert.deepEqual(await pending(), ["pending/0"]);
+    await withStack(async (s) => {
+      const recv = receiver(() => new Date());
+      const sub = await subscriber(s.db, await recv.url, ["order.failed"]);
+      recv.state.secret = sub.secret;
+      try {
+        const u = await createUser(s.db, "outbox-auth");
+        const o = await newOrder(s.db, u);
+        await s.db`select settle.apply_payment('razorpay', 'failed', ${o.gid}, null, null, null,
+          'BAD_REQUEST_ERROR', 'declined')`;
+        const pending = async () =>
+          (await s.db`select status, attempts from public.outbox_deliveries
+            where subscriber_id = ${sub.id}`).map((r) => `${r.status}/${r.attempts}`);
+        assert.deepEqual(await pending(), ["pending/0"]);
 
-      const json = { "content-type": "application/json" };
-      const service = s.serviceRoleKey;
-      const cases: [string, () => ReturnType<typeof raw>, number, string][] = [
-        ["no JWT", () => raw(s, "outbox-dispatch", { method: "POST" }), 401, "unauthorized"],
-        [
-          "a user's JWT",
-          () => raw(s, "outbox-dispatch", { method: "POST", token: u.token }),
-          403,
-          "forbidden",
-        ],
-        [
-          "the anon key",
-          () => raw(s, "outbox-dispatch", { method: "POST", token: s.anonKey }),
-          401,
-          "unauthorized",
-        ],
-        [
-          "a forged service key",
-          async () =>
-            raw(s, "outbox-dispatch", {
-              method: "POST",
-              token: await userToken(u.id, { secret: "x".repeat(40) }),
-            }),
-          401,
-          "unauthorized",
-        ],
-        [
-          "GET",
-          () => raw(s, "outbox-dispatch", { method: "GET", token: service }),
-          405,
-          "method_not_allowed",
-        ],
-        ...([
-          [{ limit: 0 }, "invalid_request"],
-          [{ limit: 1001 }, "invalid_request"],
-          [{ limit: 2.5 }, "invalid_request"],
-          [{ limit: "5" }, "invalid_request"],
-          [{ other: 1 }, "invalid_request"],
-          [[1], "invalid_request"],
-        ] as [unknown, string][]).map(([body, code]) =>
+        const json = { "content-type": "application/json" };
+        const service = s.serviceRoleKey;
+        const cases: [string, () => ReturnType<typeof raw>, number, string][] = [
+          ["no JWT", () => raw(s, "outbox-dispatch", { method: "POST" }), 401, "unauthorized"],
           [
-            `body ${JSON.stringify(body)}`,
+            "a user's JWT",
+            () => raw(s, "outbox-dispatch", { method: "POST", token: u.token }),
+            403,
+            "forbidden",
+          ],
+          [
+            "the anon key",
+            () => raw(s, "outbox-dispatch", { method: "POST", token: s.anonKey }),
+            401,
+            "unauthorized",
+          ],
+          [
+            "a forged service key",
+            async () =>
+              raw(s, "outbox-dispatch", {
+                method: "POST",
+                token: await userToken(u.id, { secret: "x".repeat(40) }),
+              }),
+            401,
+            "unauthorized",
+          ],
+          [
+            "GET",
+            () => raw(s, "outbox-dispatch", { method: "GET", token: service }),
+            405,
+            "method_not_allowed",
+          ],
+          ...([
+            [{ limit: 0 }, "invalid_request"],
+            [{ limit: 1001 }, "invalid_request"],
+            [{ limit: 2.5 }, "invalid_request"],
+            [{ limit: "5" }, "invalid_request"],
+            [{ other: 1 }, "invalid_request"],
+            [[1], "invalid_request"],
+          ] as [unknown, string][]).map(([body, code]) =>
+            [
+              `body ${JSON.stringify(body)}`,
+              () =>
+                raw(s, "outbox-dispatch", {
+                  method: "POST",
+                  token: service,
+                  headers: json,
+                  body: JSON.stringify(body),
+                }),
+              400,
+              code,
+            ] as [string, () => ReturnType<typeof raw>, number, string]
+          ),
+          [
+            "not JSON",
             () =>
               raw(s, "outbox-dispatch", {
                 method: "POST",
                 token: service,
                 headers: json,
-                body: JSON.stringify(body),
+                body: "{",
               }),
             400,
-            code,
-          ] as [string, () => ReturnType<typeof raw>, number, string]
-        ),
-        [
-          "not JSON",
-          () =>
-            raw(s, "outbox-dispatch", { method: "POST", token: service, headers: json, body: "{" }),
-          400,
-          "invalid_json",
-        ],
-        [
-          "text/plain",
-          () =>
-            raw(s, "outbox-dispatch", {
-              method: "POST",
-              token: service,
-              headers: { "content-type": "text/plain" },
-              body: '{"limit":1}',
-            }),
-          415,
-          "unsupported_media_type",
-        ],
-      ];
-      for (const [name, send, status, code] of cases) {
-        const r = await send();
-        assertContractError(r, status, code);
-        assert.deepEqual(await pending(), ["pending/0"], `${name}: nothing was claimed`);
-        assert.equal(recv.receipts.length, 0, `${name}: nothing was sent`);
-      }
+            "invalid_json",
+          ],
+          [
+            "text/plain",
+            () =>
+              raw(s, "outbox-dispatch", {
+                method: "POST",
+                token: service,
+                headers: { "content-type": "text/plain" },
+                body: '{"limit":1}',
+              }),
+            415,
+            "unsupported_media_type",
+          ],
+        ];
+        for (const [name, send, status, code] of cases) {
+          const r = await send();
+          assertContractError(r, status, code);
+          assert.deepEqual(await pending(), ["pending/0"], `${name}: nothing was claimed`);
+          assert.equal(recv.receipts.length, 0, `${name}: nothing was sent`);
+        }
 
-      const ok = await raw(s, "outbox-dispatch", {
-        method: "POST",
-        token: service,
-        headers: json,
-        body: "{}",
-      });
-      assert.equal(ok.status, 200);
-      assert.equal(ok.body.delivered, 1);
-      assert.deepEqual(await pending(), ["delivered/1"]);
-      assert.equal(recv.receipts.length, 1);
-      assert.equal(recv.receipts[0].type, "order.failed");
-    } finally {
-      await dropSubscribers(s.db, [sub.id]);
-      await recv.close();
-      await s.close();
-    }
+        const ok = await raw(s, "outbox-dispatch", {
+          method: "POST",
+          token: service,
+          headers: json,
+          body: "{}",
+        });
+        assert.equal(ok.status, 200);
+        assert.equal(ok.body.delivered, 1);
+        assert.deepEqual(await pending(), ["delivered/1"]);
+        assert.equal(recv.receipts.length, 1);
+        assert.equal(recv.receipts[0].type, "order.failed");
+      } finally {
+        await dropSubscribers(s.db, [sub.id]);
+        await recv.close();
+      }
+    });
   },
 });
 
@@ -458,93 +463,96 @@ Deno.test({
   name: "a failing receiver gets retries with growing delays, then dead; replay re-delivers",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    let clock = new Date(Date.now() + 2000);
-    const now = () => clock;
-    const advance = (seconds: number) => (clock = new Date(clock.getTime() + seconds * 1000));
-    const app = dispatcher(s, now, {
-      maxAttempts: 4,
-      backoffBaseSeconds: 10,
-      backoffMaxSeconds: 3600,
-      timeoutMs: 300,
-    });
-    const recv = receiver(now);
-    const sub = await subscriber(s.db, await recv.url, ["order.paid"]);
-    recv.state.secret = sub.secret;
-    try {
-      const u = await createUser(s.db, "outbox-retry");
-      const o = await newOrder(s.db, u);
-      await s.db`select settle.apply_payment('razorpay', 'captured', ${o.gid}, 'pay_ObR',
-        ${o.amount}, 'INR')`;
-      const [event] = await eventsFor(s.db, o.id);
-
-      // Each failure kind in turn: a 500, no answer within the timeout, a redirect, a 404.
-      const modes: Mode[] = [500, "hang", "redirect", 404];
-      const errors = ["HTTP 500", "no answer within 300 ms", "HTTP 302", "HTTP 404"];
-      const delays: number[] = [];
-      for (let i = 0; i < modes.length; i++) {
-        recv.state.mode = modes[i];
-        const r = await dispatchOutbox(app);
-        const last = i === modes.length - 1;
-        assert.deepEqual(r, {
-          claimed: 1,
-          delivered: 0,
-          retrying: last ? 0 : 1,
-          dead: last ? 1 : 0,
-          stale: 0,
-        }, `attempt ${i + 1}`);
-        const d = await delivery(s.db, sub.id);
-        assert.equal(d.attempts, i + 1);
-        assert.equal(d.last_error, errors[i]);
-        if (last) {
-          assert.equal(d.status, "dead");
-          break;
-        }
-        assert.equal(d.status, "pending");
-        const delay = (d.next_attempt_at.getTime() - clock.getTime()) / 1000;
-        delays.push(delay);
-        advance(delay - 1);
-        assert.equal((await dispatchOutbox(app)).claimed, 0, "not before the backoff ends");
-        advance(1);
-      }
-      assert.deepEqual(delays, [10, 20, 40], "exponential backoff from the base");
-      assert.equal(recv.receipts.length, 4);
-      assert.ok(recv.receipts.every((x) => x.eventId === event.id), "the same event id each time");
-      assert.ok(recv.receipts.every((x) => x.verified), "every attempt is signed");
-      assert.deepEqual(recv.receipts.map((x) => x.attempt), [1, 2, 3, 4]);
-      const ts = recv.receipts.map((x) => x.timestamp);
-      assert.deepEqual(ts, [...ts].sort((a, b) => a - b));
-      assert.ok(ts[3] - ts[0] >= 70, "each attempt is signed at its own time");
-      assert.equal(new Set(recv.receipts.map((x) => x.body)).size, 1, "the body never changes");
-
-      advance(86400);
-      assert.equal((await dispatchOutbox(app)).claimed, 0, "a dead letter is not retried");
-
-      recv.state.mode = "ok";
-      const d = await delivery(s.db, sub.id);
-      const [{ n }] = await s.db`select settle.outbox_replay_delivery(${d.id}) as n`;
-      assert.equal(n, 1);
-      assert.deepEqual(await dispatchOutbox(app), {
-        claimed: 1,
-        delivered: 1,
-        retrying: 0,
-        dead: 0,
-        stale: 0,
+    await withStack(async (s) => {
+      let clock = new Date(Date.now() + 2000);
+      const now = () => clock;
+      const advance = (seconds: number) => (clock = new Date(clock.getTime() + seconds * 1000));
+      const app = dispatcher(s, now, {
+        maxAttempts: 4,
+        backoffBaseSeconds: 10,
+        backoffMaxSeconds: 3600,
+        timeoutMs: 300,
       });
-      assert.equal(recv.receipts.length, 5);
-      assert.equal(recv.receipts[4].eventId, event.id, "replay sends the same event");
-      assert.equal(recv.receipts[4].attempt, 1);
-      assert.ok(recv.receipts[4].verified);
-      const after = await delivery(s.db, sub.id);
-      assert.equal(after.status, "delivered");
-      assert.equal(after.replays, 1);
-      assert.equal(after.last_http_status, 200);
-      assert.equal(after.last_error, null);
-    } finally {
-      await dropSubscribers(s.db, [sub.id]);
-      await recv.close();
-      await s.close();
-    }
+      const recv = receiver(now);
+      const sub = await subscriber(s.db, await recv.url, ["order.paid"]);
+      recv.state.secret = sub.secret;
+      try {
+        const u = await createUser(s.db, "outbox-retry");
+        const o = await newOrder(s.db, u);
+        await s.db`select settle.apply_payment('razorpay', 'captured', ${o.gid}, 'pay_ObR',
+          ${o.amount}, 'INR')`;
+        const [event] = await eventsFor(s.db, o.id);
+
+        // Each failure kind in turn: a 500, no answer within the timeout, a redirect, a 404.
+        const modes: Mode[] = [500, "hang", "redirect", 404];
+        const errors = ["HTTP 500", "no answer within 300 ms", "HTTP 302", "HTTP 404"];
+        const delays: number[] = [];
+        for (let i = 0; i < modes.length; i++) {
+          recv.state.mode = modes[i];
+          const r = await dispatchOutbox(app);
+          const last = i === modes.length - 1;
+          assert.deepEqual(r, {
+            claimed: 1,
+            delivered: 0,
+            retrying: last ? 0 : 1,
+            dead: last ? 1 : 0,
+            stale: 0,
+          }, `attempt ${i + 1}`);
+          const d = await delivery(s.db, sub.id);
+          assert.equal(d.attempts, i + 1);
+          assert.equal(d.last_error, errors[i]);
+          if (last) {
+            assert.equal(d.status, "dead");
+            break;
+          }
+          assert.equal(d.status, "pending");
+          const delay = (d.next_attempt_at.getTime() - clock.getTime()) / 1000;
+          delays.push(delay);
+          advance(delay - 1);
+          assert.equal((await dispatchOutbox(app)).claimed, 0, "not before the backoff ends");
+          advance(1);
+        }
+        assert.deepEqual(delays, [10, 20, 40], "exponential backoff from the base");
+        assert.equal(recv.receipts.length, 4);
+        assert.ok(
+          recv.receipts.every((x) => x.eventId === event.id),
+          "the same event id each time",
+        );
+        assert.ok(recv.receipts.every((x) => x.verified), "every attempt is signed");
+        assert.deepEqual(recv.receipts.map((x) => x.attempt), [1, 2, 3, 4]);
+        const ts = recv.receipts.map((x) => x.timestamp);
+        assert.deepEqual(ts, [...ts].sort((a, b) => a - b));
+        assert.ok(ts[3] - ts[0] >= 70, "each attempt is signed at its own time");
+        assert.equal(new Set(recv.receipts.map((x) => x.body)).size, 1, "the body never changes");
+
+        advance(86400);
+        assert.equal((await dispatchOutbox(app)).claimed, 0, "a dead letter is not retried");
+
+        recv.state.mode = "ok";
+        const d = await delivery(s.db, sub.id);
+        const [{ n }] = await s.db`select settle.outbox_replay_delivery(${d.id}) as n`;
+        assert.equal(n, 1);
+        assert.deepEqual(await dispatchOutbox(app), {
+          claimed: 1,
+          delivered: 1,
+          retrying: 0,
+          dead: 0,
+          stale: 0,
+        });
+        assert.equal(recv.receipts.length, 5);
+        assert.equal(recv.receipts[4].eventId, event.id, "replay sends the same event");
+        assert.equal(recv.receipts[4].attempt, 1);
+        assert.ok(recv.receipts[4].verified);
+        const after = await delivery(s.db, sub.id);
+        assert.equal(after.status, "delivered");
+        assert.equal(after.replays, 1);
+        assert.equal(after.last_http_status, 200);
+        assert.equal(after.last_error, null);
+      } finally {
+        await dropSubscribers(s.db, [sub.id]);
+        await recv.close();
+      }
+    });
   },
 });
 
@@ -552,37 +560,37 @@ Deno.test({
   name: "a crashed dispatcher's claims come back when the lease runs out",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    let clock = new Date(Date.now() + 2000);
-    const now = () => clock;
-    const app = dispatcher(s, now);
-    const recv = receiver(now);
-    const sub = await subscriber(s.db, await recv.url, ["order.paid"]);
-    recv.state.secret = sub.secret;
-    try {
-      const u = await createUser(s.db, "outbox-crash");
-      const o = await newOrder(s.db, u);
-      await s.db`select settle.apply_payment('razorpay', 'captured', ${o.gid}, 'pay_ObC',
-        ${o.amount}, 'INR')`;
-      // A worker claims with a 60 s lease and dies before sending anything.
-      const claimed = await s.db`select delivery_id from settle.outbox_claim(10, 60,
-        ${app.config.outbox.maxAttempts}, ${clock})`;
-      assert.equal(claimed.length, 1);
-      assert.equal((await dispatchOutbox(app)).claimed, 0, "held while the lease lasts");
-      clock = new Date(clock.getTime() + 59_000);
-      assert.equal((await dispatchOutbox(app)).claimed, 0);
-      clock = new Date(clock.getTime() + 1_000);
-      const r = await dispatchOutbox(app);
-      assert.equal(r.delivered, 1, "delivered once the lease ran out");
-      const d = await delivery(s.db, sub.id);
-      assert.equal(d.status, "delivered");
-      assert.equal(d.attempts, 2, "the crashed attempt counts");
-      assert.equal(recv.receipts.length, 1);
-    } finally {
-      await dropSubscribers(s.db, [sub.id]);
-      await recv.close();
-      await s.close();
-    }
+    await withStack(async (s) => {
+      let clock = new Date(Date.now() + 2000);
+      const now = () => clock;
+      const app = dispatcher(s, now);
+      const recv = receiver(now);
+      const sub = await subscriber(s.db, await recv.url, ["order.paid"]);
+      recv.state.secret = sub.secret;
+      try {
+        const u = await createUser(s.db, "outbox-crash");
+        const o = await newOrder(s.db, u);
+        await s.db`select settle.apply_payment('razorpay', 'captured', ${o.gid}, 'pay_ObC',
+          ${o.amount}, 'INR')`;
+        // A worker claims with a 60 s lease and dies before sending anything.
+        const claimed = await s.db`select delivery_id from settle.outbox_claim(10, 60,
+          ${app.config.outbox.maxAttempts}, ${clock})`;
+        assert.equal(claimed.length, 1);
+        assert.equal((await dispatchOutbox(app)).claimed, 0, "held while the lease lasts");
+        clock = new Date(clock.getTime() + 59_000);
+        assert.equal((await dispatchOutbox(app)).claimed, 0);
+        clock = new Date(clock.getTime() + 1_000);
+        const r = await dispatchOutbox(app);
+        assert.equal(r.delivered, 1, "delivered once the lease ran out");
+        const d = await delivery(s.db, sub.id);
+        assert.equal(d.status, "delivered");
+        assert.equal(d.attempts, 2, "the crashed attempt counts");
+        assert.equal(recv.receipts.length, 1);
+      } finally {
+        await dropSubscribers(s.db, [sub.id]);
+        await recv.close();
+      }
+    });
   },
 });
 
@@ -590,58 +598,59 @@ Deno.test({
   name: "two dispatchers at once deliver each (event, subscriber) exactly once",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    const dbUrl = await testDbUrl();
-    const poolA = connect(dbUrl, 4);
-    const poolB = connect(dbUrl, 4);
-    const clock = new Date(Date.now() + 2000);
-    const now = () => clock;
-    const settings = { concurrency: 4 };
-    const a = dispatcher(s, now, settings, poolA);
-    const b = dispatcher(s, now, settings, poolB);
-    const jitter = () => Math.floor(Math.random() * 15);
-    const receivers = [0, 1, 2].map(() => receiver(now, { delayMs: jitter }));
-    const subs: { id: string; secret: string }[] = [];
-    try {
-      for (const r of receivers) {
-        const sub = await subscriber(s.db, await r.url, ["order.*"]);
-        r.state.secret = sub.secret;
-        subs.push(sub);
-      }
-
-      const u = await createUser(s.db, "outbox-race");
-      const events = 30;
-      await s.db`select settle.outbox_emit('order.paid', ${u.accountId}, 'order', gen_random_uuid(),
-        jsonb_build_object('n', n)) from generate_series(1, ${events}) n`;
-
-      const loop = async (app: App) => {
-        let claimed = 0;
-        for (;;) {
-          const r = await dispatchOutbox(app, { limit: 7 });
-          assert.equal(r.delivered, r.claimed, JSON.stringify(r));
-          if (r.claimed === 0) return claimed;
-          claimed += r.claimed;
+    await withStack(async (s) => {
+      const dbUrl = await testDbUrl();
+      const poolA = connect(dbUrl, 4);
+      const poolB = connect(dbUrl, 4);
+      const clock = new Date(Date.now() + 2000);
+      const now = () => clock;
+      const settings = { concurrency: 4 };
+      const a = dispatcher(s, now, settings, poolA);
+      const b = dispatcher(s, now, settings, poolB);
+      const jitter = () => Math.floor(Math.random() * 15);
+      const receivers = [0, 1, 2].map(() => receiver(now, { delayMs: jitter }));
+      const subs: { id: string; secret: string }[] = [];
+      try {
+        for (const r of receivers) {
+          const sub = await subscriber(s.db, await r.url, ["order.*"]);
+          r.state.secret = sub.secret;
+          subs.push(sub);
         }
-      };
-      const [byA, byB] = await Promise.all([loop(a), loop(b)]);
-      const total = events * subs.length;
-      assert.equal(byA + byB, total, "every delivery claimed once in all");
-      assert.ok(byA > 0 && byB > 0, `both dispatchers worked (${byA} + ${byB})`);
 
-      const receipts = receivers.flatMap((r, i) => r.receipts.map((x) => `${i}:${x.eventId}`));
-      assert.equal(receipts.length, total, "no receiver got an event twice");
-      assert.equal(new Set(receipts).size, total);
-      assert.ok(receivers.every((r) => r.receipts.every((x) => x.verified)));
-      const rows = await s.db`select status, attempts, count(*)::int as n
-        from public.outbox_deliveries where subscriber_id = any(${subs.map((x) => x.id)}::uuid[])
-        group by 1, 2`;
-      assert.deepEqual(rows.map((r) => [r.status, r.attempts, r.n]), [["delivered", 1, total]]);
-    } finally {
-      await dropSubscribers(s.db, subs.map((x) => x.id));
-      await Promise.all(receivers.map((r) => r.close()));
-      await poolA.end();
-      await poolB.end();
-      await s.close();
-    }
+        const u = await createUser(s.db, "outbox-race");
+        const events = 30;
+        await s
+          .db`select settle.outbox_emit('order.paid', ${u.accountId}, 'order', gen_random_uuid(),
+          jsonb_build_object('n', n)) from generate_series(1, ${events}) n`;
+
+        const loop = async (app: App) => {
+          let claimed = 0;
+          for (;;) {
+            const r = await dispatchOutbox(app, { limit: 7 });
+            assert.equal(r.delivered, r.claimed, JSON.stringify(r));
+            if (r.claimed === 0) return claimed;
+            claimed += r.claimed;
+          }
+        };
+        const [byA, byB] = await Promise.all([loop(a), loop(b)]);
+        const total = events * subs.length;
+        assert.equal(byA + byB, total, "every delivery claimed once in all");
+        assert.ok(byA > 0 && byB > 0, `both dispatchers worked (${byA} + ${byB})`);
+
+        const receipts = receivers.flatMap((r, i) => r.receipts.map((x) => `${i}:${x.eventId}`));
+        assert.equal(receipts.length, total, "no receiver got an event twice");
+        assert.equal(new Set(receipts).size, total);
+        assert.ok(receivers.every((r) => r.receipts.every((x) => x.verified)));
+        const rows = await s.db`select status, attempts, count(*)::int as n
+          from public.outbox_deliveries where subscriber_id = any(${subs.map((x) => x.id)}::uuid[])
+          group by 1, 2`;
+        assert.deepEqual(rows.map((r) => [r.status, r.attempts, r.n]), [["delivered", 1, total]]);
+      } finally {
+        await dropSubscribers(s.db, subs.map((x) => x.id));
+        await Promise.all(receivers.map((r) => r.close()));
+        await poolA.end();
+        await poolB.end();
+      }
+    });
   },
 });

@@ -7,9 +7,9 @@ import {
   invoke,
   raw,
   snapshot,
-  stack,
   type TestStack,
   type TestUser,
+  withStack,
 } from "./support/stack.ts";
 import { LOCAL_STRIPE } from "../dev/stack.ts";
 
@@ -51,8 +51,7 @@ Deno.test({
     "payment methods: two cards, one default, default moves, deleting the default stays consistent",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "cards");
       await addCard(s, u, "4242424242424242");
       await addCard(s, u, "5555555555554444");
@@ -85,9 +84,7 @@ Deno.test({
       assert.deepEqual(methods.map((m) => [m.last4, m.is_default]), [["4242", true]]);
       const gone = await invoke(client(s, u.token), `payment-methods/${mc.id}/default`, {});
       assert.equal(gone.status, 404);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -95,8 +92,7 @@ Deno.test({
   name: "payment methods: a non-member gets 404 and nothing changes",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const alice = await createUser(s.db, "pm-alice");
       const mallory = await createUser(s.db, "pm-mallory");
       await addCard(s, alice, "4242424242424242");
@@ -120,9 +116,7 @@ Deno.test({
       assert.deepEqual(await snapshot(s.db), before);
       assert.deepEqual((await list(s, alice)).map((x) => x.is_default), [true, false]);
       assert.deepEqual(await list(s, mallory), []);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -130,8 +124,7 @@ Deno.test({
   name: "payment methods: concurrent set-default calls leave exactly one default",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "pm-race");
       for (const card of ["4242424242424242", "5555555555554444", "378282246310005"]) {
         await addCard(s, u, card);
@@ -148,9 +141,7 @@ Deno.test({
       const [{ defaults }] = await s.db`select count(*)::int as defaults from public.payment_methods
         where account_id = ${u.accountId} and is_default`;
       assert.equal(defaults, 1);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -158,8 +149,7 @@ Deno.test({
   name: "customers: concurrent first requests make one Stripe customer per account",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "pm-customer");
       const c = client(s, u.token);
       const replies = await Promise.all(
@@ -173,9 +163,7 @@ Deno.test({
         headers: { authorization: `Bearer ${LOCAL_STRIPE.secretKey}` },
       });
       assert.equal((await res.json()).metadata.settle_account_id, u.accountId);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -183,14 +171,11 @@ Deno.test({
   name: "payment methods: a bare POST /setup (no body, no content type) is accepted",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "pm-bare");
       const r = await raw(s, "payment-methods/setup", { method: "POST", token: u.token });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.match(r.body.setup_intent_id, /^seti_/);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -5,9 +5,9 @@ import {
   createUser,
   invoke,
   payAtSimulator,
-  stack,
   type TestStack,
   walletBalance,
+  withStack,
 } from "./support/stack.ts";
 import { LOCAL_RAZORPAY } from "../dev/stack.ts";
 
@@ -38,8 +38,7 @@ Deno.test({
   name: "a wallet top-up is paid, verified and webhooked, and credits the wallet exactly once",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const alice = await createUser(s.db, "alice");
       const c = client(s, alice.token);
 
@@ -94,9 +93,7 @@ Deno.test({
       const again = await invoke(c, "verify", paid);
       assert.equal(again.status, 200);
       assert.equal(await walletBalance(s.db, alice.accountId), 123456);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -104,8 +101,7 @@ Deno.test({
   name: "plan and product prices come from the catalog and do not touch the wallet",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "buyer");
       const c = client(s, u.token);
       for (
@@ -133,9 +129,7 @@ Deno.test({
         ["revenue:plan", "INR", 29900],
         ["revenue:product", "USD", 1500],
       ]);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -143,8 +137,7 @@ Deno.test({
   name: "Idempotency-Key: the same request returns the same order, concurrently too",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "idem");
       const c = client(s, u.token);
       const body = { gateway: "razorpay", purpose: "wallet_topup", amount: 20000, currency: "INR" };
@@ -180,9 +173,7 @@ Deno.test({
       const [{ n }] = await s
         .db`select count(*)::int as n from public.orders where created_by = ${u.id}`;
       assert.equal(n, 2);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -191,8 +182,7 @@ Deno.test({
     "a gateway failure leaves the order retryable and a retry never makes a second gateway order",
   ...opts,
   fn: async () => {
-    const s = await stack({ RAZORPAY_TIMEOUT_MS: "400" });
-    try {
+    await withStack({ RAZORPAY_TIMEOUT_MS: "400" }, async (s) => {
       const u = await createUser(s.db, "retry");
       const c = client(s, u.token);
       const body = { gateway: "razorpay", purpose: "wallet_topup", amount: 30000, currency: "INR" };
@@ -229,9 +219,7 @@ Deno.test({
         assert.equal(atGateway.length, 1, `${mode}: one gateway order`);
         assert.equal(retried.body.order.gateway_order_id, atGateway[0].id);
       }
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -239,8 +227,7 @@ Deno.test({
   name: "a failed payment marks the order failed; a later successful attempt still pays it once",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "retrypay");
       const c = client(s, u.token);
       const r = await invoke(c, "create-order", {
@@ -262,8 +249,6 @@ Deno.test({
       assert.equal(v.body.order.status, "paid");
       await s.razorpay.idle();
       assert.equal(await walletBalance(s.db, u.accountId), 7700);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -7,10 +7,10 @@ import {
   invoke,
   payAtSimulator,
   raw,
-  stack,
   type TestStack,
   topupOrder,
   walletBalance,
+  withStack,
 } from "./support/stack.ts";
 import { LOCAL_RAZORPAY } from "../dev/stack.ts";
 
@@ -41,8 +41,7 @@ Deno.test({
   name: "a refund left pending by a gateway outage is sent by reconcile, once at the gateway",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "rec-refund");
       const c = client(s, u.token);
       const { order } = await topupOrder(s, u, 40000);
@@ -80,9 +79,7 @@ Deno.test({
       assert.equal((await gatewayRefunds(s, paid.razorpay_payment_id)).length, 1);
       assert.equal(await walletBalance(s.db, u.accountId), 25000);
       assert.deepEqual([...await s.db`select * from settle.ledger_audit()`], []);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -90,8 +87,7 @@ Deno.test({
   name: "reconcile lapses ended subscription periods and the entitlement follows",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "rec-lapse");
       const c = client(s, u.token);
       const created = await invoke(c, "create-order", {
@@ -116,8 +112,6 @@ Deno.test({
       assert.equal(after.body.is_pro, false);
       assert.equal(after.body.plan, null);
       assert.equal(after.body.subscription.status, "past_due");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -9,15 +9,14 @@ import {
   clearFaults,
   credits,
   orderState,
-  ownDatabase,
   parkOpenOrders,
   razorpaySim,
   reconcileHttp,
-  stackOn,
   stripeApi,
   stripeSim,
   stripeTopup,
   untilClaimable,
+  withOwnStack,
 } from "./support/isolated.ts";
 import {
   client,
@@ -55,9 +54,7 @@ Deno.test({
   name: "reconcile",
   ...opts,
   fn: async (t) => {
-    const own = await ownDatabase("reconcile");
-    const s = await stackOn(own.url, { RATE_LIMITS: "off" });
-    try {
+    await withOwnStack("reconcile", { RATE_LIMITS: "off" }, async (s) => {
       await t.step(
         "only the service role may run it; bad input is refused and changes nothing",
         async () => {
@@ -610,9 +607,6 @@ Deno.test({
           assert.equal(gone, true);
         },
       );
-    } finally {
-      await s.close();
-      await own.drop();
-    }
+    });
   },
 });

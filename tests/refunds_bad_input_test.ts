@@ -8,35 +8,19 @@ import {
   client,
   confirmAtStripe,
   createUser,
+  idle,
   invoke,
   payAtSimulator,
   raw,
   type Reply,
-  snapshot,
-  stack,
   type TestStack,
   type TestUser,
   walletBalance,
+  withStack,
 } from "./support/stack.ts";
-import { assertContractError, type Case } from "./support/contract.ts";
+import { type Case, runCases } from "./support/contract.ts";
 
 const RZP_AUTH = "Basic " + btoa(`${LOCAL_RAZORPAY.keyId}:${LOCAL_RAZORPAY.keySecret}`);
-
-async function idle(s: TestStack) {
-  await s.stripe.idle();
-  await s.razorpay.idle();
-}
-
-async function runCase(s: TestStack, c: Case) {
-  await idle(s);
-  const before = await snapshot(s.db);
-  const r = await c.send();
-  await idle(s);
-  const after = await snapshot(s.db);
-  assertContractError(r, c.status, c.code);
-  assert.deepEqual(after, before, "the database changed");
-  await c.also?.();
-}
 
 interface Order {
   id: string;
@@ -111,8 +95,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       // ------------------------------------------------------------ arrangement
       const alice = await createUser(s.db, "rbad-alice");
       const bob = await createUser(s.db, "rbad-bob");
@@ -728,14 +711,7 @@ Deno.test({
         ["refunds/route", routeCases],
         ["subscriptions", subCases],
       ];
-      const names = groups.flatMap(([g, cases]) => cases.map((c) => `${g}: ${c.name}`));
-      assert.equal(new Set(names).size, names.length, "case names are distinct");
-
-      for (const [group, cases] of groups) {
-        for (const c of cases) {
-          await t.step(`${group}: ${c.name}`, () => runCase(s, c));
-        }
-      }
+      await runCases(t, s, groups);
 
       // ------------------------------------------------------------ positive controls
       await t.step("control: the fixtures are untouched and refundable", async () => {
@@ -761,8 +737,6 @@ Deno.test({
         const rows = await s.db`select * from settle.ledger_audit()`;
         assert.deepEqual(rows.map((r) => ({ ...r })), []);
       });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

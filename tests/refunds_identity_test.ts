@@ -4,7 +4,7 @@
 // per order is the gateway's, wallets plus the receivable match the money that moved, and
 // settle.ledger_audit() is empty. Queries here avoid the new columns so they run on old code.
 import assert from "node:assert/strict";
-import { createUser, stack, type TestStack, type TestUser } from "./support/stack.ts";
+import { createUser, type TestStack, type TestUser, withStack } from "./support/stack.ts";
 import {
   audit,
   type Gw,
@@ -95,8 +95,7 @@ for (const { gw, currency, amount } of GWS) {
       `${gw}: a dashboard refund while settle's own request is unanswered is its own refund; the refused request fails alone`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-issue`);
         const p = await paidTopup(s, u, gw, amount, currency);
         // 1. settle counts an operator's full refund (what POST /refunds does first) ...
@@ -120,9 +119,7 @@ for (const { gw, currency, amount } of GWS) {
           [["api", "failed", amount, null], ["gateway", "processed", amount, dashboard.id]],
         );
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 }
@@ -132,8 +129,7 @@ Deno.test({
     "24 orders on both gateways refunded through settle and in the dashboard at once: settle counts what the gateway refunded",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       await webhooks(s, { duplicate: 2 });
       // [api share, dashboard share] of the order, in tenths; every other wallet spent 60%.
       const shapes = [[10, 10], [5, 10], [10, 5], [4, 4], [10, 3], [6, 6]];
@@ -181,8 +177,6 @@ Deno.test({
       }
       assert.ok(advanced > 0, "some dashboard refunds exceeded a spent wallet");
       await audit(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -3,7 +3,7 @@
 // transaction), more is a 409 refund_not_allowed that writes nothing, concurrent requests
 // cannot each take the same allowance, and the service role may refund any paid order.
 import assert from "node:assert/strict";
-import { createUser, snapshot, stack, type TestStack, type TestUser } from "./support/stack.ts";
+import { createUser, snapshot, type TestStack, type TestUser, withStack } from "./support/stack.ts";
 import { assertContractError } from "./support/contract.ts";
 import {
   audit,
@@ -48,8 +48,7 @@ for (const { gw, plan } of GWS) {
       `${gw}: a buyer refunds only the unused share of ${plan}, concurrently too; the period shrinks with it`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-policy`);
         const p = await pay(
           s,
@@ -113,9 +112,7 @@ for (const { gw, plan } of GWS) {
         assert.equal(ended.is_pro, false);
         assert.equal(ended.subscription!.status, "canceled");
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 }

@@ -2,7 +2,7 @@
 // outages), and subscriptions bought, extended, refunded and cancelled. Every test ends with an
 // empty settle.ledger_audit().
 import assert from "node:assert/strict";
-import { client, createUser, invoke, stack, walletBalance } from "./support/stack.ts";
+import { client, createUser, invoke, walletBalance, withStack } from "./support/stack.ts";
 import {
   audit,
   clearFaults,
@@ -36,8 +36,7 @@ for (const { gw, currency, amount } of GWS) {
     name: `${gw}: partial then full refund of a top-up; redelivered refund webhooks change nothing`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-refund`);
         const p = await paidTopup(s, u, gw, amount, currency);
         assert.equal(await walletBalance(s.db, u.accountId, currency), amount);
@@ -121,9 +120,7 @@ for (const { gw, currency, amount } of GWS) {
         assert.equal(listed.status, 200, JSON.stringify(listed.body));
         assert.deepEqual(listed.body.refunds.map((r: { id: string }) => r.id), [r1.id, r2.id]);
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 
@@ -131,8 +128,7 @@ for (const { gw, currency, amount } of GWS) {
     name: `${gw}: refund webhooks racing the API answer converge to one refund each`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-race`);
         const p = await paidTopup(s, u, gw, amount, currency);
         // Each refund's webhooks go out ×5 concurrently the moment the gateway makes it, while
@@ -219,9 +215,7 @@ for (const { gw, currency, amount } of GWS) {
         });
         assert.equal(await walletBalance(s.db, u.accountId, currency), amount - 2 * quarter);
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 
@@ -229,8 +223,7 @@ for (const { gw, currency, amount } of GWS) {
     name: `${gw}: a refund made at the gateway directly is counted once from its webhooks`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-direct`);
         const p = await paidTopup(s, u, gw, amount, currency);
         await webhooks(s, { duplicate: 3 });
@@ -265,9 +258,7 @@ for (const { gw, currency, amount } of GWS) {
         assert.equal(await walletBalance(s.db, u.accountId, currency), 0);
         assert.equal((await gatewayRefunds(s, p)).length, 2);
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 
@@ -275,8 +266,7 @@ for (const { gw, currency, amount } of GWS) {
     name: `${gw}: a refund that fails at the gateway later is reversed exactly once`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-fail`);
         const p = await paidTopup(s, u, gw, amount, currency);
         const part = amount / 2;
@@ -318,9 +308,7 @@ for (const { gw, currency, amount } of GWS) {
         await idle(s);
         assert.equal(await walletBalance(s.db, u.accountId, currency), 0);
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 
@@ -329,8 +317,7 @@ for (const { gw, currency, amount } of GWS) {
       `${gw}: gateway down gives 503 and a pending refund; the keyed retry refunds once at the gateway`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-down`);
         const p = await paidTopup(s, u, gw, amount, currency);
         const body = { order_id: p.orderId, amount: amount / 2 };
@@ -386,9 +373,7 @@ for (const { gw, currency, amount } of GWS) {
         assert.equal(fixed.body.refund.status, "processed");
         assert.equal((await gatewayRefunds(s, p)).length, 2);
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 
@@ -396,8 +381,7 @@ for (const { gw, currency, amount } of GWS) {
     name: `${gw}: the gateway refusing a refund gives 502; the refund is failed and reversed`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-refused`);
         const p = await paidTopup(s, u, gw, amount, currency);
         // Someone refunds most of it at the gateway; its webhooks are held, so settle still
@@ -434,9 +418,7 @@ for (const { gw, currency, amount } of GWS) {
           refunded: amount * 0.6,
         });
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 }
@@ -445,8 +427,7 @@ Deno.test({
   name: "the service role can refund any account's order; members of other accounts cannot see it",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "svc-owner");
       const other = await createUser(s.db, "svc-other");
       const p = await paidTopup(s, u, "razorpay", 40000, "INR");
@@ -480,9 +461,7 @@ Deno.test({
       assert.equal(steal.status, 404, JSON.stringify(steal.body));
       assert.equal(steal.body.error.code, "not_found");
       await audit(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -494,8 +473,7 @@ for (const { gw, plan } of GWS) {
       `${gw}: buying ${plan} activates a subscription, a second purchase extends it exactly once, refunds take the time back`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-sub`);
         const before = await subscription(s, u);
         assert.deepEqual(
@@ -589,9 +567,7 @@ for (const { gw, plan } of GWS) {
         );
         assert.ok(third.orderId);
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 }
@@ -601,8 +577,7 @@ for (const { gw, plan } of GWS) {
     name: `${gw}: a full refund of ${plan} that then fails at the gateway gives the period back`,
     ...opts,
     fn: async () => {
-      const s = await stack();
-      try {
+      await withStack(async (s) => {
         const u = await createUser(s.db, `${gw}-sub-fail`);
         const bought = await pay(
           s,
@@ -634,9 +609,7 @@ for (const { gw, plan } of GWS) {
                 from public.subscriptions where account_id = ${u.accountId}) x`;
         assert.equal(month, true, "one month, given back once");
         await audit(s);
-      } finally {
-        await s.close();
-      }
+      });
     },
   });
 }
@@ -646,8 +619,7 @@ Deno.test({
     "cancel at period end keeps the entitlement until lapse_subscriptions runs past the end; immediate cancel ends it",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "cancel-end");
       await pay(
         s,
@@ -725,8 +697,6 @@ Deno.test({
       assert.equal(svc.status, 200, JSON.stringify(svc.body));
       assert.deepEqual(svc.body, gone);
       await audit(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

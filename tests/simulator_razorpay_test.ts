@@ -5,12 +5,16 @@ import {
   validatePaymentVerification,
   validateWebhookSignature,
 } from "razorpay/dist/utils/razorpay-utils.js";
+import { razorpayHmacHex, RazorpaySimulator } from "../dev/simulator/razorpay.ts";
 import {
-  razorpayHmacHex,
-  RazorpaySimulator,
-  SimulatedConnectionReset,
-  simulatedResetResponse,
-} from "../dev/simulator/razorpay.ts";
+  type HarnessOpts,
+  harnessTests,
+  hookReceiver,
+  type Json,
+  jsonReply,
+  serveSimulator,
+  stopHarness,
+} from "./support/simharness.ts";
 
 const KEY_ID = "rzp_test_settle0000000001";
 const KEY_SECRET = "sim_key_secret_for_tests_01";
@@ -26,56 +30,28 @@ interface Hook {
   event: string;
 }
 
-// deno-lint-ignore no-explicit-any
-type Json = Record<string, any>;
-
-function startHarness(opts: { hookStatus?: number } = {}) {
-  const hooks: Hook[] = [];
-  const hookServer = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen() {} },
-    async (req) => {
-      const body = await req.text();
-      hooks.push({
-        body,
-        signature: req.headers.get("x-razorpay-signature"),
-        eventId: req.headers.get("x-razorpay-event-id"),
-        event: JSON.parse(body).event,
-      });
-      return new Response("ok", { status: opts.hookStatus ?? 200 });
-    },
-  );
+function startHarness(opts: HarnessOpts = {}) {
+  const receiver = hookReceiver((req, body): Hook => ({
+    body,
+    signature: req.headers.get("x-razorpay-signature"),
+    eventId: req.headers.get("x-razorpay-event-id"),
+    event: JSON.parse(body).event,
+  }), opts.hookStatus);
   const sim = new RazorpaySimulator({
     keyId: KEY_ID,
     keySecret: KEY_SECRET,
     webhookSecret: WEBHOOK_SECRET,
-    webhookUrl: `http://127.0.0.1:${hookServer.addr.port}/hooks/razorpay`,
+    webhookUrl: receiver.url("/hooks/razorpay"),
   });
-  let inflight = 0;
-  const simServer = Deno.serve(
-    {
-      port: 0,
-      hostname: "127.0.0.1",
-      onListen() {},
-      onError: () => new Response(null, { status: 500 }),
-    },
-    async (req) => {
-      const url = new URL(req.url);
-      if (!url.pathname.startsWith(`${PREFIX}/`)) {
-        return new Response("not mounted", { status: 404 });
-      }
-      url.pathname = url.pathname.slice(PREFIX.length);
-      inflight += 1;
-      try {
-        return await sim.fetch(new Request(url, req));
-      } catch (e) {
-        if (e instanceof SimulatedConnectionReset) return simulatedResetResponse();
-        throw e;
-      } finally {
-        inflight -= 1;
-      }
-    },
-  );
-  const base = `http://127.0.0.1:${simServer.addr.port}${PREFIX}`;
+  const served = serveSimulator((req) => {
+    const url = new URL(req.url);
+    if (!url.pathname.startsWith(`${PREFIX}/`)) {
+      return Promise.resolve(new Response("not mounted", { status: 404 }));
+    }
+    url.pathname = url.pathname.slice(PREFIX.length);
+    return sim.fetch(new Request(url, req));
+  });
+  const base = `http://127.0.0.1:${served.port}${PREFIX}`;
 
   async function call(
     method: string,
@@ -92,8 +68,7 @@ function startHarness(opts: { hookStatus?: number } = {}) {
       },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
     });
-    const text = await res.text();
-    return { status: res.status, json: text ? JSON.parse(text) : null, headers: res.headers };
+    return await jsonReply(res);
   }
 
   async function createOrder(body: Json = { amount: 50000, currency: "INR", receipt: "r1" }) {
@@ -105,34 +80,16 @@ function startHarness(opts: { hookStatus?: number } = {}) {
   return {
     sim,
     base,
-    hooks,
-    inflight: () => inflight,
+    hooks: receiver.hooks,
+    inflight: served.inflight,
     call,
     createOrder,
-    async close() {
-      await sim.idle();
-      await simServer.shutdown();
-      await hookServer.shutdown();
-    },
+    close: () => stopHarness(sim, served.server, receiver.server),
   };
 }
 
 type Harness = ReturnType<typeof startHarness>;
-
-function withHarness(
-  name: string,
-  fn: (h: Harness) => Promise<void>,
-  opts: { hookStatus?: number } = {},
-) {
-  Deno.test(name, async () => {
-    const h = startHarness(opts);
-    try {
-      await fn(h);
-    } finally {
-      await h.close();
-    }
-  });
-}
+const withHarness = harnessTests(startHarness);
 
 const ID14 = /^[A-Za-z0-9]{14}$/;
 

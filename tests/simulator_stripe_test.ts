@@ -2,12 +2,19 @@
 import assert from "node:assert/strict";
 import Stripe from "stripe";
 import {
-  SimulatedConnectionReset,
-  simulatedResetResponse,
   STRIPE_API_VERSION,
   stripeSignatureHeader,
   StripeSimulator,
 } from "../dev/simulator/stripe.ts";
+import {
+  type HarnessOpts,
+  harnessTests,
+  hookReceiver,
+  type Json,
+  jsonReply,
+  serveSimulator,
+  stopHarness,
+} from "./support/simharness.ts";
 
 const SECRET_KEY = "sk_test_settle_local";
 const PUBLISHABLE_KEY = "pk_test_settle_local";
@@ -21,9 +28,6 @@ interface Hook {
   type: string;
 }
 
-// deno-lint-ignore no-explicit-any
-type Json = Record<string, any>;
-
 function sdk(port: number, key = SECRET_KEY): Stripe {
   // The SDK's base path is fixed at /v1/, so the simulator is mounted at the root of its own port.
   return new Stripe(key, {
@@ -36,49 +40,20 @@ function sdk(port: number, key = SECRET_KEY): Stripe {
   });
 }
 
-function startHarness(opts: { hookStatus?: number } = {}) {
-  const hooks: Hook[] = [];
-  const hookServer = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen() {} },
-    async (req) => {
-      const body = await req.text();
-      const event = JSON.parse(body);
-      hooks.push({
-        body,
-        signature: req.headers.get("stripe-signature"),
-        id: event.id,
-        type: event.type,
-      });
-      return new Response("ok", { status: opts.hookStatus ?? 200 });
-    },
-  );
+function startHarness(opts: HarnessOpts = {}) {
+  const receiver = hookReceiver((req, body): Hook => {
+    const event = JSON.parse(body);
+    return { body, signature: req.headers.get("stripe-signature"), id: event.id, type: event.type };
+  }, opts.hookStatus);
+  const hooks = receiver.hooks;
   const sim = new StripeSimulator({
     secretKey: SECRET_KEY,
     publishableKey: PUBLISHABLE_KEY,
     webhookSecret: WEBHOOK_SECRET,
-    webhookUrl: `http://127.0.0.1:${hookServer.addr.port}/webhook/stripe`,
+    webhookUrl: receiver.url("/webhook/stripe"),
   });
-  let inflight = 0;
-  const simServer = Deno.serve(
-    {
-      port: 0,
-      hostname: "127.0.0.1",
-      onListen() {},
-      onError: () => new Response(null, { status: 500 }),
-    },
-    async (req) => {
-      inflight += 1;
-      try {
-        return await sim.fetch(req);
-      } catch (e) {
-        if (e instanceof SimulatedConnectionReset) return simulatedResetResponse();
-        throw e;
-      } finally {
-        inflight -= 1;
-      }
-    },
-  );
-  const port = simServer.addr.port;
+  const served = serveSimulator((req) => sim.fetch(req));
+  const port = served.port;
   const base = `http://127.0.0.1:${port}`;
 
   /** A control call (JSON). */
@@ -88,8 +63,7 @@ function startHarness(opts: { hookStatus?: number } = {}) {
       headers: body === undefined ? {} : { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    const text = await res.text();
-    return { status: res.status, json: text ? JSON.parse(text) : null, headers: res.headers };
+    return await jsonReply(res);
   }
 
   /** A raw /v1 call, form-encoded like the SDK, for what the SDK's types will not send. */
@@ -108,8 +82,7 @@ function startHarness(opts: { hookStatus?: number } = {}) {
       },
       body: form,
     });
-    const text = await res.text();
-    return { status: res.status, json: text ? JSON.parse(text) : null, headers: res.headers };
+    return await jsonReply(res);
   }
 
   return {
@@ -118,7 +91,7 @@ function startHarness(opts: { hookStatus?: number } = {}) {
     port,
     hooks,
     stripe: sdk(port),
-    inflight: () => inflight,
+    inflight: served.inflight,
     control,
     raw,
     /** Webhooks delivered so far, oldest first, then forgotten. */
@@ -126,30 +99,12 @@ function startHarness(opts: { hookStatus?: number } = {}) {
       await sim.idle();
       return hooks.splice(0);
     },
-    async close() {
-      await sim.idle();
-      await simServer.shutdown();
-      await hookServer.shutdown();
-    },
+    close: () => stopHarness(sim, served.server, receiver.server),
   };
 }
 
 type Harness = ReturnType<typeof startHarness>;
-
-function withHarness(
-  name: string,
-  fn: (h: Harness) => Promise<void>,
-  opts: { hookStatus?: number } = {},
-) {
-  Deno.test(name, async () => {
-    const h = startHarness(opts);
-    try {
-      await fn(h);
-    } finally {
-      await h.close();
-    }
-  });
-}
+const withHarness = harnessTests(startHarness);
 
 /** Runs `fn`, expecting it to throw an instance of `cls`; returns the error. */
 async function rejection<T>(

@@ -10,32 +10,16 @@ import {
   confirmAtStripe,
   confirmSetupAtStripe,
   createUser,
+  idle,
   invoke,
   postStripeWebhook,
   raw,
-  snapshot,
-  stack,
   stripeEvents,
   type TestStack,
   type TestUser,
+  withStack,
 } from "./support/stack.ts";
-import { assertContractError, type Case } from "./support/contract.ts";
-
-async function idle(s: TestStack) {
-  await s.stripe.idle();
-  await s.razorpay.idle();
-}
-
-async function runCase(s: TestStack, c: Case) {
-  await idle(s);
-  const before = await snapshot(s.db);
-  const r = await c.send();
-  await idle(s);
-  const after = await snapshot(s.db);
-  assertContractError(r, c.status, c.code);
-  assert.deepEqual(after, before, "the database changed");
-  await c.also?.();
-}
+import { type Case, runCases } from "./support/contract.ts";
 
 async function orderStatus(s: TestStack, paymentIntentId: string): Promise<string> {
   const [row] = await s.db`select status from public.orders
@@ -78,8 +62,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       // ------------------------------------------------------------ arrangement
       const alice = await createUser(s.db, "sbad-alice");
       const bob = await createUser(s.db, "sbad-bob");
@@ -495,15 +478,7 @@ Deno.test({
         ["webhook/stripe", webhookCases],
         ["payment-methods", paymentMethods],
       ];
-      const names = groups.flatMap(([g, cases]) => cases.map((c) => `${g}: ${c.name}`));
-      assert.equal(new Set(names).size, names.length, "case names are distinct");
-      assert.ok(names.length >= 22, `only ${names.length} cases`);
-
-      for (const [group, cases] of groups) {
-        for (const c of cases) {
-          await t.step(`${group}: ${c.name}`, () => runCase(s, c));
-        }
-      }
+      await runCases(t, s, groups, { atLeast: 22 });
 
       // ------------------------------------------------------------ positive controls
       await t.step("control: the fixtures are untouched and still work", async () => {
@@ -517,8 +492,6 @@ Deno.test({
         await idle(s);
         assert.equal(await orderStatus(s, bobPi), "paid");
       });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

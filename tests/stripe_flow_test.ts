@@ -6,11 +6,11 @@ import {
   createUser,
   invoke,
   postStripeWebhook,
-  stack,
   stripeEvents,
   type TestStack,
   type TestUser,
   walletBalance,
+  withStack,
 } from "./support/stack.ts";
 import { LOCAL_STRIPE } from "../dev/stack.ts";
 import { hmacSha256Hex } from "../shared/crypto.ts";
@@ -49,8 +49,7 @@ Deno.test({
     "stripe: a top-up paid and verified credits the wallet once; checkout is what Stripe.js needs",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "stripe-verify");
       const { order, checkout } = await stripeTopup(s, u, 5000, "USD");
       assert.equal(checkout.publishable_key, LOCAL_STRIPE.publishableKey);
@@ -70,9 +69,7 @@ Deno.test({
       assert.equal(v.body.order.status, "paid");
       assert.equal(await walletBalance(s.db, u.accountId, "USD"), 5000);
       assert.equal(await credits(s, order.id), 1);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -80,8 +77,7 @@ Deno.test({
   name: "stripe: paid by webhook alone; a declined card fails the order",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "stripe-hook");
       const paid = await stripeTopup(s, u, 2500, "EUR");
       await confirmAtStripe(s, paid.checkout.payment_intent_id);
@@ -98,9 +94,7 @@ Deno.test({
       assert.equal(byId.get(declined.order.id)!.status, "failed");
       assert.equal(byId.get(declined.order.id)!.failure_code, "card_declined");
       assert.equal(await walletBalance(s.db, u.accountId, "EUR"), 2500);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -108,8 +102,7 @@ Deno.test({
   name: "stripe: verify ×10 racing payment_intent.succeeded ×50 (duplicates): one credit",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "stripe-race");
       const c = client(s, u.token);
       const { order, checkout } = await stripeTopup(s, u, 7300, "USD");
@@ -130,9 +123,7 @@ Deno.test({
       const [{ n }] = await s.db`select count(*)::int as n from public.webhook_events
         where gateway = 'stripe' and event_id = ${succeeded.event_id}`;
       assert.equal(n, 1);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -140,8 +131,7 @@ Deno.test({
   name: "stripe: zero- and three-decimal currencies keep their minor units (JPY, KWD, BHD)",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "stripe-ccy");
       for (const [amount, currency] of [[500, "JPY"], [5120, "KWD"], [1230, "BHD"]] as const) {
         const { checkout } = await stripeTopup(s, u, amount, currency);
@@ -162,9 +152,7 @@ Deno.test({
       });
       assert.equal(bad.status, 400);
       assert.equal(bad.body.error.code, "invalid_request");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -173,8 +161,7 @@ Deno.test({
     "stripe webhook signatures: valid, tampered, wrong secret, stale, several v1 with one match",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "stripe-sig");
       const { checkout } = await stripeTopup(s, u, 1800, "USD");
       await confirmAtStripe(s, checkout.payment_intent_id, { webhooks: { deliver: false } });
@@ -208,9 +195,7 @@ Deno.test({
       const [order] = await s.db`select status from public.orders
         where gateway_order_id = ${checkout.payment_intent_id}`;
       assert.equal(order.status, "paid");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -218,8 +203,7 @@ Deno.test({
   name: "stripe: a canceled intent fails its order; verify then changes nothing",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "stripe-cancel");
       const { order, checkout } = await stripeTopup(s, u, 4100, "USD");
       const res = await fetch(
@@ -240,8 +224,6 @@ Deno.test({
       assert.equal(v.status, 200);
       assert.equal(v.body.order.status, "failed");
       assert.equal(await walletBalance(s.db, u.accountId, "USD"), 0);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -9,10 +9,10 @@ import {
   raw,
   type Reply,
   snapshot,
-  stack,
   type TestStack,
   type TestUser,
   walletBalance,
+  withStack,
 } from "./support/stack.ts";
 import { assertContractError } from "./support/contract.ts";
 
@@ -105,8 +105,7 @@ Deno.test({
   name:
     "a charge debits the wallet and credits revenue once per key; a too-small balance writes nothing",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "charge");
       await fund(s, u.accountId, 10000);
       const revenueBefore = await houseBalance(s, "revenue:wallet_charges");
@@ -144,9 +143,7 @@ Deno.test({
       assert.equal(await chargeRows(s, u.accountId), rowsBefore);
       assert.deepEqual(await events(s, c.id), ["wallet_charge.captured"]);
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -155,8 +152,7 @@ Deno.test({
   name:
     "64 concurrent charges against one wallet never overdraw it; the successes sum to the debit",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "hot");
       await fund(s, u.accountId, 20000);
       // 64 charges asking for 32,000 in all against 20,000: some must be refused.
@@ -184,9 +180,7 @@ Deno.test({
       assert.equal(r.n, 64 - refused);
       assert.equal(Number(r.total), charged);
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -194,8 +188,7 @@ Deno.test({
   ...opts,
   name: "the same Idempotency-Key from 16 senders at once makes one charge",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "samekey");
       // Exactly enough for one: a sender that waited for the wallet while the first charged it
       // must get that charge back, not insufficient_funds.
@@ -210,9 +203,7 @@ Deno.test({
       assert.equal(await walletBalance(s.db, u.accountId), 0);
       assert.equal(await houseBalance(s, heldAccount(u)), 1000);
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -222,8 +213,7 @@ Deno.test({
   ...opts,
   name: "capture, void and the expiry sweep race on a hold and exactly one wins, 12 times over",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "race");
       await fund(s, u.accountId, 100000);
       const wins: Record<string, number> = { capture: 0, void: 0, expiry: 0 };
@@ -274,9 +264,7 @@ Deno.test({
         JSON.stringify(wins),
       );
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -285,8 +273,7 @@ Deno.test({
   name:
     "a partial capture returns the rest to the wallet; over the hold or after expiry is refused",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "partial");
       await fund(s, u.accountId, 10000);
       const revenueBefore = await houseBalance(s, "revenue:wallet_charges");
@@ -342,9 +329,7 @@ Deno.test({
       assert.deepEqual({ ...row }, { status: "released", release_reason: "expired" });
       assert.equal(await walletBalance(s.db, u.accountId), 8000);
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -352,8 +337,7 @@ Deno.test({
   ...opts,
   name: "a refund credits a captured charge back, never beyond its amount; keyed refunds replay",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "refund");
       await fund(s, u.accountId, 5000);
       const c = (await charge(s, { account_id: u.accountId, amount: 1000, currency: "INR" })).body
@@ -419,9 +403,7 @@ Deno.test({
       }
       assert.equal(await walletBalance(s.db, u.accountId), 5000 - 100);
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -431,8 +413,7 @@ Deno.test({
   ...opts,
   name: "a user token cannot charge (403); a member of another account sees none of it",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const owner = await createUser(s.db, "owner");
       const stranger = await createUser(s.db, "stranger");
       await fund(s, owner.accountId, 5000);
@@ -473,9 +454,7 @@ Deno.test({
       assertContractError(await get(s, `wallet-charges/${c.id}`, stranger.token), 404, "not_found");
       assert.equal(await walletBalance(s.db, owner.accountId), 4700);
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -485,8 +464,7 @@ Deno.test({
   ...opts,
   name: "bad charge input gets the contract's 4xx and writes nothing",
   fn: async (t) => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "bad");
       await fund(s, u.accountId, 50000);
       const h = await hold(s, u, 1000);
@@ -647,9 +625,7 @@ Deno.test({
       const [row] = await s.db`select status from public.wallet_charges where id = ${h.id}`;
       assert.equal(row.status, "held");
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -659,8 +635,7 @@ Deno.test({
   ...opts,
   name: "the SQL functions give the same answers and only the service role may call them",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "sql");
       await fund(s, u.accountId, 3000);
       const asRole = (role: string, q: string) =>
@@ -707,9 +682,7 @@ Deno.test({
         { currency: "INR", charges: "1", captured: "500", net: "500" },
       ]);
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -717,8 +690,7 @@ Deno.test({
   ...opts,
   name: "ledger_audit finds a held account that does not match the open holds",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "drift");
       await fund(s, u.accountId, 3000);
       await hold(s, u, 1000);
@@ -744,9 +716,7 @@ Deno.test({
         ])
       })`;
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -764,8 +734,7 @@ Deno.test({
   name:
     "create-order with gateway wallet pays a plan from the balance, with a gateway payment's effects",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "payer");
       const c = client(s, u.token);
       const body = { gateway: "wallet", purpose: "plan", plan_id: "pro_monthly" };
@@ -856,9 +825,7 @@ Deno.test({
         where subject_type = 'refund' and subject_id = ${full.body.refund.id} order by created_at`;
       assert.deepEqual(refundEvents.map((r) => r.type), ["refund.created", "refund.processed"]);
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -866,8 +833,7 @@ Deno.test({
   ...opts,
   name: "paying from the wallet: products, owners only, and what it refuses",
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const owner = await createUser(s.db, "teamowner");
       const member = await createUser(s.db, "teammember");
       const team = await teamWith(s, owner, member);
@@ -934,8 +900,6 @@ Deno.test({
         /a wallet order is paid in the transaction that creates it/,
       );
       await assertAuditClean(s);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

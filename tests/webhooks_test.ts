@@ -15,11 +15,11 @@ import {
   postStripeWebhook,
   postWebhook,
   type Reply,
-  stack,
   stripeEvents,
   type TestStack,
   type TestUser,
   walletBalance,
+  withStack,
 } from "./support/stack.ts";
 import { clearFaults, stripeApi, stripeSim, stripeTopup } from "./support/isolated.ts";
 import { assertContractError } from "./support/contract.ts";
@@ -94,8 +94,7 @@ Deno.test({
   name: "webhooks: a signed body that is not the gateway's event envelope is 400, nothing stored",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const razorpay: [string, string][] = [
         ["empty", ""],
         ["truncated JSON", '{"entity":"event","event":"payment.captured","payload":{'],
@@ -134,9 +133,7 @@ Deno.test({
       // The signature is still checked first: a forged non-event is invalid_signature.
       const forged = await postWebhook(s, { event_id: "evt_forged", body: "", signature: "00" });
       assertContractError(forged, 400, "invalid_signature");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -168,8 +165,7 @@ Deno.test({
   name: "webhooks: a signed Razorpay body replayed under fresh event ids is stored once",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const tag = crypto.randomUUID().slice(0, 8);
       const body = rzpEvent("payment.captured", rzpPayment(`pay_Replay${tag}`, "captured"));
       const first = await postSignedRazorpay(s, body, `evt_first_${tag}`);
@@ -198,9 +194,7 @@ Deno.test({
       const [{ n }] = await s.db`select count(*)::int as n from public.webhook_events
         where event_id like ${`evt_distinct_${tag}_%`}`;
       assert.equal(n, distinct.length);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -208,8 +202,7 @@ Deno.test({
   name: "webhooks: the same Razorpay body under 20 fresh ids at once stores exactly one row",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const tag = crypto.randomUUID().slice(0, 8);
       const body = rzpEvent("payment.failed", rzpPayment(`pay_Race${tag}`, "failed"));
       const replies = await Promise.all(
@@ -219,9 +212,7 @@ Deno.test({
       const [{ n }] = await s.db`select count(*)::int as n from public.webhook_events
         where raw_body = ${body}`;
       assert.equal(n, 1);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -231,8 +222,7 @@ Deno.test({
   name: "webhooks: Stripe's charge.refunded (fixture, refunds listed) refunds the order once",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "charge-refunded");
       const paid = await paidStripeTopup(s, u);
       const refundId = `re_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
@@ -279,9 +269,7 @@ Deno.test({
       assert.equal(final.refunds.length, 1);
       assert.equal(final.amountRefunded, 2500);
       assert.equal(await walletBalance(s.db, u.accountId, "USD"), 0);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -289,8 +277,7 @@ Deno.test({
   name: "webhooks: charge.refunded without its refund list reads the refunds only when needed",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "charge-refunded-read");
       const paid = await paidStripeTopup(s, u);
       // A refund made at Stripe (the dashboard), its webhooks held back.
@@ -339,9 +326,7 @@ Deno.test({
       assert.equal(state.status, "refunded");
       assert.equal(state.refunds.length, 2);
       assert.equal(await walletBalance(s.db, u.accountId, "USD"), 0);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -351,8 +336,7 @@ Deno.test({
   name: "webhooks: setup_intent.succeeded of a customer settle never created is 200 ignored",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const eventId = freshEventId();
       const body = withIds("setup_intent_succeeded", { evt_1Q8wZtblsieWMobS9LCpNTUH: eventId });
       const r = await postSignedStripe(s, body);
@@ -375,9 +359,7 @@ Deno.test({
       const row2 = await storedEvent(s, "stripe", known);
       assert.equal(row2.outcome, "ignored");
       assert.match(row2.detail, /no payment method pm_1Q8wZtblsieL7zkffdRGdS46/);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -386,8 +368,7 @@ Deno.test({
     "webhooks: setup_intent.succeeded while Stripe is down is stored failed, reconcile saves it",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "setup-down");
       await customerOf(s, u);
       const setup = await invoke(client(s, u.token), "payment-methods/setup", {});
@@ -424,9 +405,7 @@ Deno.test({
       // Nothing owed any more: a second run reads nothing.
       const again = await reconcile(s.app, { retrySeconds: 0 }, [owedWebhookReads]);
       assert.deepEqual(again.webhook_reads, { read: 0, resolved: 0, failed: 0 });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -436,8 +415,7 @@ Deno.test({
   name: "webhooks: payment_method.updated (fixture) updates the stored card, idempotently",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "pm-updated");
       const customer = await customerOf(s, u);
       const setup = await invoke(client(s, u.token), "payment-methods/setup", {});
@@ -468,9 +446,7 @@ Deno.test({
       assert.equal(await send({ pm_1Q8wZtblsieLPi5swUkv4PS4: pm.id }), "ignored");
       assert.equal(await send({ cus_T6uVa3QhLm0ZdE: customer }), "no_effect");
       assert.deepEqual(await card(), updated);
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -479,8 +455,7 @@ Deno.test({
     "webhooks: a new expiry at Stripe (simulator payment_method.updated) reaches the saved card",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "pm-expiry");
       await customerOf(s, u);
       const setup = await invoke(client(s, u.token), "payment-methods/setup", {});
@@ -505,9 +480,7 @@ Deno.test({
       const [card] = await s.db`select last4, exp_month, exp_year from public.payment_methods
         where gateway_payment_method_id = ${pm.id}`;
       assert.deepEqual({ ...card }, { last4: "4242", exp_month: 7, exp_year: 2034 });
-    } finally {
-      await s.close();
-    }
+    });
   },
 });
 
@@ -515,8 +488,7 @@ Deno.test({
   name: "webhooks: one refund from 20 concurrent charge.refunded, then mixed with refund.updated",
   ...opts,
   fn: async () => {
-    const s = await stack();
-    try {
+    await withStack(async (s) => {
       const u = await createUser(s.db, "charge-refunded-race");
       const paid = await paidStripeTopup(s, u);
       const refundId = `re_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
@@ -553,8 +525,6 @@ Deno.test({
       const [{ n }] = await s.db`select count(*)::int as n from public.ledger_transactions
         where order_id = ${paid.orderId}`;
       assert.equal(n, 2, "one payment and one refund posted");
-    } finally {
-      await s.close();
-    }
+    });
   },
 });

@@ -2,7 +2,7 @@
 // and .ci/run install it when missing), driven by Playwright, plus waits that explain themselves.
 import assert from "node:assert/strict";
 import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
-import { stack, type TestStack } from "./stack.ts";
+import { type TestStack, withStack } from "./stack.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 // The machine's network is closed: no background fetches, updates, sync or QUIC.
@@ -91,17 +91,17 @@ export async function openBrowser(): Promise<Browser> {
 
 /** Runs fn against a fresh stack (with the dev pages) and browser, closing both. */
 export async function withPage(fn: (s: TestStack, b: Browser) => Promise<void>) {
-  const s = await stack({}, { devPages: true });
-  let b: Browser | undefined;
-  try {
-    b = await openBrowser();
-    await fn(s, b);
-    assert.deepEqual(b.errors, [], "the page raised no errors");
-    assert.deepEqual(b.failed, [], "no request failed unless the test expected it");
-  } finally {
-    await b?.close();
-    await s.close();
-  }
+  await withStack({}, { devPages: true }, async (s) => {
+    let b: Browser | undefined;
+    try {
+      b = await openBrowser();
+      await fn(s, b);
+      assert.deepEqual(b.errors, [], "the page raised no errors");
+      assert.deepEqual(b.failed, [], "no request failed unless the test expected it");
+    } finally {
+      await b?.close();
+    }
+  });
 }
 
 export const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -26,6 +26,28 @@ export async function ownDatabase(label: string): Promise<OwnDatabase> {
   return { url, drop: () => dropDatabase(adminUrl(), name) };
 }
 
+/**
+ * Runs fn against a stack (stackOn) over a fresh database of its own (ownDatabase), then closes
+ * the stack and drops the database, however fn ends.
+ */
+export async function withOwnStack<T>(
+  label: string,
+  env: Record<string, string>,
+  fn: (s: TestStack) => Promise<T>,
+): Promise<T> {
+  const own = await ownDatabase(label);
+  try {
+    const s = await stackOn(own.url, env);
+    try {
+      return await fn(s);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await own.drop();
+  }
+}
+
 /** Like stack() in ./stack.ts, over the given database (e.g. through a proxy) instead. */
 export async function stackOn(
   dbUrl: string,

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   client,
   confirmAtStripe,
+  idle,
   invoke,
   payAtSimulator,
   postStripeWebhook,
@@ -14,6 +15,8 @@ import {
   type TestStack,
   type TestUser,
 } from "./stack.ts";
+
+export { idle };
 import { LOCAL_RAZORPAY, LOCAL_STRIPE } from "../../dev/stack.ts";
 
 export const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -43,11 +46,6 @@ export interface SimEvent {
 }
 
 // ------------------------------------------------------------------ arranging
-
-export async function idle(s: TestStack) {
-  await s.razorpay.idle();
-  await s.stripe.idle();
-}
 
 export async function simPost(s: TestStack, gw: Gw, path: string, body: unknown) {
   const base = gw === "razorpay"

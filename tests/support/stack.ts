@@ -37,8 +37,8 @@ const TEST_RATE_LIMITS = {
 
 /** `devPages` also serves the demo and operator pages and their /dev/... endpoints (browser tests). */
 export async function stack(
-  env: Record<string, string> = {},
-  opts: { devPages?: boolean } = {},
+  env: StackEnv = {},
+  opts: StackOpts = {},
 ): Promise<TestStack> {
   const dbUrl = await testDbUrl();
   const s = await startStack({
@@ -59,6 +59,30 @@ export async function stack(
       await db.end({ timeout: 5 });
     },
   };
+}
+
+type StackEnv = Record<string, string>;
+type StackOpts = { devPages?: boolean };
+
+/**
+ * Runs fn against a fresh stack (`stack(env, opts)`) and closes the stack afterwards, however fn
+ * ends: `withStack(fn)`, `withStack(env, fn)` or `withStack(env, opts, fn)`.
+ */
+export async function withStack<T>(
+  ...args:
+    | [(s: TestStack) => Promise<T>]
+    | [StackEnv, (s: TestStack) => Promise<T>]
+    | [StackEnv, StackOpts, (s: TestStack) => Promise<T>]
+): Promise<T> {
+  const fn = args[args.length - 1] as (s: TestStack) => Promise<T>;
+  const env = args.length > 1 ? args[0] as StackEnv : {};
+  const opts = args.length > 2 ? args[1] as StackOpts : {};
+  const s = await stack(env, opts);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
 }
 
 export interface TestUser {
@@ -162,6 +186,12 @@ export async function snapshot(db: Sql): Promise<Record<string, string>> {
     out[t] = r.sum;
   }
   return out;
+}
+
+/** Waits until neither gateway's webhook deliveries to the stack are in flight. */
+export async function idle(s: Stack) {
+  await s.razorpay.idle();
+  await s.stripe.idle();
 }
 
 export async function walletBalance(db: Sql, accountId: string, currency = "INR") {

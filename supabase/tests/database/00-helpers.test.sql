@@ -4,7 +4,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(5);
+select plan(6);
 
 create schema if not exists tests;
 grant usage on schema tests to public;
@@ -42,6 +42,13 @@ create or replace function tests.personal(p_uid uuid) returns uuid
 language sql stable security definer set search_path = '' as $$
   select id from public.accounts where personal_owner_id = p_uid
 $$;
+-- The balance of a user's personal wallet in a currency (null without one), whatever role is current.
+create or replace function tests.balance(p_uid uuid, p_currency text default 'INR') returns bigint
+language sql stable security definer set search_path = '' as $$
+  select w.balance from public.wallets w
+  join public.accounts a on a.id = w.account_id
+  where a.personal_owner_id = p_uid and w.currency = p_currency
+$$;
 grant execute on all functions in schema tests to public;
 
 select has_function('tests', 'login', array['uuid'], 'tests.login(uuid)');
@@ -49,6 +56,7 @@ select has_function('tests', 'login_anon', 'tests.login_anon()');
 select has_function('tests', 'login_service', 'tests.login_service()');
 select has_function('tests', 'logout', 'tests.logout()');
 select has_function('tests', 'personal', array['uuid'], 'tests.personal(uuid)');
+select has_function('tests', 'balance', array['uuid', 'text'], 'tests.balance(uuid, text)');
 
 select * from finish();
 commit;

@@ -16,12 +16,6 @@ language sql stable security definer as $$
   join public.accounts a on a.id = w.account_id
   where a.personal_owner_id = p_uid and w.currency = p_currency
 $$;
-create function pg_temp.balance(p_uid uuid, p_currency text default 'INR') returns bigint
-language sql stable security definer as $$
-  select w.balance from public.wallets w
-  join public.accounts a on a.id = w.account_id
-  where a.personal_owner_id = p_uid and w.currency = p_currency
-$$;
 -- Entries moving p_amount between the user's wallet (+) and a house account (-).
 create function pg_temp.legs(p_uid uuid, p_amount bigint, p_house text default 'gateway:razorpay',
   p_currency text default 'INR') returns jsonb
@@ -37,12 +31,12 @@ insert into auth.users (id, email) values
   ('00000000-0000-4000-8000-0000000002b1', 'ledger-v@example.test');
 
 -- Section - posting
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1'), 0::bigint, 'a new wallet starts at 0');
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1'), 0::bigint, 'a new wallet starts at 0');
 select isnt(
   settle.post_transaction('topup', 'ledger:topup-1', null, 'test top-up',
     pg_temp.legs('00000000-0000-4000-8000-0000000002a1', 1000)),
   null, 'a balanced post returns its transaction id');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1'), 1000::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1'), 1000::bigint,
   'the balanced post credits the wallet');
 select results_eq(
   $$select e.amount, e.system_account from public.ledger_entries e
@@ -58,7 +52,7 @@ select is(
   settle.post_transaction('topup', 'ledger:topup-1', null, 'replayed',
     pg_temp.legs('00000000-0000-4000-8000-0000000002a1', 9999)),
   null, 'posting an idempotency key a second time returns null');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1'), 1000::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1'), 1000::bigint,
   'the second post under the same key credits nothing');
 select is(
   (select count(*)::int from public.ledger_entries e join public.ledger_transactions t on t.id = e.transaction_id
@@ -69,13 +63,13 @@ select isnt(
   settle.post_transaction('purchase', 'ledger:spend-1', null, 'spend',
     pg_temp.legs('00000000-0000-4000-8000-0000000002a1', -300, 'revenue:product')),
   null, 'a debit within the balance posts');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1'), 700::bigint, 'the debit lowers the balance');
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1'), 700::bigint, 'the debit lowers the balance');
 
 select throws_ok(
   $$select settle.post_transaction('purchase', 'ledger:overdraw', null, 'too much',
       pg_temp.legs('00000000-0000-4000-8000-0000000002a1', -701, 'revenue:product'))$$,
   'ST409', 'insufficient wallet balance', 'a debit beyond the balance is refused as insufficient funds');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1'), 700::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1'), 700::bigint,
   'the refused debit leaves the balance unchanged');
 select is((select count(*)::int from public.ledger_transactions where idempotency_key = 'ledger:overdraw'), 0,
   'the refused debit records no transaction, so its key stays usable');
@@ -83,7 +77,7 @@ select isnt(
   settle.post_transaction('purchase', 'ledger:spend-all', null, 'spend the rest',
     pg_temp.legs('00000000-0000-4000-8000-0000000002a1', -700, 'revenue:product')),
   null, 'a debit of exactly the balance posts');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1'), 0::bigint, 'the balance can reach exactly 0');
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1'), 0::bigint, 'the balance can reach exactly 0');
 select isnt(
   settle.post_transaction('topup', 'ledger:topup-2', null, 'top-up again',
     pg_temp.legs('00000000-0000-4000-8000-0000000002a1', 700)),
@@ -105,7 +99,7 @@ select throws_ok(
     end
   $t$$sql$,
   'ST400', null, 'a transaction whose entries do not sum to zero is refused');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1'), 700::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1'), 700::bigint,
   'the refused unbalanced transaction leaves the balance unchanged');
 select throws_ok(
   $sql$do $t$
@@ -149,7 +143,7 @@ select throws_ok(
   $t$$sql$, pg_temp.wallet('00000000-0000-4000-8000-0000000002a1'), tests.personal('00000000-0000-4000-8000-0000000002b1')),
   'ST400', 'ledger entry does not match its wallet''s account or currency',
   'a wallet entry claiming another account than its wallet''s is refused');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002b1'), 0::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000002b1'), 0::bigint,
   'the other account''s wallet is untouched');
 
 -- Section - the ledger is append-only
@@ -190,10 +184,10 @@ select throws_ok(
   format($$update public.wallets set balance = 123456 where id = %L$$, pg_temp.wallet('00000000-0000-4000-8000-0000000002a1')),
   'ST400', 'wallet balances change only through the ledger',
   'a direct balance update is refused, even for the table owner after ledger posts');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1'), 700::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1'), 700::bigint,
   'the balance is unchanged by the refused update');
 select is(
-  pg_temp.balance('00000000-0000-4000-8000-0000000002a1'),
+  tests.balance('00000000-0000-4000-8000-0000000002a1'),
   (select sum(amount)::bigint from public.ledger_entries where wallet_id = pg_temp.wallet('00000000-0000-4000-8000-0000000002a1')),
   'the wallet balance equals the sum of its ledger entries');
 select throws_ok(
@@ -209,7 +203,7 @@ select throws_ok(
   'ST400', 'a wallet starts at zero', 'a wallet cannot be created with a nonzero balance');
 select isnt(settle.ensure_wallet(tests.personal('00000000-0000-4000-8000-0000000002a1'), 'USD'), null,
   'ensure_wallet creates a missing wallet');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000002a1', 'USD'), 0::bigint, 'the created wallet is at 0');
+select is(tests.balance('00000000-0000-4000-8000-0000000002a1', 'USD'), 0::bigint, 'the created wallet is at 0');
 select is(
   settle.ensure_wallet(tests.personal('00000000-0000-4000-8000-0000000002a1'), 'USD'),
   pg_temp.wallet('00000000-0000-4000-8000-0000000002a1', 'USD'),

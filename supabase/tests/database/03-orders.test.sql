@@ -5,12 +5,6 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 select plan(80);
 
-create function pg_temp.balance(p_uid uuid, p_currency text default 'INR') returns bigint
-language sql stable security definer as $$
-  select w.balance from public.wallets w
-  join public.accounts a on a.id = w.account_id
-  where a.personal_owner_id = p_uid and w.currency = p_currency
-$$;
 -- The order a user created under an idempotency key.
 create function pg_temp.order_id(p_uid uuid, p_key text) returns uuid
 language sql stable security definer as $$
@@ -169,14 +163,14 @@ select results_eq(
     where o.gateway_order_id = 'order_T1' order by e.amount$$,
   $$values ('gateway:razorpay'::text, -5000::bigint), (null::text, 5000::bigint)$$,
   'the top-up moves the amount from the gateway clearing account to the wallet');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 5000::bigint, 'the wallet is credited');
+select is(tests.balance('00000000-0000-4000-8000-0000000003a1'), 5000::bigint, 'the wallet is credited');
 
 select is(
   settle.apply_payment('razorpay', 'captured', 'order_T1', 'pay_T1', 5000, 'INR') ->> 'outcome',
   'no_effect', 'a second capture of a paid order has no effect');
 select is(pg_temp.ledger_count(pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-1')), 1,
   'the second capture posts no second ledger transaction');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 5000::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000003a1'), 5000::bigint,
   'the second capture credits nothing');
 select is(
   settle.apply_payment('razorpay', 'failed', 'order_T1', 'pay_T1', null, null, 'BAD_REQUEST_ERROR', 'late') ->> 'outcome',
@@ -229,7 +223,7 @@ select results_eq(
   $$select status, failure_code, gateway_payment_id from public.orders where gateway_order_id = 'order_T2'$$,
   $$values ('paid'::text, null::text, 'pay_T2b'::text)$$,
   'the failed order is paid, the failure cleared');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 8000::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000003a1'), 8000::bigint,
   'the captured later attempt credits the wallet once');
 
 -- Section - authorized -> paid
@@ -245,11 +239,11 @@ select is(
 select is(
   settle.apply_payment('razorpay', 'authorized', 'order_T3', 'pay_T3', null, null) ->> 'status',
   'authorized', 'an authorization moves created -> authorized');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 8000::bigint, 'an authorization credits nothing');
+select is(tests.balance('00000000-0000-4000-8000-0000000003a1'), 8000::bigint, 'an authorization credits nothing');
 select is(
   settle.apply_payment('razorpay', 'captured', 'order_T3', 'pay_T3', 2000, 'INR') ->> 'status',
   'paid', 'the capture moves authorized -> paid');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 10000::bigint, 'the capture credits the wallet');
+select is(tests.balance('00000000-0000-4000-8000-0000000003a1'), 10000::bigint, 'the capture credits the wallet');
 
 -- Section - amount and currency mismatches change nothing
 update public.orders set gateway_order_id = 'order_P1'
@@ -276,7 +270,7 @@ select results_eq(
     where o.gateway_order_id = 'order_P1' and t.kind = 'purchase' order by e.amount$$,
   $$values ('gateway:razorpay'::text, -12345::bigint), ('revenue:plan'::text, 12345::bigint)$$,
   'a plan purchase books revenue against the gateway clearing account');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 10000::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000003a1'), 10000::bigint,
   'a plan purchase does not touch the wallet');
 
 select is(
@@ -317,7 +311,7 @@ select results_eq(
   'the same event delivered again is a duplicate');
 select is((select count(*)::int from public.webhook_events where gateway = 'razorpay' and event_id = 'evt_T5'), 1,
   'the duplicate stores no second row');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000003a1'), 11500::bigint,
+select is(tests.balance('00000000-0000-4000-8000-0000000003a1'), 11500::bigint,
   'the webhook credited the wallet once');
 select results_eq(
   $$select r ->> 'duplicate', r ->> 'outcome'

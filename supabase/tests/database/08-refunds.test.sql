@@ -35,11 +35,6 @@ language sql stable security definer as $$
   select status || '/' || amount_refunded from public.orders
   where gateway = 'razorpay' and gateway_order_id = p_gateway_order_id
 $$;
-create function pg_temp.balance(p_uid uuid) returns bigint
-language sql stable security definer as $$
-  select w.balance from public.wallets w join public.accounts a on a.id = w.account_id
-  where a.personal_owner_id = p_uid and w.currency = 'INR'
-$$;
 create function pg_temp.refund_count(p_gateway_order_id text) returns int
 language sql stable security definer as $$
   select count(*)::int from public.refunds where order_id = pg_temp.oid(p_gateway_order_id)
@@ -205,7 +200,7 @@ begin
     jsonb_build_object('system_account', 'revenue:product', 'currency', 'INR', 'amount', 3000)));
 end
 $$;
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000008b1'), 2000::bigint, 'b''s wallet holds 2000');
+select is(tests.balance('00000000-0000-4000-8000-0000000008b1'), 2000::bigint, 'b''s wallet holds 2000');
 select is(
   pg_temp.error_of($$select settle.create_refund(pg_temp.oid('order_R_T1'), 2001, 'x', null, null)$$),
   'ST409 insufficient_funds', 'refunding 2001 of the top-up with 2000 in the wallet is insufficient_funds');
@@ -214,7 +209,7 @@ select is(
   'ST409 insufficient_funds', 'so is refunding the whole top-up');
 select results_eq(
   $$select pg_temp.state('order_R_T1'), pg_temp.refund_count('order_R_T1'),
-      pg_temp.balance('00000000-0000-4000-8000-0000000008b1'), pg_temp.tx_keys('order_R_T1')$$,
+      tests.balance('00000000-0000-4000-8000-0000000008b1'), pg_temp.tx_keys('order_R_T1')$$,
   $$values ('paid/0'::text, 0, 2000::bigint, array['order_paid'])$$,
   'the refused top-up refunds wrote nothing: order, refunds, wallet and ledger unchanged');
 
@@ -222,7 +217,7 @@ select is(
   settle.create_refund(pg_temp.oid('order_R_T1'), 2000, 'x', null, null) -> 'refund' ->> 'status',
   'pending', 'refunding exactly the wallet''s 2000 is accepted');
 select results_eq(
-  $$select pg_temp.state('order_R_T1'), pg_temp.balance('00000000-0000-4000-8000-0000000008b1')$$,
+  $$select pg_temp.state('order_R_T1'), tests.balance('00000000-0000-4000-8000-0000000008b1')$$,
   $$values ('partially_refunded/2000'::text, 0::bigint)$$,
   'the top-up refund debits the wallet and counts against the order');
 
@@ -232,7 +227,7 @@ select is(
     (select id from public.refunds where order_id = pg_temp.oid('order_R_T1')), 'failed', 'bank refused')).status,
   'failed', 'the top-up refund fails');
 select results_eq(
-  $$select pg_temp.state('order_R_T1'), pg_temp.balance('00000000-0000-4000-8000-0000000008b1'),
+  $$select pg_temp.state('order_R_T1'), tests.balance('00000000-0000-4000-8000-0000000008b1'),
       pg_temp.tx_keys('order_R_T1')$$,
   $$values ('paid/0'::text, 2000::bigint, array['order_paid', 'refund', 'refund_reversed'])$$,
   'the failure restores the order, returns the 2000 to the wallet and posts one reversal');
@@ -245,7 +240,7 @@ select is(
     (select id from public.refunds where order_id = pg_temp.oid('order_R_T1')), 'processed', null)).status,
   'failed', 'a late processed after failed leaves it failed');
 select results_eq(
-  $$select pg_temp.state('order_R_T1'), pg_temp.balance('00000000-0000-4000-8000-0000000008b1'),
+  $$select pg_temp.state('order_R_T1'), tests.balance('00000000-0000-4000-8000-0000000008b1'),
       array_length(pg_temp.tx_keys('order_R_T1'), 1)$$,
   $$values ('paid/0'::text, 2000::bigint, 3)$$,
   'the repeated failure returned nothing twice');
@@ -262,7 +257,7 @@ select results_eq(
       'rfnd_R_T1b', 'pending') r$$,
   $$values ('rfnd_R_T1b'::text, 'pending'::text, 1)$$,
   'the gateway''s answer records its refund id');
-select is(pg_temp.balance('00000000-0000-4000-8000-0000000008b1'), 500::bigint, 'the wallet is down to 500');
+select is(tests.balance('00000000-0000-4000-8000-0000000008b1'), 500::bigint, 'the wallet is down to 500');
 select results_eq(
   $$select r ->> 'outcome', r ->> 'status'
     from pg_temp.refund_event('evt_R_T1b_failed', 'order_R_T1', 'rfnd_R_T1b', 1500, 'failed') r$$,
@@ -273,7 +268,7 @@ select is(pg_temp.refund_event('evt_R_T1b_failed', 'order_R_T1', 'rfnd_R_T1b', 1
 select is(pg_temp.refund_event('evt_R_T1b_failed_2', 'order_R_T1', 'rfnd_R_T1b', 1500, 'failed') ->> 'outcome',
   'no_effect', 'the failure under another event id has no effect');
 select results_eq(
-  $$select pg_temp.state('order_R_T1'), pg_temp.balance('00000000-0000-4000-8000-0000000008b1'),
+  $$select pg_temp.state('order_R_T1'), tests.balance('00000000-0000-4000-8000-0000000008b1'),
       array_length(pg_temp.tx_keys('order_R_T1'), 1)$$,
   $$values ('paid/0'::text, 2000::bigint, 5)$$,
   'the webhook failure restored order and wallet exactly once (one refund, one reversal)');
@@ -286,7 +281,7 @@ select results_eq(
 select is(pg_temp.refund_event('evt_R_T1b_processed_late', 'order_R_T1', 'rfnd_R_T1b', 1500, 'processed') ->> 'outcome',
   'no_effect', 'a processed event delivered after the failure is an older state: no effect');
 select results_eq(
-  $$select pg_temp.state('order_R_T1'), pg_temp.balance('00000000-0000-4000-8000-0000000008b1')$$,
+  $$select pg_temp.state('order_R_T1'), tests.balance('00000000-0000-4000-8000-0000000008b1')$$,
   $$values ('paid/0'::text, 2000::bigint)$$,
   'the contradicting event moves no money');
 
@@ -481,7 +476,7 @@ select lives_ok(
 select is(pg_temp.refund_event('evt_R_S1', 'order_R_S', 'rfnd_R_S', 5000, 'processed') ->> 'outcome',
   'applied', 'a dashboard refund of all 5000 is applied');
 select results_eq(
-  $$select pg_temp.state('order_R_S'), pg_temp.balance('00000000-0000-4000-8000-0000000008d1'), r.shortfall
+  $$select pg_temp.state('order_R_S'), tests.balance('00000000-0000-4000-8000-0000000008d1'), r.shortfall
     from public.refunds r where r.gateway_refund_id = 'rfnd_R_S'$$,
   $$values ('refunded/5000'::text, 0::bigint, 3000::bigint)$$,
   'the wallet gives its 2000; 3000 is the shortfall');
@@ -503,7 +498,7 @@ select is_empty(
 select is(pg_temp.refund_event('evt_R_S2', 'order_R_S', 'rfnd_R_S', 5000, 'failed') ->> 'outcome',
   'applied', 'the gateway refund fails later');
 select results_eq(
-  $$select pg_temp.state('order_R_S'), pg_temp.balance('00000000-0000-4000-8000-0000000008d1'),
+  $$select pg_temp.state('order_R_S'), tests.balance('00000000-0000-4000-8000-0000000008d1'),
       (select coalesce(sum(amount), 0) from public.ledger_entries e join public.ledger_transactions t
         on t.id = e.transaction_id where e.system_account = 'receivable:refund_shortfall'
         and t.order_id = pg_temp.oid('order_R_S'))$$,
