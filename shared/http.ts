@@ -1,5 +1,6 @@
 // HTTP plumbing shared by every function: JSON responses, the error contract, CORS, body reading.
 import { ZodError } from "zod";
+import { GatewayError } from "./gateways/types.ts";
 
 export class HttpError extends Error {
   constructor(
@@ -127,8 +128,25 @@ interface PgLikeError {
   hint?: string;
 }
 
+/**
+ * A gateway's refusal (502 gateway_error) or outage (503 gateway_unavailable) in the error
+ * contract; its cause goes to the log as a warning, never into the response.
+ */
+export function gatewayHttpError(err: GatewayError): HttpError {
+  console.error(JSON.stringify({
+    level: "warn",
+    msg: "gateway error",
+    gateway: err.gateway,
+    error: err.message,
+  }));
+  return err.status === 503
+    ? new HttpError(503, "gateway_unavailable", `${err.gateway} is unavailable; retry later`)
+    : new HttpError(502, "gateway_error", `${err.gateway} refused the request`);
+}
+
 /** Maps anything thrown to the error contract. Causes stay in the log, never in the body. */
 export function errorResponse(err: unknown, headers: Record<string, string> = {}): Response {
+  if (err instanceof GatewayError) err = gatewayHttpError(err);
   if (err instanceof HttpError) {
     const body: Record<string, unknown> = { code: err.code, message: err.message };
     if (err.details !== undefined) body.details = err.details;
