@@ -122,6 +122,22 @@ export async function readJsonObject(
   return value as Record<string, unknown>;
 }
 
+/**
+ * An optional JSON object body: a bare request (no Content-Type, no length, nothing sent) is {};
+ * anything else follows readJsonObject (415 for another or no type, 413, 400).
+ */
+export async function readOptionalJsonObject(
+  req: Request,
+  maxBytes = MAX_JSON_BYTES,
+): Promise<Record<string, unknown>> {
+  if (req.headers.has("content-type") || (req.headers.get("content-length") ?? "0") !== "0") {
+    return await readJsonObject(req, maxBytes);
+  }
+  // Nothing declared, but a chunked body may still come: refuse it rather than ignore it.
+  if ((await readBodyText(req, maxBytes)) === "") return {};
+  throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
+}
+
 interface PgLikeError {
   code?: string;
   message?: string;
