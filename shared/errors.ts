@@ -120,5 +120,3 @@ export const ERROR_CODES = [
     meaning: "a bug; details are in the log, never in the response",
   },
 ] as const satisfies readonly ErrorCodeInfo[];
-
-export type ErrorCode = (typeof ERROR_CODES)[number]["code"];
