@@ -1,7 +1,7 @@
 // Dev-only pages: the demo SPA and the operator page, supabase-js served from node_modules, a
 // token helper for seeded users, and read endpoints that stand in for PostgREST locally.
 import type { App } from "../shared/app.ts";
-import type { Caller } from "../shared/auth.ts";
+import { requireServiceRole } from "../shared/auth.ts";
 import { asUser, type Tx } from "../shared/db.ts";
 import { errorResponse, HttpError, json } from "../shared/http.ts";
 import { minorFromDb } from "../shared/money.ts";
@@ -143,10 +143,10 @@ const READS: Record<string, (tx: Tx) => Promise<unknown>> = {
 
 /** Operator reads and actions run as service_role (the key the operator page holds). */
 async function asOperator<T>(ctx: PagesContext, req: Request, fn: (tx: Tx) => Promise<T>) {
-  const caller: Caller = await ctx.app.authenticate(req);
-  if (caller.role !== "service_role") {
-    throw new HttpError(403, "forbidden", "the operator pages need the service role key");
-  }
+  const caller = requireServiceRole(
+    await ctx.app.authenticate(req),
+    "the operator pages need the service role key",
+  );
   return await asUser(ctx.app.sql, caller, fn);
 }
 

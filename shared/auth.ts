@@ -149,3 +149,12 @@ export function requireUser(caller: Caller): Caller & { userId: string } {
   }
   return caller as Caller & { userId: string };
 }
+
+/** For endpoints only the app's backend or a scheduler calls (reconcile, outbox, audits…). */
+export function requireServiceRole(
+  caller: Caller,
+  message = "only the service role may call this function",
+): Caller & { role: "service_role" } {
+  if (caller.role !== "service_role") throw new HttpError(403, "forbidden", message);
+  return caller as Caller & { role: "service_role" };
+}

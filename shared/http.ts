@@ -1,5 +1,6 @@
 // HTTP plumbing shared by every function: JSON responses, the error contract, CORS, body reading.
 import { ZodError } from "zod";
+import { GatewayError } from "./gateways/types.ts";
 
 export class HttpError extends Error {
   constructor(
@@ -121,14 +122,47 @@ export async function readJsonObject(
   return value as Record<string, unknown>;
 }
 
+/**
+ * An optional JSON object body: a bare request (no Content-Type, no length, nothing sent) is {};
+ * anything else follows readJsonObject (415 for another or no type, 413, 400).
+ */
+export async function readOptionalJsonObject(
+  req: Request,
+  maxBytes = MAX_JSON_BYTES,
+): Promise<Record<string, unknown>> {
+  if (req.headers.has("content-type") || (req.headers.get("content-length") ?? "0") !== "0") {
+    return await readJsonObject(req, maxBytes);
+  }
+  // Nothing declared, but a chunked body may still come: refuse it rather than ignore it.
+  if ((await readBodyText(req, maxBytes)) === "") return {};
+  throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
+}
+
 interface PgLikeError {
   code?: string;
   message?: string;
   hint?: string;
 }
 
+/**
+ * A gateway's refusal (502 gateway_error) or outage (503 gateway_unavailable) in the error
+ * contract; its cause goes to the log as a warning, never into the response.
+ */
+export function gatewayHttpError(err: GatewayError): HttpError {
+  console.error(JSON.stringify({
+    level: "warn",
+    msg: "gateway error",
+    gateway: err.gateway,
+    error: err.message,
+  }));
+  return err.status === 503
+    ? new HttpError(503, "gateway_unavailable", `${err.gateway} is unavailable; retry later`)
+    : new HttpError(502, "gateway_error", `${err.gateway} refused the request`);
+}
+
 /** Maps anything thrown to the error contract. Causes stay in the log, never in the body. */
 export function errorResponse(err: unknown, headers: Record<string, string> = {}): Response {
+  if (err instanceof GatewayError) err = gatewayHttpError(err);
   if (err instanceof HttpError) {
     const body: Record<string, unknown> = { code: err.code, message: err.message };
     if (err.details !== undefined) body.details = err.details;

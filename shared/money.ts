@@ -1,6 +1,9 @@
 // Money helpers: amounts are integers in a currency's minor unit; never floats.
 
-/** Minor-unit exponents (Razorpay's table, also the database's public.currencies). */
+/**
+ * Minor-unit exponents (Razorpay's table): the code's one source. The database's
+ * public.currencies holds the same codes and exponents (tests/money_test.ts compares them).
+ */
 export const CURRENCY_EXPONENTS: Readonly<Record<string, 0 | 2 | 3>> = {
   INR: 2,
   USD: 2,
@@ -17,6 +20,14 @@ export const CURRENCY_EXPONENTS: Readonly<Record<string, 0 | 2 | 3>> = {
   OMR: 3,
 };
 
+/** A currency's exponent; a currency settle does not know is an error, never a guess. */
+export function currencyExponent(currency: string): 0 | 2 | 3 {
+  if (!Object.hasOwn(CURRENCY_EXPONENTS, currency)) {
+    throw new RangeError(`unknown currency ${currency}`);
+  }
+  return CURRENCY_EXPONENTS[currency];
+}
+
 /** Reads an amount from the database (postgres.js returns bigint as a string). */
 export function minorFromDb(value: string | number | bigint): number {
   const n = typeof value === "number" ? value : Number(value);
@@ -26,7 +37,7 @@ export function minorFromDb(value: string | number | bigint): number {
 
 /** "1234" INR → "12.34"; formatting only, for people. */
 export function formatMinor(amount: number, currency: string): string {
-  const exp = CURRENCY_EXPONENTS[currency] ?? 2;
+  const exp = currencyExponent(currency);
   const sign = amount < 0 ? "-" : "";
   const digits = String(Math.abs(amount)).padStart(exp + 1, "0");
   const whole = exp === 0 ? digits : digits.slice(0, -exp);

@@ -4,6 +4,7 @@
 // until it is documented.
 import assert from "node:assert/strict";
 import { FUNCTIONS } from "../dev/stack.ts";
+import { ERROR_CODES } from "../shared/errors.ts";
 import { withStack } from "./support/stack.ts";
 
 const root = new URL("../", import.meta.url);
@@ -93,29 +94,69 @@ Deno.test("README and .env.example: every environment variable the code reads", 
   assert.deepEqual(absent, [], "missing from .env.example");
 });
 
-/** Error codes the API can answer with: HttpError(...) and settle.fail(...)/hints in SQL. */
-async function errorCodes(): Promise<Set<string>> {
-  const found = new Set<string>(["internal_error", "invalid_request"]);
-  const ts = [...await sources("shared/"), ...await sources("shared/services/")];
+/**
+ * Error codes the API can answer with, each with the statuses it is thrown with (none known for
+ * a literal `error: { code: … }` body): HttpError(...) in TypeScript, settle.fail(...) and
+ * ST<status> hints in SQL.
+ */
+async function errorCodes(): Promise<Map<string, Set<number>>> {
+  const found = new Map<string, Set<number>>([["internal_error", new Set([500])]]);
+  const add = (code: string, status?: string) => {
+    if (!found.has(code)) found.set(code, new Set());
+    if (status) found.get(code)!.add(Number(status));
+  };
+  const dirs = [
+    "shared/",
+    "shared/services/",
+    "shared/gateways/razorpay/",
+    "shared/gateways/stripe/",
+  ];
+  const ts = (await Promise.all(dirs.map(sources))).flat();
   for (const name of names) ts.push(await read(`supabase/functions/${name}/handler.ts`));
   for (const text of ts) {
-    for (const m of text.matchAll(/HttpError\(\s*\d{3},\s*"([a-z_]+)"/g)) found.add(m[1]);
-    for (const m of text.matchAll(/error: \{ code: "([a-z_]+)"/g)) found.add(m[1]);
+    for (const m of text.matchAll(/HttpError\(\s*(\d{3}),\s*"([a-z_]+)"/g)) add(m[2], m[1]);
+    for (const m of text.matchAll(/error: \{ code: "([a-z_]+)"/g)) add(m[1]);
   }
   for (const text of await sources("supabase/migrations/")) {
-    for (const m of text.matchAll(/settle\.fail\(\s*\d{3},\s*'([a-z_]+)'/g)) found.add(m[1]);
-    for (const m of text.matchAll(/errcode = 'ST\d{3}'[^;]*?hint = '([a-z_]+)'/gs)) found.add(m[1]);
+    for (const m of text.matchAll(/settle\.fail\(\s*(\d{3}),\s*'([a-z_]+)'/g)) add(m[2], m[1]);
+    for (const m of text.matchAll(/errcode = 'ST(\d{3})'[^;]*?hint = '([a-z_]+)'/gs)) {
+      add(m[2], m[1]);
+    }
   }
   return found;
 }
 
-Deno.test("README: the error table lists every error code the API can return", async () => {
-  const codes = await errorCodes();
-  assert.ok(codes.has("rate_limited") && codes.has("refund_exceeds_payment"), [...codes].join());
-  const rows = new Set(
-    [...section("## API").matchAll(/^\| \d{3} +\| `([a-z_]+)`/gm)].map((m) => m[1]),
+Deno.test("README: the error table is ERROR_CODES, row by row", () => {
+  const rows = [...section("## API").matchAll(/^\| (\d{3}) +\| `([a-z_]+)` +\| (.+?) +\|$/gm)]
+    .map((m) => ({ status: Number(m[1]), code: m[2], meaning: m[3] }));
+  assert.deepEqual(rows, ERROR_CODES.map((e) => ({ ...e })));
+  const codes = ERROR_CODES.map((e) => e.code);
+  assert.deepEqual(codes.filter((c, i) => codes.indexOf(c) !== i), [], "listed twice");
+});
+
+Deno.test("ERROR_CODES: every code the API can return, with its status, and no other", async () => {
+  const found = await errorCodes();
+  assert.ok(
+    found.has("rate_limited") && found.has("refund_exceeds_payment"),
+    [...found.keys()].join(),
   );
-  assert.deepEqual([...codes].filter((c) => !rows.has(c)).sort(), [], "not in the error table");
+  const listed = new Map<string, number>(ERROR_CODES.map((e) => [e.code, e.status]));
+  assert.deepEqual(
+    [...found.keys()].filter((c) => !listed.has(c)).sort(),
+    [],
+    "not in ERROR_CODES",
+  );
+  const wrong = [...found].flatMap(([code, statuses]) =>
+    [...statuses].filter((s) => listed.has(code) && s !== listed.get(code)).map((s) =>
+      `${code} ${s}`
+    )
+  );
+  assert.deepEqual(wrong, [], "thrown with another status than ERROR_CODES says");
+  assert.deepEqual(
+    [...listed.keys()].filter((c) => !found.has(c)).sort(),
+    [],
+    "listed, never returned",
+  );
 });
 
 /** Every key path of a JSON value: {"a":{"b":1}} → ["a", "a.b"]. */

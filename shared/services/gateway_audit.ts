@@ -7,7 +7,6 @@ import type { App } from "../app.ts";
 import type { JSONValue } from "postgres";
 import type { Sql } from "../db.ts";
 import { minorFromDb } from "../money.ts";
-import { toHttp } from "./orders.ts";
 import {
   type GatewayName,
   type GatewayPaymentRecord,
@@ -140,7 +139,7 @@ export async function gatewayAudit(
   const unique = dedupe(found);
   summary.discrepancies = { found: unique.length, new: await record(app.sql, unique) };
   // Not recorded as a run: the next default window still starts from the last complete one.
-  if (failure !== undefined) throw toHttp(failure);
+  if (failure !== undefined) throw failure;
   summary.duration_ms = Math.round(performance.now() - started);
   await app.sql`insert into settle.gateway_audit_runs (window_from, window_to, summary, scheduled)
     values (to_timestamp(${window.from}), to_timestamp(${window.to}),

@@ -6,7 +6,7 @@ import { asUser, type Sql } from "../db.ts";
 import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
-import { GatewayError, type PaymentGateway, type PaymentResult } from "../gateways/types.ts";
+import type { PaymentGateway, PaymentResult } from "../gateways/types.ts";
 import { ensureCustomer } from "./customers.ts";
 import { payOrderFromWallet } from "./wallet_orders.ts";
 
@@ -121,7 +121,7 @@ export async function createOrder(
   if (!order.gateway_order_id && order.status === "created") {
     // Stripe intents belong to the account's customer (so cards can be saved and reused).
     const customerId = gateway.name === "stripe"
-      ? await ensureCustomer(app, order.account_id).catch((e) => Promise.reject(toHttp(e)))
+      ? await ensureCustomer(app, order.account_id)
       : undefined;
     order = await ensureGatewayOrder(app.sql, gateway, order, customerId);
   }
@@ -132,11 +132,11 @@ export async function createOrder(
     status: created.replayed ? 200 : 201,
     body: {
       order: publicOrder(order),
-      checkout: await Promise.resolve(gateway.checkout({
+      checkout: await gateway.checkout({
         gatewayOrderId: order.gateway_order_id,
         amount: minorFromDb(order.amount),
         currency: order.currency,
-      })).catch((e) => Promise.reject(toHttp(e))),
+      }),
     },
   };
 }
@@ -202,26 +202,11 @@ async function callGateway(
   } catch (err) {
     const message = String((err as Error)?.message ?? err).slice(0, 500);
     await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message})`;
-    throw toHttp(err);
+    throw err;
   }
   const [{ r }] = await sql`select settle.record_gateway_order(${row.id}, ${claim},
     ${gatewayOrderId}, null) as r`;
   return r.order as OrderRow;
-}
-
-export function toHttp(err: unknown): unknown {
-  if (err instanceof GatewayError) {
-    console.error(JSON.stringify({
-      level: "warn",
-      msg: "gateway error",
-      gateway: err.gateway,
-      error: err.message,
-    }));
-    return err.status === 503
-      ? new HttpError(503, "gateway_unavailable", `${err.gateway} is unavailable; retry later`)
-      : new HttpError(502, "gateway_error", `${err.gateway} refused the request`);
-  }
-  return err;
 }
 
 const verifyEnvelope = z.union([
@@ -247,16 +232,11 @@ export async function verifyPayment(
 
   // Read through RLS: another user's order is simply not found.
   const order = await findOwnOrder(app, caller, gatewayName, reference);
-  let result: PaymentResult;
-  try {
-    result = await gateway.verifyCheckout({
-      gatewayOrderId: order.gateway_order_id!,
-      amount: minorFromDb(order.amount),
-      currency: order.currency,
-    }, body);
-  } catch (err) {
-    throw toHttp(err);
-  }
+  const result = await gateway.verifyCheckout({
+    gatewayOrderId: order.gateway_order_id!,
+    amount: minorFromDb(order.amount),
+    currency: order.currency,
+  }, body);
   if (result.kind !== "pending") {
     const applied = await applyPayment(app.sql, gatewayName, order.gateway_order_id!, result);
     if (applied.outcome === "mismatch") {

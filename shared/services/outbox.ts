@@ -3,7 +3,6 @@ import { z } from "zod";
 import type { App } from "../app.ts";
 import type { OutboxConfig } from "../config.ts";
 import { hmacSha256Hex } from "../crypto.ts";
-import { HttpError, MAX_JSON_BYTES, readBodyText } from "../http.ts";
 
 /** What a subscriber receives: the stable event id to dedup on, and the row's public fields. */
 export interface OutboxEventBody {
@@ -47,31 +46,10 @@ interface AttemptResult {
   error?: string;
 }
 
-const DispatchRequest = z.strictObject({
+/** outbox-dispatch's optional body `{"limit"?: 1..1000}` (none at all: the defaults). */
+export const DispatchRequest = z.strictObject({
   limit: z.number().int().min(1).max(1000).optional(),
 });
-
-/**
- * The optional body `{"limit"?: 1..1000}`. No body at all (a bare POST, as a scheduler may send)
- * means the defaults; anything else must be a JSON object.
- */
-export async function readDispatchRequest(req: Request): Promise<{ limit?: number }> {
-  const text = (await readBodyText(req, MAX_JSON_BYTES)).trim();
-  if (text === "") return {};
-  if (!/^application\/json\s*(;|$)/i.test(req.headers.get("content-type") ?? "")) {
-    throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new HttpError(400, "invalid_json", "body is not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new HttpError(400, "invalid_request", "body must be a JSON object");
-  }
-  return DispatchRequest.parse(value);
-}
 
 /** The exact bytes POSTed (and signed) for an event: the same on every attempt. */
 export function eventBody(e: {

@@ -5,7 +5,6 @@ import type { Caller } from "../auth.ts";
 import { asUser } from "../db.ts";
 import { HttpError } from "../http.ts";
 import { ensureCustomer } from "./customers.ts";
-import { toHttp } from "./orders.ts";
 
 interface MethodRow {
   id: string;
@@ -64,17 +63,13 @@ export async function listMethods(app: App, caller: Caller, accountId?: string) 
 export async function setupMethod(app: App, caller: Caller, accountId?: string) {
   const account = await memberAccount(app, caller, accountId);
   const stripe = app.stripe();
-  try {
-    const customer = await ensureCustomer(app, account);
-    const si = await stripe.createSetupIntent(customer, account);
-    return {
-      setup_intent_id: si.id,
-      client_secret: si.clientSecret,
-      publishable_key: stripe.publishableKey,
-    };
-  } catch (err) {
-    throw toHttp(err);
-  }
+  const customer = await ensureCustomer(app, account);
+  const si = await stripe.createSetupIntent(customer, account);
+  return {
+    setup_intent_id: si.id,
+    client_secret: si.clientSecret,
+    publishable_key: stripe.publishableKey,
+  };
 }
 
 /** A method of an account the caller belongs to (RLS), or 404 — also for other users' ids. */
@@ -92,24 +87,16 @@ async function ownMethod(app: App, caller: Caller, rawId: string): Promise<Metho
 export async function makeDefault(app: App, caller: Caller, rawId: string) {
   const method = await ownMethod(app, caller, rawId);
   const stripe = app.stripe();
-  try {
-    const customer = await ensureCustomer(app, method.account_id);
-    // Stripe first: if it refuses, nothing changes locally.
-    await stripe.setDefaultPaymentMethod(customer, method.gateway_payment_method_id);
-  } catch (err) {
-    throw toHttp(err);
-  }
+  const customer = await ensureCustomer(app, method.account_id);
+  // Stripe first: if it refuses, nothing changes locally.
+  await stripe.setDefaultPaymentMethod(customer, method.gateway_payment_method_id);
   await app.sql`select settle.set_default_payment_method(${method.gateway_payment_method_id})`;
   return await listMethods(app, caller, method.account_id);
 }
 
 export async function removeMethod(app: App, caller: Caller, rawId: string) {
   const method = await ownMethod(app, caller, rawId);
-  try {
-    await app.stripe().detachPaymentMethod(method.gateway_payment_method_id);
-  } catch (err) {
-    throw toHttp(err);
-  }
+  await app.stripe().detachPaymentMethod(method.gateway_payment_method_id);
   await app.sql`select settle.remove_payment_method(${method.gateway_payment_method_id})`;
   return { deleted: true, ...(await listMethods(app, caller, method.account_id)) };
 }

@@ -16,7 +16,7 @@ import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 import { GatewayError, type GatewayName, type RefundResult } from "../gateways/types.ts";
 import { RazorpayApiError } from "../gateways/razorpay/client.ts";
-import { type OrderRow, publicOrder, toHttp } from "./orders.ts";
+import { type OrderRow, publicOrder } from "./orders.ts";
 
 export interface RefundRow {
   id: string;
@@ -162,11 +162,9 @@ export async function submitRefund(
       ${refused ? "failed" : null}, ${refused ? message : null}, ${message}) as result`;
     if (opts.throwOnError) {
       // Not refused means not known: the client is told to retry (503), as for an outage.
-      throw toHttp(
-        err instanceof GatewayError && !refused
-          ? new GatewayError(503, err.gateway, err.message, err.detail)
-          : err,
-      );
+      throw err instanceof GatewayError && !refused
+        ? new GatewayError(503, err.gateway, err.message, err.detail)
+        : err;
     }
     return row.result as RefundRow;
   }

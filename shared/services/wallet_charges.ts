@@ -6,7 +6,7 @@
 // in Postgres call directly; this file validates the request's shape and maps the answers.
 import { z } from "zod";
 import type { App } from "../app.ts";
-import type { Caller } from "../auth.ts";
+import { type Caller, requireServiceRole } from "../auth.ts";
 import { asUser, type Sql } from "../db.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
@@ -112,15 +112,7 @@ export function publicCharge(c: ChargeRow) {
   };
 }
 
-function requireService(caller: Caller) {
-  if (caller.role !== "service_role") {
-    throw new HttpError(
-      403,
-      "forbidden",
-      "wallet charges are made by the app's backend (service role)",
-    );
-  }
-}
+const SERVICE_ONLY = "wallet charges are made by the app's backend (service role)";
 
 /**
  * Runs one settle function for the service role as one statement in its own transaction, as
@@ -128,7 +120,7 @@ function requireService(caller: Caller) {
  * transaction would hold it for one more round trip (the COMMIT) on a hot wallet.
  */
 function serviceCall<T>(app: App, caller: Caller, query: (sql: Sql) => Promise<T>): Promise<T> {
-  requireService(caller);
+  requireServiceRole(caller, SERVICE_ONLY);
   return query(app.sql);
 }
 
@@ -139,7 +131,7 @@ export async function createCharge(
   body: Record<string, unknown>,
   rawKey: string | null,
 ): Promise<{ status: 200 | 201; body: unknown }> {
-  requireService(caller);
+  requireServiceRole(caller, SERVICE_ONLY);
   const key = idempotencyKey.parse(rawKey ?? undefined);
   const b = chargeBody.parse(body);
   const capture = b.capture ?? true;
@@ -165,7 +157,7 @@ export async function captureCharge(
   id: string,
   body: Record<string, unknown>,
 ) {
-  requireService(caller);
+  requireServiceRole(caller, SERVICE_ONLY);
   const charge = chargeId.parse(id);
   const { amount } = amountBody.parse(body);
   const result = await serviceCall(app, caller, async (sql) => {
@@ -179,7 +171,7 @@ export async function captureCharge(
 
 /** POST /wallet-charges/{id}/void: the hold goes back to the wallet. */
 export async function voidCharge(app: App, caller: Caller, id: string) {
-  requireService(caller);
+  requireServiceRole(caller, SERVICE_ONLY);
   const charge = chargeId.parse(id);
   const result = await serviceCall(app, caller, async (sql) => {
     const [r] = await sql`select settle.void_wallet_charge(${charge}) as result`;
@@ -196,7 +188,7 @@ export async function refundCharge(
   body: Record<string, unknown>,
   rawKey: string | null,
 ): Promise<{ status: 200 | 201; body: unknown }> {
-  requireService(caller);
+  requireServiceRole(caller, SERVICE_ONLY);
   const charge = chargeId.parse(id);
   const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
   const { amount } = amountBody.parse(body);

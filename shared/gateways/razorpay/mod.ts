@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { HttpError } from "../../http.ts";
 import { sha256Hex } from "../../crypto.ts";
-import { CURRENCY_EXPONENTS } from "../../money.ts";
+import { CURRENCY_EXPONENTS, currencyExponent } from "../../money.ts";
 import type { RazorpayConfig } from "../../config.ts";
 import {
   GatewayError,
@@ -200,8 +200,7 @@ export function createRazorpayGateway(
 
     checkRefundAmount(amount, currency) {
       // Razorpay's minimum refund is one unit of the currency (INR 1.00, GATEWAY_FACTS A5).
-      const exponent = CURRENCY_EXPONENTS[currency] ?? 2;
-      const minimum = 10 ** exponent;
+      const minimum = 10 ** currencyExponent(currency);
       if (amount < minimum) {
         throw new HttpError(
           400,

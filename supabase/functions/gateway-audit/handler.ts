@@ -4,7 +4,8 @@
 import { z } from "zod";
 import type { App } from "../../../shared/app.ts";
 import { serveFunction } from "../../../shared/handler.ts";
-import { HttpError, json, readJsonObject, requireMethod } from "../../../shared/http.ts";
+import { requireServiceRole } from "../../../shared/auth.ts";
+import { json, readOptionalJsonObject, requireMethod } from "../../../shared/http.ts";
 import { gatewayAudit, MAX_WINDOW_SECONDS } from "../../../shared/services/gateway_audit.ts";
 
 const unixSeconds = z.number().int("must be an integer").min(0).max(2 ** 31 - 1);
@@ -32,14 +33,12 @@ const auditBody = z.object({
 export function handler(app: App) {
   return serveFunction("gateway-audit", app, async (req, ctx) => {
     requireMethod(req, "POST");
-    const caller = await ctx.authenticate();
-    if (caller.role !== "service_role") {
-      throw new HttpError(403, "forbidden", "only the service role may run the gateway audit");
-    }
+    requireServiceRole(
+      await ctx.authenticate(),
+      "only the service role may run the gateway audit",
+    );
     // The body is optional: a bare POST audits the default window.
-    const sent = req.headers.has("content-type") ||
-      (req.headers.get("content-length") ?? "0") !== "0";
-    const body = auditBody.parse(sent ? await readJsonObject(req) : {});
+    const body = auditBody.parse(await readOptionalJsonObject(req));
     return json(
       200,
       await gatewayAudit(app, { from: body.from, to: body.to, accountIds: body.account_ids }),

@@ -2,7 +2,13 @@
 import type { App } from "../../../shared/app.ts";
 import { requireUser } from "../../../shared/auth.ts";
 import { serveFunction } from "../../../shared/handler.ts";
-import { HttpError, json, readJsonObject, requireMethod, subpath } from "../../../shared/http.ts";
+import {
+  HttpError,
+  json,
+  readOptionalJsonObject,
+  requireMethod,
+  subpath,
+} from "../../../shared/http.ts";
 import {
   listMethods,
   makeDefault,
@@ -23,9 +29,7 @@ export function handler(app: App) {
       requireMethod(req, "POST");
       const caller = requireUser(await ctx.authenticate());
       // The body is optional: a bare POST (no type, no length) means "no options".
-      const sent = req.headers.has("content-type") ||
-        (req.headers.get("content-length") ?? "0") !== "0";
-      const body = sent ? await readJsonObject(req) : {};
+      const body = await readOptionalJsonObject(req);
       const accountId = body.account_id ?? account;
       if (accountId !== undefined && typeof accountId !== "string") {
         throw new HttpError(400, "invalid_request", "account_id must be a uuid");

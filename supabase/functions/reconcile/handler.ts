@@ -3,7 +3,8 @@
 import { z } from "zod";
 import type { App } from "../../../shared/app.ts";
 import { serveFunction } from "../../../shared/handler.ts";
-import { HttpError, json, readJsonObject, requireMethod } from "../../../shared/http.ts";
+import { requireServiceRole } from "../../../shared/auth.ts";
+import { json, readOptionalJsonObject, requireMethod } from "../../../shared/http.ts";
 import { reconcile } from "../../../shared/services/reconcile.ts";
 
 const reconcileBody = z.object({
@@ -15,14 +16,9 @@ const reconcileBody = z.object({
 export function handler(app: App) {
   return serveFunction("reconcile", app, async (req, ctx) => {
     requireMethod(req, "POST");
-    const caller = await ctx.authenticate();
-    if (caller.role !== "service_role") {
-      throw new HttpError(403, "forbidden", "only the service role may run reconciliation");
-    }
+    requireServiceRole(await ctx.authenticate(), "only the service role may run reconciliation");
     // The body is optional: a bare POST runs with the configured settings.
-    const sent = req.headers.has("content-type") ||
-      (req.headers.get("content-length") ?? "0") !== "0";
-    const body = reconcileBody.parse(sent ? await readJsonObject(req) : {});
+    const body = reconcileBody.parse(await readOptionalJsonObject(req));
     return json(
       200,
       await reconcile(app, { limit: body.limit, olderThanSeconds: body.older_than_seconds }),

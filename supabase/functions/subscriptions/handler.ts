@@ -2,7 +2,13 @@
 // POST /subscriptions/cancel {account_id?, at_period_end?}: an owner (or the service role) cancels.
 import type { App } from "../../../shared/app.ts";
 import { serveFunction } from "../../../shared/handler.ts";
-import { HttpError, json, readJsonObject, requireMethod, subpath } from "../../../shared/http.ts";
+import {
+  HttpError,
+  json,
+  readOptionalJsonObject,
+  requireMethod,
+  subpath,
+} from "../../../shared/http.ts";
 import { cancelSubscription, getSubscription } from "../../../shared/services/subscriptions.ts";
 
 export function handler(app: App) {
@@ -17,12 +23,7 @@ export function handler(app: App) {
       requireMethod(req, "POST");
       const caller = await ctx.authenticate();
       // The body is optional: a bare POST cancels the caller's personal account's subscription.
-      const sent = req.headers.has("content-type") ||
-        (req.headers.get("content-length") ?? "0") !== "0";
-      return json(
-        200,
-        await cancelSubscription(app, caller, sent ? await readJsonObject(req) : {}),
-      );
+      return json(200, await cancelSubscription(app, caller, await readOptionalJsonObject(req)));
     }
     throw new HttpError(404, "not_found", "no such subscriptions route");
   }, { rateLimit: { scope: "subscriptions" } });

@@ -3,7 +3,14 @@
 // GET /wallet-charges/{id}: the charges the caller may read (members of the account, RLS).
 import type { App } from "../../../shared/app.ts";
 import { serveFunction } from "../../../shared/handler.ts";
-import { HttpError, json, readJsonObject, requireMethod, subpath } from "../../../shared/http.ts";
+import {
+  HttpError,
+  json,
+  readJsonObject,
+  readOptionalJsonObject,
+  requireMethod,
+  subpath,
+} from "../../../shared/http.ts";
 import {
   captureCharge,
   createCharge,
@@ -12,13 +19,6 @@ import {
   refundCharge,
   voidCharge,
 } from "../../../shared/services/wallet_charges.ts";
-
-/** The body is optional on capture, void and refund: a bare POST means "no options". */
-async function optionalBody(req: Request) {
-  const sent = req.headers.has("content-type") ||
-    (req.headers.get("content-length") ?? "0") !== "0";
-  return sent ? await readJsonObject(req) : {};
-}
 
 export function handler(app: App) {
   return serveFunction("wallet-charges", app, async (req, ctx) => {
@@ -40,7 +40,8 @@ export function handler(app: App) {
     if (path.length === 2 && ["capture", "void", "refund"].includes(path[1])) {
       requireMethod(req, "POST");
       const caller = await ctx.authenticate();
-      const body = await optionalBody(req);
+      // The body is optional on capture, void and refund: a bare POST means "no options".
+      const body = await readOptionalJsonObject(req);
       if (path[1] === "capture") return json(200, await captureCharge(app, caller, path[0], body));
       if (path[1] === "void") {
         if (Object.keys(body).length > 0) {
