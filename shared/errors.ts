@@ -1,4 +1,4 @@
-// Every error code the API can answer with, once: its status and when it is sent. The README's
+// Every error code the API can answer with, once: its status and when it is sent. docs/api.md's
 // error table is this list (tests/docs_test.ts compares them row by row, and fails on a code
 // thrown in shared/, a function or a migration that is not here).
 

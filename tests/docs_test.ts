@@ -1,7 +1,7 @@
-// The README, .env.example and supabase/config.toml list what the code has: every function in
-// dev/stack.ts FUNCTIONS, every environment variable read in shared/config.ts, dev/ or scripts/,
-// every error code the API can return, every key of reconcile's answer. A new one fails here
-// until it is documented.
+// The README, docs/api.md, docs/operations.md, .env.example and supabase/config.toml list what the
+// code has: every function in dev/stack.ts FUNCTIONS, every environment variable read in
+// shared/config.ts, dev/ or scripts/, every error code the API can return, every key of reconcile's
+// answer. A new one fails here until it is documented.
 import assert from "node:assert/strict";
 import { FUNCTIONS } from "../dev/stack.ts";
 import { ERROR_CODES } from "../shared/errors.ts";
@@ -9,7 +9,14 @@ import { withStack } from "./support/stack.ts";
 
 const root = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));
-const readme = await read("README.md");
+const docs = {
+  "README.md": await read("README.md"),
+  "docs/api.md": await read("docs/api.md"),
+  "docs/operations.md": await read("docs/operations.md"),
+  "docs/decisions.md": await read("docs/decisions.md"),
+};
+type Doc = keyof typeof docs;
+const readme = docs["README.md"];
 const names = Object.keys(FUNCTIONS);
 
 async function sources(dir: string): Promise<string[]> {
@@ -20,14 +27,24 @@ async function sources(dir: string): Promise<string[]> {
   return out;
 }
 
-/** `## heading` section of the README, up to the next heading of the same or higher level. */
-function section(heading: string): string {
-  const start = readme.indexOf(`\n${heading}\n`);
-  assert.ok(start >= 0, `README has no "${heading}"`);
-  const level = heading.match(/^#+/)![0];
-  const rest = readme.slice(start + heading.length + 2);
-  const end = rest.search(new RegExp(`\\n#{1,${level.length}} `));
-  return end < 0 ? rest : rest.slice(0, end);
+/** A document's lines outside ``` fences: a `# comment` in a shell block is not a heading. */
+function headings(doc: Doc): { line: number; level: number; text: string }[] {
+  let fence = false;
+  return docs[doc].split("\n").flatMap((l, line) => {
+    if (l.startsWith("```")) fence = !fence;
+    const m = !fence && l.match(/^(#+) (.+)$/);
+    return m ? [{ line, level: m[1].length, text: m[2] }] : [];
+  });
+}
+
+/** `## heading` section of a document, up to the next heading of the same or higher level. */
+function section(doc: Doc, heading: string): string {
+  const level = heading.match(/^#+/)![0].length;
+  const all = headings(doc);
+  const i = all.findIndex((h) => h.level === level && h.text === heading.slice(level + 1));
+  assert.ok(i >= 0, `${doc} has no "${heading}"`);
+  const next = all.slice(i + 1).find((h) => h.level <= level);
+  return docs[doc].split("\n").slice(all[i].line + 1, next?.line).join("\n");
 }
 
 /** [functions.<name>] sections of config.toml with their key = value lines. */
@@ -86,7 +103,7 @@ async function envVarsRead(): Promise<Set<string>> {
 Deno.test("README and .env.example: every environment variable the code reads", async () => {
   const vars = await envVarsRead();
   assert.ok(vars.has("RATE_LIMITS") && vars.has("EMBEDDED_DB_PORT"), [...vars].join(","));
-  const table = section("## Environment");
+  const table = section("README.md", "## Environment");
   const example = await read(".env.example");
   const missing = [...vars].filter((v) => !table.includes(`\`${v}\``));
   assert.deepEqual(missing, [], "undocumented in README's Environment table");
@@ -126,8 +143,10 @@ async function errorCodes(): Promise<Map<string, Set<number>>> {
   return found;
 }
 
-Deno.test("README: the error table is ERROR_CODES, row by row", () => {
-  const rows = [...section("## API").matchAll(/^\| (\d{3}) +\| `([a-z_]+)` +\| (.+?) +\|$/gm)]
+Deno.test("docs/api.md: the error table is ERROR_CODES, row by row", () => {
+  const rows = [
+    ...section("docs/api.md", "# API").matchAll(/^\| (\d{3}) +\| `([a-z_]+)` +\| (.+?) +\|$/gm),
+  ]
     .map((m) => ({ status: Number(m[1]), code: m[2], meaning: m[3] }));
   assert.deepEqual(rows, ERROR_CODES.map((e) => ({ ...e })));
   const codes = ERROR_CODES.map((e) => e.code);
@@ -166,11 +185,11 @@ function keyPaths(v: unknown, prefix = ""): string[] {
 }
 
 Deno.test({
-  name: "README: the reconcile example has every key reconcile answers with",
+  name: "docs/operations.md: the reconcile example has every key reconcile answers with",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const text = section("### Reconciliation");
+    const text = section("docs/operations.md", "## Reconciliation");
     const example = text.slice(text.indexOf("`POST /reconcile`")).match(/```json\n([^`]+)```/);
     assert.ok(example, "no JSON example after `POST /reconcile`");
     await withStack(async (s) => {
@@ -187,4 +206,49 @@ Deno.test({
       assert.deepEqual(keyPaths(JSON.parse(example[1])).sort(), keyPaths(body).sort());
     });
   },
+});
+
+/** GitHub's anchor for each heading: lower case, punctuation dropped, spaces to hyphens, -1 on repeats. */
+function anchored(doc: Doc): { level: number; text: string; anchor: string }[] {
+  const seen = new Map<string, number>();
+  return headings(doc).map(({ level, text }) => {
+    const slug = text.toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, "").replaceAll(" ", "-");
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    return { level, text, anchor: n ? `${slug}-${n}` : slug };
+  });
+}
+
+Deno.test("README and docs/: every relative link names a file and a heading that exist", async () => {
+  const broken: string[] = [];
+  for (const doc of Object.keys(docs) as Doc[]) {
+    const prose = docs[doc].replace(/^```[^]*?^```$/gm, "");
+    for (const [, target] of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target)) continue;
+      const [file, anchor] = target.split("#");
+      const path = file ? new URL(file, new URL(doc, root)).href.slice(root.href.length) : doc;
+      const exists = await Deno.stat(new URL(path, root)).then(() => true, () => false);
+      const known = path in docs ? anchored(path as Doc).map((h) => h.anchor) : [];
+      if (!exists || (anchor !== undefined && !known.includes(anchor))) {
+        broken.push(`${doc}: ${target}`);
+      }
+    }
+  }
+  assert.deepEqual(broken, []);
+});
+
+Deno.test("README: API at a glance has one row per function, each linking its reference", () => {
+  const table = section("README.md", "## API at a glance");
+  const rows = [...table.matchAll(/^\| `([a-z-]+)` +\|(.+)\|$/gm)];
+  assert.deepEqual(rows.map((r) => r[1]).sort(), [...names].sort());
+  const unlinked = rows.filter((r) => !/\]\(docs\/(api|operations)\.md#/.test(r[2]));
+  assert.deepEqual(unlinked.map((r) => r[1]), [], "rows without a reference link");
+});
+
+Deno.test("docs/decisions.md: the index links every ## section, in order", () => {
+  const text = docs["docs/decisions.md"];
+  const index = text.slice(0, text.indexOf("\n## ")).replace(/\n +/g, " ");
+  const listed = [...index.matchAll(/^- \[(.+)\]\(#([^)]+)\)$/gm)].map((m) => [m[1], m[2]]);
+  const sections = anchored("docs/decisions.md").filter((h) => h.level === 2);
+  assert.deepEqual(listed, sections.map((h) => [h.text, h.anchor]));
 });

@@ -21,7 +21,7 @@ import {
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-// Section - the receiver's verification, exactly as README.md (Operations › Outbox subscribers)
+// Section - the receiver's verification, exactly as docs/operations.md (Outbox subscribers)
 // documents it: WebCrypto only, no settle code.
 async function verifySettleEvent(
   rawBody: string,

@@ -104,7 +104,7 @@ function log(level: "warn" | "error", msg: string, fields: Record<string, unknow
   console.error(JSON.stringify({ level, function: "gateway-audit", msg, ...fields }));
 }
 
-/** Runs the audit over every configured gateway that can list; see README, Operations. */
+/** Runs the audit over every configured gateway that can list; see docs/operations.md, Gateway audit. */
 export async function gatewayAudit(
   app: App,
   opts: GatewayAuditOptions = {},
@@ -150,7 +150,7 @@ export async function gatewayAudit(
   return summary;
 }
 
-/** The window asked for, or the default one (README, Operations). */
+/** The window asked for, or the default one (docs/operations.md, Gateway audit). */
 async function auditWindow(sql: Sql, opts: GatewayAuditOptions): Promise<ListWindow> {
   const now = Math.floor(Date.now() / 1000);
   const to = opts.to ?? Math.max(opts.from ?? 0, now - LAG_SECONDS);
