@@ -542,8 +542,8 @@ as $$
     - case when c.status = 'held' then c.amount else 0 end
 $$;
 
--- ledger_audit as defined in 20261121000700_stats_audit.sql, with one branch added at the end
--- (marked below): the hold checks. Another branch redefines it too; the merge keeps both.
+-- ledger_audit as defined in 20261203000200_refund_identity.sql, with one branch added at the end
+-- (held accounts and wallet charges, settle.ledger_audit_holds).
 create or replace function settle.ledger_audit()
 returns table (invariant text, subject text, detail text)
 language sql stable security definer set search_path = ''
@@ -604,11 +604,31 @@ as $$
      or coalesce(r.counted, 0) <> o.amount_refunded
      or coalesce(l.net, 0) <> o.amount_refunded
   union all
-  -- Added by 20261203000700_wallet_charges.sql: held accounts equal the open holds, and each
-  -- wallet charge's postings match it (settle.ledger_audit_holds).
+  -- refund identity: the platform receivable holds exactly the shortfalls of counted gateway
+  -- refunds, per currency (entries are negative: owed to the platform).
+  select 'receivable_drift', c.currency,
+    format('receivable:refund_shortfall %s, open shortfalls %s', coalesce(le.total, 0), coalesce(rf.total, 0))
+  from (select currency from public.ledger_entries where system_account = 'receivable:refund_shortfall'
+        union select currency from public.refunds where shortfall > 0) c
+  left join (select currency, -sum(amount) as total from public.ledger_entries
+             where system_account = 'receivable:refund_shortfall' group by currency) le
+    on le.currency = c.currency
+  left join (select currency, sum(shortfall) as total from public.refunds
+             where status <> 'failed' group by currency) rf on rf.currency = c.currency
+  where coalesce(le.total, 0) <> coalesce(rf.total, 0)
+  union all
+  -- refund identity: a refund the gateway made that settle has not counted.
+  select 'gateway_refund_uncounted', h.gateway || ':' || h.gateway_refund_id,
+    format('%s (%s, held since %s): %s', h.reason, h.status, h.created_at, h.detail)
+  from public.gateway_refund_holds h
+  where h.resolved_at is null
+  union all
+  -- Spending the wallet (0700): held accounts equal the open holds, and each wallet charge's
+  -- postings match it.
   select * from settle.ledger_audit_holds()
 $$;
-comment on function settle.ledger_audit() is 'Returns every violated ledger invariant (empty = healthy): unbalanced or short transactions, wallet balance drift, negative balances, paid orders not credited exactly once (or unpaid ones credited), refunds exceeding payments or disagreeing with the ledger, held accounts that differ from the open holds and wallet charges whose postings do not match them.';
+
+comment on function settle.ledger_audit() is 'Returns every violated ledger invariant (empty = healthy): unbalanced or short transactions, wallet balance drift, negative balances, paid orders not credited exactly once (or unpaid ones credited), refunds exceeding payments or disagreeing with the ledger, the refund receivable disagreeing with the open shortfalls, gateway refunds not counted, held accounts disagreeing with open holds, wallet charges whose postings disagree with them.';
 
 -- Section - privileges
 -- Money moves through the functions above only: users and the service role read the rows.

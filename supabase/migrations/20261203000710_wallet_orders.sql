@@ -71,20 +71,31 @@ end
 $$;
 
 -- Section - refunds of wallet orders
--- As defined in 20261121000600_subscriptions_refunds.sql, except that a wallet order's refund
--- goes back to the wallet instead of to a gateway's clearing account.
+-- As defined in 20261203000200_refund_identity.sql (a shortfall advanced by the platform
+-- receivable), except that a wallet order's refund is paid back into the wallet instead of
+-- coming out of a gateway's clearing account. (The four-argument form, 0200's, calls this one.)
 create or replace function settle.post_refund_transaction(
-  p_order public.orders, p_key text, p_description text, p_amount bigint
+  p_order public.orders, p_key text, p_description text, p_amount bigint, p_shortfall bigint
 ) returns void
 language plpgsql security definer set search_path = ''
 as $$
+declare
+  v_holder jsonb := case when p_order.purpose = 'wallet_topup'
+    then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
+    else jsonb_build_object('system_account', 'revenue:' || p_order.purpose) end;
+  v_entries jsonb := '[]'::jsonb;
 begin
+  if p_amount - p_shortfall <> 0 then
+    v_entries := v_entries || jsonb_build_array(v_holder || jsonb_build_object(
+      'currency', p_order.currency, 'amount', -(p_amount - p_shortfall)));
+  end if;
+  if p_shortfall <> 0 then
+    v_entries := v_entries || jsonb_build_array(jsonb_build_object(
+      'system_account', 'receivable:refund_shortfall', 'currency', p_order.currency,
+      'amount', -p_shortfall));
+  end if;
   perform settle.post_transaction('refund', p_key, p_order.id, p_description,
-    jsonb_build_array(
-      case when p_order.purpose = 'wallet_topup'
-        then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
-        else jsonb_build_object('system_account', 'revenue:' || p_order.purpose)
-      end || jsonb_build_object('currency', p_order.currency, 'amount', -p_amount),
+    v_entries || jsonb_build_array(
       case when p_order.gateway = 'wallet'
         then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
         else jsonb_build_object('system_account', 'gateway:' || p_order.gateway)
