@@ -274,7 +274,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webhooks: charge.refunded without its refund list reads the refunds only when needed",
+  name:
+    "webhooks: charge.refunded without its refund list reads the charge's refunds and applies them by id",
   ...opts,
   fn: async () => {
     await withStack(async (s) => {
@@ -312,7 +313,7 @@ Deno.test({
       assert.equal(state.refunds.length, 1);
       assert.equal(await walletBalance(s.db, u.accountId, "USD"), 1500);
 
-      // A refund through settle: its charge.refunded needs no read (settle already counts it).
+      // A refund through settle: its charge.refunded reads both refunds; both are known by id.
       const own = await invoke(client(s, u.token), "refunds", { order_id: paid.orderId });
       assert.equal(own.status, 201, JSON.stringify(own.body));
       await s.stripe.idle();
@@ -321,7 +322,11 @@ Deno.test({
       ).at(-1)!;
       const latestRow = await storedEvent(s, "stripe", JSON.parse(latest.body).id);
       assert.equal(latestRow.outcome, "no_effect");
-      assert.deepEqual(latestRow.effect.refunds, []);
+      assert.deepEqual(
+        latestRow.effect.refunds.map((r: { gateway_refund_id: string }) => r.gateway_refund_id)
+          .sort(),
+        [made.body.id, own.body.refund.gateway_refund_id].sort(),
+      );
       state = await orderRefunds(s, paid.orderId);
       assert.equal(state.status, "refunded");
       assert.equal(state.refunds.length, 2);

@@ -192,10 +192,14 @@ export function createRazorpayGateway(
     async fetchPayment(order) {
       const payments = await client.orderPayments(order.gatewayOrderId);
       const result = resultFromPayments(payments);
-      const authorized = payments.find((p) => p.id === result.gatewayPaymentId);
-      return result.kind === "authorized" && authorized
-        ? await captureIfAuthorized(client, authorized, order)
-        : result;
+      if (result.kind !== "authorized") return result;
+      // Of several authorizations, the one for this order's terms is the one to capture.
+      const forTerms =
+        payments.find((p) =>
+          paymentResult(p).kind === "authorized" && p.amount === order.amount &&
+          p.currency.toUpperCase() === order.currency
+        ) ?? payments.find((p) => p.id === result.gatewayPaymentId)!;
+      return await captureIfAuthorized(client, forTerms, order);
     },
 
     checkRefundAmount(amount, currency) {

@@ -17,15 +17,13 @@ import {
   card,
   type CardDetails,
   checkEnvelope,
+  idOf,
   intentResult,
   normalizeEvent,
   notAnEvent,
   refundResult,
   refundStatus,
 } from "./wire.ts";
-
-export type { CardDetails };
-export { effectCard, normalizeEvent } from "./wire.ts";
 
 /** Stripe's extra verbs: customers, saved cards and setup intents. */
 export interface StripeGateway extends PaymentGateway {
@@ -37,9 +35,9 @@ export interface StripeGateway extends PaymentGateway {
   ): Promise<{ id: string; clientSecret: string }>;
   setDefaultPaymentMethod(customerId: string, paymentMethodId: string): Promise<void>;
   detachPaymentMethod(paymentMethodId: string): Promise<void>;
-  /** The card, or null when Stripe has no such payment method (404: not settle's). */
+  /** The card, or null when Stripe has no such payment method (resource_missing: not settle's). */
   fetchPaymentMethod(paymentMethodId: string): Promise<CardDetails | null>;
-  /** A charge's refunds, newest first (at most 100: more than that on one charge is an alert). */
+  /** A charge's refunds, newest first, every page. */
   chargeRefunds(chargeId: string): Promise<Stripe.Refund[]>;
 }
 
@@ -94,9 +92,6 @@ async function callOrMissing<T>(fn: () => Promise<T>): Promise<T | null> {
     throw mapError(err);
   }
 }
-
-const idOf = (x: string | { id: string } | null | undefined) =>
-  typeof x === "string" ? x : x?.id ?? null;
 
 /** An intent as the audit sees it: only `succeeded` is captured money (amount_received). */
 function paymentRecord(pi: Stripe.PaymentIntent): GatewayPaymentRecord {
@@ -347,17 +342,21 @@ export function createStripeGateway(
     },
 
     async fetchPaymentMethod(paymentMethodId) {
-      try {
-        return card(await stripe.paymentMethods.retrieve(paymentMethodId));
-      } catch (err) {
-        if (err instanceof Stripe.errors.StripeError && err.statusCode === 404) return null;
-        throw mapError(err);
-      }
+      const pm = await callOrMissing(() => stripe.paymentMethods.retrieve(paymentMethodId));
+      return pm ? card(pm) : null;
     },
 
     async chargeRefunds(chargeId) {
-      const list = await call(() => stripe.refunds.list({ charge: chargeId, limit: 100 }));
-      return list.data;
+      // Every page (the SDK's auto-pagination): a charge's refunds are never cut at 100.
+      const refunds: Stripe.Refund[] = [];
+      try {
+        for await (const r of stripe.refunds.list({ charge: chargeId, limit: 100 })) {
+          refunds.push(r);
+        }
+      } catch (err) {
+        throw mapError(err);
+      }
+      return refunds;
     },
   };
 }

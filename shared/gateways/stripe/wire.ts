@@ -36,12 +36,14 @@ export function checkEnvelope(value: unknown): Stripe.Event {
   return r.data as unknown as Stripe.Event;
 }
 
-const idOf = (x: string | { id: string } | null | undefined) => typeof x === "string" ? x : x?.id;
+/** The id of an expandable field (a string, or the expanded object), null when absent. */
+export const idOf = (x: string | { id: string } | null | undefined): string | null =>
+  typeof x === "string" ? x : x?.id ?? null;
 
 export function card(pm: Stripe.PaymentMethod): CardDetails {
   return {
     gatewayPaymentMethodId: pm.id,
-    customerId: idOf(pm.customer) ?? null,
+    customerId: idOf(pm.customer),
     brand: pm.card?.brand ?? null,
     last4: pm.card?.last4 ?? null,
     expMonth: pm.card?.exp_month ?? null,
@@ -109,8 +111,8 @@ export function refundEffect(r: Stripe.Refund): Record<string, unknown> {
   return {
     action: "refund",
     gateway_refund_id: r.id,
-    gateway_payment_id: idOf(r.charge) ?? null,
-    gateway_order_id: idOf(r.payment_intent) ?? null,
+    gateway_payment_id: idOf(r.charge),
+    gateway_order_id: idOf(r.payment_intent),
     amount: result.amount,
     currency: r.currency.toUpperCase(),
     status: result.status,
@@ -126,7 +128,7 @@ export function refundEffect(r: Stripe.Refund): Record<string, unknown> {
  */
 export function chargeRefundedEffect(ch: Stripe.Charge): Record<string, unknown> {
   const listed = ch.refunds;
-  const ids = { gateway_payment_id: ch.id, gateway_order_id: idOf(ch.payment_intent) ?? null };
+  const ids = { gateway_payment_id: ch.id, gateway_order_id: idOf(ch.payment_intent) };
   if (listed && Array.isArray(listed.data) && !listed.has_more) {
     return { action: "refunds", ...ids, refunds: listed.data.map(refundEffect) };
   }
@@ -154,8 +156,8 @@ function cardEffect(event: Stripe.Event): Record<string, unknown> | null {
       const si = event.data.object;
       return {
         action: "fetch_card",
-        customer: idOf(si.customer) ?? null,
-        payment_method: idOf(si.payment_method) ?? null,
+        customer: idOf(si.customer),
+        payment_method: idOf(si.payment_method),
       };
     }
     case "customer.updated": {
