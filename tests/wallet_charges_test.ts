@@ -538,6 +538,12 @@ Deno.test({
           () => charge(s, { ...ok, metadata: [1] }),
         ],
         [
+          "metadata with U+0000 (jsonb cannot store it)",
+          400,
+          "invalid_request",
+          () => charge(s, { ...ok, metadata: { note: "a\u0000b" } }),
+        ],
+        [
           "description with control characters",
           400,
           "invalid_request",

@@ -65,7 +65,8 @@ export const chargeBody = z.object({
   metadata: z.record(z.string(), z.unknown()).refine(
     (m) => JSON.stringify(m).length <= 4096,
     "must be at most 4 KB of JSON",
-  ).optional(),
+    // Postgres jsonb cannot store U+0000 (it would be a 500 from the database, not a 400).
+  ).refine((m) => !JSON.stringify(m).includes("\\u0000"), "must not contain U+0000").optional(),
 }).strict().superRefine((b, ctx) => {
   if (b.capture !== false && b.expires_in_seconds !== undefined) {
     ctx.addIssue({

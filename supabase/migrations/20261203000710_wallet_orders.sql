@@ -119,7 +119,7 @@ create trigger refunds_wallet_settle before insert on public.refunds
   for each row when (new.gateway = 'wallet')
   execute function settle.settle_wallet_refund();
 
--- refund.created is emitted on insert (migration 0900); a wallet refund is processed at once, so
+-- refund.created is emitted on insert (20261121000900_outbox.sql); a wallet refund is processed at once, so
 -- receivers get its refund.processed right after.
 create function settle.outbox_wallet_refund_processed() returns trigger
 language plpgsql security definer set search_path = ''
