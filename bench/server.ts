@@ -18,7 +18,7 @@
 //     POST /bench/razorpay/pay {ids}: orders created, and paid (captured) with Checkout's
 //     answer returned, in bulk: verify reads the payment from Razorpay.
 import { LOCAL_RAZORPAY, LOCAL_STRIPE, startStack } from "../dev/stack.ts";
-import { StripeSimulator } from "../dev/simulator/stripe.ts";
+import { StripeSimulator } from "../dev/simulator/stripe/mod.ts";
 import { confirmIntent, createIntent } from "./lib/stripe.ts";
 import {
   RazorpaySimulator,

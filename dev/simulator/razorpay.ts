@@ -21,7 +21,7 @@ import {
   SimulatedConnectionReset,
   WebhookDispatcher,
   type WebhookOptions,
-} from "./common.ts";
+} from "./common/mod.ts";
 
 export type {
   FaultMode,
@@ -29,8 +29,8 @@ export type {
   SimDeliveryRecord,
   SimEventRecord,
   WebhookOptions,
-} from "./common.ts";
-export { SimulatedConnectionReset, simulatedResetResponse } from "./common.ts";
+} from "./common/mod.ts";
+export { SimulatedConnectionReset, simulatedResetResponse } from "./common/mod.ts";
 
 export interface RazorpaySimOptions {
   keyId: string;
