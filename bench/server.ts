@@ -24,7 +24,7 @@ import {
   RazorpaySimulator,
   SimulatedConnectionReset,
   simulatedResetResponse,
-} from "../dev/simulator/razorpay.ts";
+} from "../dev/simulator/razorpay/mod.ts";
 import { createApp } from "../shared/app.ts";
 import { loadConfig } from "../shared/config.ts";
 import type { Sql } from "../shared/db.ts";

@@ -17,7 +17,7 @@ import {
   RazorpaySimulator,
   SimulatedConnectionReset,
   simulatedResetResponse,
-} from "./simulator/razorpay.ts";
+} from "./simulator/razorpay/mod.ts";
 import { anonKey, LOCAL_JWT_SECRET, serviceRoleKey } from "./keys.ts";
 
 export const FUNCTIONS = {

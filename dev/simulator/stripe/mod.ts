@@ -8,7 +8,7 @@
 // new Stripe(secretKey, {host: "127.0.0.1", port, protocol: "http", ...}).
 //
 // Where the sources do not pin Stripe's behaviour down, the choices are marked "assumed".
-// Layout: README.md next to this folder's parent.
+// Layout: ../README.md.
 import { withFaults } from "../common/mod.ts";
 import { handleApi } from "./api.ts";
 import { handleControl } from "./control.ts";
