@@ -41,7 +41,7 @@ export function parseForm(text: string): Params {
   return root;
 }
 
-export function label(prefix: string, name: string): string {
+function label(prefix: string, name: string): string {
   return prefix === "" ? name : `${prefix}[${name}]`;
 }
 
@@ -239,7 +239,7 @@ export function addressParam(raw: Param | undefined, name: string): Address | nu
   return out;
 }
 
-export const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 export function emailParam(p: Params): string | null | undefined {
   const email = nullableStr(p, "email");
@@ -300,8 +300,8 @@ export function missingParamThrow(param: string): never {
 // Every documented top-level parameter of stripe@23.1.0's *Params interfaces is accepted; the ones the
 // simulator models are interpreted, the rest are accepted and ignored. Anything else is
 // parameter_unknown, as on Stripe.
-export const names = (s: string) => new Set(s.split(/\s+/).filter(Boolean));
-export const PAGE = "limit starting_after ending_before expand";
+const names = (s: string) => new Set(s.split(/\s+/).filter(Boolean));
+const PAGE = "limit starting_after ending_before expand";
 export const ALLOWED = {
   customerCreate: names(
     "address balance business_name cash_balance description email expand individual_name " +
