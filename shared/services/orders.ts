@@ -6,6 +6,7 @@ import { asUser, type Sql } from "../db.ts";
 import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
+import { outcomeUnknown } from "../gateways/outcome.ts";
 import type { PaymentGateway, PaymentResult } from "../gateways/types.ts";
 import { ensureCustomer } from "./customers.ts";
 import { payOrderFromWallet } from "./wallet_orders.ts";
@@ -179,7 +180,11 @@ async function ensureGatewayOrder(
   }
 }
 
-/** The claimed call: its answer is recorded (first answer wins), a failure frees the claim. */
+/**
+ * The claimed call: its answer is recorded (first answer wins). A refusal frees the claim; a
+ * failure whose outcome is unknown (a timeout: the gateway may still make the order) keeps it
+ * until its lease ends, so the request that takes it over looks the order up first.
+ */
 async function callGateway(
   sql: Sql,
   gateway: PaymentGateway,
@@ -201,7 +206,8 @@ async function callGateway(
     }));
   } catch (err) {
     const message = String((err as Error)?.message ?? err).slice(0, 500);
-    await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message})`;
+    await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message},
+      ${outcomeUnknown(err)})`;
     throw err;
   }
   const [{ r }] = await sql`select settle.record_gateway_order(${row.id}, ${claim},

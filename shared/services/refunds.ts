@@ -15,7 +15,7 @@ import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 import { GatewayError, type GatewayName, type RefundResult } from "../gateways/types.ts";
-import { RazorpayApiError } from "../gateways/razorpay/client.ts";
+import { refusedByGateway } from "../gateways/outcome.ts";
 import { type OrderRow, publicOrder } from "./orders.ts";
 
 export interface RefundRow {
@@ -171,21 +171,6 @@ export async function submitRefund(
   const [row] = await app.sql`select settle.record_refund_result(${refund.id},
     ${result.gatewayRefundId}, ${result.status}, ${result.failureReason ?? null}, null) as result`;
   return row.result as RefundRow;
-}
-
-/**
- * Whether the gateway said no, so no refund was made: only a 4xx answer says that. A 5xx, a
- * dropped connection or an unreadable answer may hide a refund that was made, so the refund
- * stays pending and is sent again under the same idempotency key. 408, 409 (Stripe's "another
- * request with this key is in progress") and 429 are "not now", not "no".
- */
-function refusedByGateway(err: unknown): boolean {
-  if (!(err instanceof GatewayError) || err.status !== 502) return false;
-  const status = err instanceof RazorpayApiError
-    ? err.httpStatus
-    : (err.detail as { statusCode?: unknown } | undefined)?.statusCode;
-  return typeof status === "number" && status >= 400 && status < 500 &&
-    ![408, 409, 429].includes(status);
 }
 
 /**

@@ -3,7 +3,7 @@
 -- and payment; the SQL retry leaves owed gateway reads alone; a timed-out gateway call keeps its
 -- claim; one gateway payment pays at most one order. Needs 00-helpers (run first by pg_prove).
 begin;
-select plan(31);
+select plan(32);
 
 insert into auth.users (id, email) values ('00000000-0000-4000-8000-0000000013a1', 'boundary-a@example.test');
 create function pg_temp.account() returns uuid language sql stable security definer as $$
@@ -100,7 +100,7 @@ select settle.ingest_webhook('stripe', 'evt_b_raises', 'refund.updated', null, '
 select is(settle.retry_failed_webhooks(100, 0) ->> 'retried', '1', 'the retry takes only the failed effect');
 select is((select string_agg(event_id || ':' || outcome || ':' || attempts, ',' order by event_id)
   from public.webhook_events where event_id in ('evt_b_owed', 'evt_b_raises')),
-  'evt_b_owed:failed:0,evt_b_raises:failed:1', 'the owed read keeps its attempts; the other is retried');
+  'evt_b_owed:failed:1,evt_b_raises:failed:2', 'the owed read keeps its attempts (1: its ingestion); the other is retried');
 select is((select count(*)::int from settle.pending_webhook_reads(100, 0) where gateway = 'stripe'
   and effect ->> 'gateway_payment_id' = 'ch_BOUNDARY0001'), 1, 'the read path still has it due');
 
