@@ -13,6 +13,7 @@ import type { Caller } from "../auth.ts";
 import { asUser, type Tx } from "../db.ts";
 import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
+import { optionalIdempotencyKey } from "../idempotency.ts";
 import { minorFromDb } from "../money.ts";
 import { GatewayError, type GatewayName, type RefundResult } from "../gateways/types.ts";
 import { refusedByGateway } from "../gateways/outcome.ts";
@@ -52,11 +53,6 @@ export const refundBody = z.object({
   reason: reasonText.optional(),
 }).strict();
 
-const idempotencyKey = z.string().regex(
-  /^[\x21-\x7e]{1,255}$/,
-  "Idempotency-Key must be 1-255 visible ASCII characters",
-);
-
 const listQuery = z.object({ order_id: z.uuid({ error: "order_id must be a uuid" }) });
 
 export function publicRefund(r: RefundRow) {
@@ -86,7 +82,7 @@ export async function createRefund(
   rawKey: string | null,
 ): Promise<{ status: 200 | 201; body: unknown }> {
   const input = refundBody.parse(body);
-  const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
+  const key = optionalIdempotencyKey(rawKey);
   const requestHash = await sha256Hex(
     JSON.stringify([input.order_id, input.amount ?? null, input.reason ?? null]),
   );
