@@ -236,6 +236,7 @@ export type Database = {
           "detail": string | null;
           "effect": NonNullable<Json>;
           "gateway": string;
+          "gateway_payment_id": string | null;
           "gateway_refund_id": string;
           "order_id": string;
           "reason": string;
@@ -252,6 +253,7 @@ export type Database = {
           "detail"?: string | null;
           "effect": NonNullable<Json>;
           "gateway": string;
+          "gateway_payment_id"?: never;
           "gateway_refund_id": string;
           "order_id": string;
           "reason": string;
@@ -267,6 +269,7 @@ export type Database = {
           "detail"?: string | null;
           "effect"?: NonNullable<Json>;
           "gateway"?: string;
+          "gateway_payment_id"?: never;
           "gateway_refund_id"?: string;
           "order_id"?: string;
           "reason"?: string;

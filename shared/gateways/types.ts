@@ -63,6 +63,13 @@ export interface PaymentGateway extends GatewayLister {
    * claim on an order's gateway call lasts before another request may take it over.
    */
   readonly orderCallBudgetMs: number;
+  /**
+   * True when createOrder is idempotent at the gateway itself (Stripe's idempotency key: the
+   * same order's call always returns the same gateway order), so a call whose outcome is unknown
+   * frees its claim at once. Otherwise (Razorpay: a receipt lookup that can miss an order still
+   * being made) the claim is kept until its lease ends.
+   */
+  readonly idempotentOrders?: boolean;
   /** Refuses amounts the gateway cannot take (e.g. Razorpay three-decimal amounts not ending in 0). */
   checkAmount(amount: number, currency: string): void;
   createOrder(terms: OrderTerms): Promise<GatewayOrder>;

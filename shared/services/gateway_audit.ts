@@ -5,6 +5,7 @@
 // stored once in public.gateway_discrepancies (settle.record_gateway_discrepancy).
 import type { App } from "../app.ts";
 import type { JSONValue } from "postgres";
+import { eachLimited } from "../concurrency.ts";
 import type { Sql } from "../db.ts";
 import { minorFromDb } from "../money.ts";
 import {
@@ -248,14 +249,8 @@ async function readSettle(
   };
 }
 
-/** Runs fn over items, at most 8 gateway reads in flight. */
-async function eachLimited<T>(items: T[], fn: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(8, items.length) }, worker));
-}
+/** Gateway reads the audit keeps in flight at once. */
+const READS_IN_FLIGHT = 8;
 
 /**
  * Listed payments by gateway order, each against its settle order; then settle's paid orders
@@ -291,7 +286,7 @@ async function comparePayments(
     }
   }
   const unseen = s.orders.filter((o) => PAID.has(o.status) && !checked.has(o.id));
-  await eachLimited(unseen, async (o) => {
+  await eachLimited(unseen, READS_IN_FLIGHT, async (o) => {
     const recs = o.gateway_order_id && gw.orderPaymentRecords
       ? await gw.orderPaymentRecords(o.gateway_order_id)
       : [];
@@ -403,7 +398,7 @@ async function compareRefunds(
     out.push(...refundFindings(gw.name, g, mine, order?.id ?? null));
   }
   const unseen = s.refunds.filter((r) => r.status === "processed" && !seen.has(r.id));
-  await eachLimited(unseen, async (r) => {
+  await eachLimited(unseen, READS_IN_FLIGHT, async (r) => {
     const g = r.gateway_refund_id && gw.refundRecord
       ? await gw.refundRecord(r.gateway_refund_id)
       : null;

@@ -3,9 +3,10 @@ import { z } from "zod";
 import type { App } from "../app.ts";
 import type { Caller } from "../auth.ts";
 import { asUser, type Sql } from "../db.ts";
-import { sha256Hex } from "../crypto.ts";
+import { optionalIdempotencyKey, orderRequestHash } from "../idempotency.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
+import { outcomeUnknown } from "../gateways/outcome.ts";
 import type { PaymentGateway, PaymentResult } from "../gateways/types.ts";
 import { ensureCustomer } from "./customers.ts";
 import { payOrderFromWallet } from "./wallet_orders.ts";
@@ -64,11 +65,6 @@ export const createOrderBody = z.object({
 
 export type CreateOrderBody = z.infer<typeof createOrderBody>;
 
-const idempotencyKey = z.string().regex(
-  /^[\x21-\x7e]{1,255}$/,
-  "Idempotency-Key must be 1-255 visible ASCII characters",
-);
-
 export function publicOrder(row: OrderRow) {
   const iso = (v: string | Date | null) => v === null ? null : new Date(v).toISOString();
   return {
@@ -95,19 +91,10 @@ export async function createOrder(
 ): Promise<{ status: 200 | 201; body: unknown }> {
   // Paid at once from the account's balance: no gateway order, no checkout (wallet_orders.ts).
   if (body.gateway === "wallet") return await payOrderFromWallet(app, caller, body, rawKey);
-  const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
+  const key = optionalIdempotencyKey(rawKey);
   const gateway = app.gateway(body.gateway);
   if (body.amount !== undefined && body.currency) gateway.checkAmount(body.amount, body.currency);
-  // The hash covers the normalized request, so key replays compare meaning, not bytes.
-  const requestHash = await sha256Hex(JSON.stringify([
-    body.gateway,
-    body.purpose,
-    body.plan_id ?? null,
-    body.product_id ?? null,
-    body.amount ?? null,
-    body.currency ?? null,
-    body.account_id ?? null,
-  ]));
+  const requestHash = await orderRequestHash(body);
 
   const created = await asUser(app.sql, caller, async (tx) => {
     const [r] = await tx`select settle.create_order(
@@ -179,7 +166,12 @@ async function ensureGatewayOrder(
   }
 }
 
-/** The claimed call: its answer is recorded (first answer wins), a failure frees the claim. */
+/**
+ * The claimed call: its answer is recorded (first answer wins). A refusal frees the claim; a
+ * failure whose outcome is unknown (a timeout: the gateway may still make the order) keeps it
+ * until its lease ends, so the request that takes it over looks the order up first, unless the
+ * gateway's own idempotency makes a second order impossible anyway.
+ */
 async function callGateway(
   sql: Sql,
   gateway: PaymentGateway,
@@ -201,7 +193,9 @@ async function callGateway(
     }));
   } catch (err) {
     const message = String((err as Error)?.message ?? err).slice(0, 500);
-    await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message})`;
+    const unknown = outcomeUnknown(err) && !gateway.idempotentOrders;
+    await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message},
+      ${unknown})`;
     throw err;
   }
   const [{ r }] = await sql`select settle.record_gateway_order(${row.id}, ${claim},

@@ -1,5 +1,6 @@
 // Reconciliation: a list of steps (stuck orders, failed webhook events, ...) run one after another.
 import type { App } from "../app.ts";
+import { eachLimited } from "../concurrency.ts";
 import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "../gateways/types.ts";
 import { minorFromDb } from "../money.ts";
 import { applyPayment } from "./orders.ts";
@@ -63,15 +64,6 @@ type Outcome =
 
 function log(level: "warn" | "error", msg: string, fields: Record<string, unknown>) {
   console.error(JSON.stringify({ level, function: "reconcile", msg, ...fields }));
-}
-
-/** Runs fn over items with at most `limit` in flight. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**

@@ -13,9 +13,10 @@ import type { Caller } from "../auth.ts";
 import { asUser, type Tx } from "../db.ts";
 import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
+import { optionalIdempotencyKey } from "../idempotency.ts";
 import { minorFromDb } from "../money.ts";
 import { GatewayError, type GatewayName, type RefundResult } from "../gateways/types.ts";
-import { RazorpayApiError } from "../gateways/razorpay/client.ts";
+import { refusedByGateway } from "../gateways/outcome.ts";
 import { type OrderRow, publicOrder } from "./orders.ts";
 
 export interface RefundRow {
@@ -52,11 +53,6 @@ export const refundBody = z.object({
   reason: reasonText.optional(),
 }).strict();
 
-const idempotencyKey = z.string().regex(
-  /^[\x21-\x7e]{1,255}$/,
-  "Idempotency-Key must be 1-255 visible ASCII characters",
-);
-
 const listQuery = z.object({ order_id: z.uuid({ error: "order_id must be a uuid" }) });
 
 export function publicRefund(r: RefundRow) {
@@ -86,7 +82,7 @@ export async function createRefund(
   rawKey: string | null,
 ): Promise<{ status: 200 | 201; body: unknown }> {
   const input = refundBody.parse(body);
-  const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
+  const key = optionalIdempotencyKey(rawKey);
   const requestHash = await sha256Hex(
     JSON.stringify([input.order_id, input.amount ?? null, input.reason ?? null]),
   );
@@ -171,21 +167,6 @@ export async function submitRefund(
   const [row] = await app.sql`select settle.record_refund_result(${refund.id},
     ${result.gatewayRefundId}, ${result.status}, ${result.failureReason ?? null}, null) as result`;
   return row.result as RefundRow;
-}
-
-/**
- * Whether the gateway said no, so no refund was made: only a 4xx answer says that. A 5xx, a
- * dropped connection or an unreadable answer may hide a refund that was made, so the refund
- * stays pending and is sent again under the same idempotency key. 408, 409 (Stripe's "another
- * request with this key is in progress") and 429 are "not now", not "no".
- */
-function refusedByGateway(err: unknown): boolean {
-  if (!(err instanceof GatewayError) || err.status !== 502) return false;
-  const status = err instanceof RazorpayApiError
-    ? err.httpStatus
-    : (err.detail as { statusCode?: unknown } | undefined)?.statusCode;
-  return typeof status === "number" && status >= 400 && status < 500 &&
-    ![408, 409, 429].includes(status);
 }
 
 /**

@@ -176,6 +176,8 @@ export function createStripeGateway(
     publishableKey: config.publishableKey,
     orderCallBudgetMs: (1 + STRIPE_NETWORK_RETRIES) * config.timeoutMs +
       STRIPE_NETWORK_RETRIES * STRIPE_MAX_RETRY_DELAY_MS,
+    // createOrder's idempotency key derives from settle's order id.
+    idempotentOrders: true,
 
     checkAmount(amount, currency) {
       toStripeAmount(amount, currency);
