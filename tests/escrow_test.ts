@@ -33,8 +33,9 @@ import {
 } from "./support/escrow.ts";
 
 async function refundsOf(s: TestStack, orderId: string) {
-  return await s.db`select amount::int, status from public.refunds where order_id = ${orderId}
+  const rows = await s.db`select amount::int, status from public.refunds where order_id = ${orderId}
     order by created_at`;
+  return rows.map((r) => ({ amount: r.amount, status: r.status }));
 }
 
 Deno.test(
@@ -185,7 +186,8 @@ Deno.test(
       }
       const runs = await Promise.all(Array.from({ length: 8 }, () => settleRun(s)));
       await idle(s);
-      assert.equal(runs.reduce((n, r) => n + r.settled, 0), ids.length, "settled once in total");
+      // (Other suites' engagements may be due too: each of ours is checked below.)
+      assert.ok(runs.reduce((n, r) => n + r.settled, 0) >= ids.length, "all of them settled");
       const rows = await s.db`select e.id, e.status, e.penalty_amount::int as penalty,
         (select count(*)::int from public.ledger_transactions t
          where t.idempotency_key = 'escrow_settlement:' || e.id) as postings,
@@ -213,14 +215,20 @@ Deno.test("escrow: the hold boundary with an injected clock", opts, () =>
     const payee = await createUser(s.db, "payee");
     const e = await createEngagement(s, payer, payee, { hold_hours: 24 });
     await fund(s, payer, e);
-    const done = await complete(s, payer, e.id, 4);
-    const release = new Date(done.release_at!);
-    const before = new Date(release.getTime() - 1000);
-    const [a] = await s.db`select settle.escrow_settle(${before}, 100) as r`;
-    assert.equal(a.r.settled, 0, "one second before release_at: not settled");
-    assert.equal((await settleRun(s)).settled, 0, "escrow-settle now: not settled either");
-    const [b] = await s.db`select settle.escrow_settle(${release}, 100) as r`;
-    assert.equal(b.r.settled, 1, "at release_at: settled");
+    await complete(s, payer, e.id, 4);
+    // The database's own release_at (microseconds), one second before and exactly.
+    await s.db`select settle.escrow_settle(release_at - interval '1 second', 100)
+      from public.engagements where id = ${e.id}`;
+    assert.equal(
+      (await engagementRow(s, e.id)).status,
+      "completed",
+      "one second before: not settled",
+    );
+    await settleRun(s);
+    assert.equal((await engagementRow(s, e.id)).status, "completed", "escrow-settle now: neither");
+    await s.db`select settle.escrow_settle(release_at, 100) from public.engagements
+      where id = ${e.id}`;
+    assert.equal((await engagementRow(s, e.id)).status, "settled", "at release_at: settled");
     assert.equal((await engagementRow(s, e.id)).payee_amount, "9000");
     assert.equal((await settleRun(s)).refunds_created, 0, "rating 4: no penalty to refund");
     assert.deepEqual(await audit(s), []);
@@ -360,9 +368,10 @@ Deno.test(
       const paid2 = await fund(s, payer, e2);
       await complete(s, payer, e2.id, 2);
       await s.db`select settle.escrow_settle(now(), 100)`;
-      const [refund] = await s.db`select r.* from settle.escrow_claim_refunds(now(), 100) c
-      cross join lateral settle.escrow_return_owed(c.order_id, c.owed, c.owed) x
-      join public.refunds r on r.id = (x -> 'refund' ->> 'id')::uuid`;
+      // Counted but not sent, as if the run died before the gateway call; then the gateway refuses.
+      await s.db`select settle.escrow_return_owed(c.order_id, c.owed, c.owed)
+      from settle.escrow_claim_refunds(now(), 100) c where c.order_id = ${paid2.orderId}`;
+      const [refund] = await s.db`select id from public.refunds where order_id = ${paid2.orderId}`;
       await s.db`select settle.record_refund_result(${refund.id}, null, 'failed', 'refused', null)`;
       assert.deepEqual(await audit(s), [], "the refused penalty is back in refund clearing");
       await s

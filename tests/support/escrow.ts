@@ -94,5 +94,6 @@ export async function houseBalance(s: TestStack, account: string) {
 export const escrowAccount = (id: string) => `escrow:${id.replaceAll("-", "")}`;
 
 export async function audit(s: TestStack) {
-  return await s.db`select * from settle.ledger_audit()`;
+  const rows = await s.db`select * from settle.ledger_audit()`;
+  return rows.map((r) => `${r.invariant} ${r.subject}: ${r.detail}`);
 }
