@@ -105,7 +105,11 @@ Deno.test(
         [900, 8100],
       );
       assert.equal(await walletBalance(s.db, payee.accountId), 8100, "the payee's wallet credited");
-      assert.equal(await houseBalance(s, "revenue:escrow_fee"), 900);
+      const [fee] = await s.db`select e.amount::int from public.ledger_entries e
+      join public.ledger_transactions t on t.id = e.transaction_id
+      where t.idempotency_key = ${"escrow_settlement:" + e.id}
+        and e.system_account = 'revenue:escrow_fee'`;
+      assert.equal(fee.amount, 900, "the platform fee credited to revenue:escrow_fee");
       assert.equal(await houseBalance(s, escrowAccount(e.id)), 0, "a settled escrow is empty");
       assert.deepEqual(await refundsOf(s, paid.orderId), [{ amount: 1000, status: "processed" }]);
       const types = await s.db`select type from public.outbox_events

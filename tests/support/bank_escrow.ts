@@ -116,13 +116,17 @@ export async function quiesceEscrow(s: TestStack) {
   assert.equal(r.status, 200, JSON.stringify(r.body));
 }
 
-/** Problems with the engagements: any left funded/completed, or money still owed back. */
-export async function checkEscrow(s: TestStack): Promise<string[]> {
+/**
+ * Problems with the bank's engagements (other suites share the database): any left funded or
+ * completed, or money still owed back.
+ */
+export async function checkEscrow(s: TestStack, users: TestUser[]): Promise<string[]> {
   const rows = await s.db`select e.id, e.status, settle.escrow_owed(o) as owed,
       (select count(*)::int from public.refunds r where r.order_id = o.id and r.status = 'pending')
         as pending
     from public.engagements e join public.orders o on o.engagement_id = e.id
-    where o.status in ('paid', 'partially_refunded', 'refunded')`;
+    where o.status in ('paid', 'partially_refunded', 'refunded')
+      and e.payer_account_id in ${s.db(users.map((u) => u.accountId))}`;
   return rows.filter((r) =>
     !["settled", "canceled"].includes(r.status) || Number(r.owed) !== 0 || r.pending > 0
   ).map((r) => `escrow: ${r.id} ${r.status}, owed ${r.owed}, ${r.pending} refunds pending`);
