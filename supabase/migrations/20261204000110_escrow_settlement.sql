@@ -294,7 +294,8 @@ as $$
 $$;
 
 -- ledger_audit as defined in 20261203000700_wallet_charges.sql, with one branch added at the end
--- (marketplace escrow, settle.ledger_audit_escrow).
+-- (marketplace escrow, settle.ledger_audit_escrow). One query, a union of independent checks, so
+-- longer than 70 lines on purpose (see 20261203000200_refund_identity.sql).
 create or replace function settle.ledger_audit()
 returns table (invariant text, subject text, detail text)
 language sql stable security definer set search_path = ''
