@@ -13,6 +13,8 @@ import { handler as reconcile } from "../supabase/functions/reconcile/handler.ts
 import { handler as gatewayAudit } from "../supabase/functions/gateway-audit/handler.ts";
 import { handler as walletCharges } from "../supabase/functions/wallet-charges/handler.ts";
 import { StripeSimulator } from "./simulator/stripe/mod.ts";
+import { handler as engagements } from "../supabase/functions/engagements/handler.ts";
+import { handler as escrowSettle } from "../supabase/functions/escrow-settle/handler.ts";
 import {
   RazorpaySimulator,
   SimulatedConnectionReset,
@@ -31,6 +33,8 @@ export const FUNCTIONS = {
   reconcile,
   "gateway-audit": gatewayAudit,
   "wallet-charges": walletCharges,
+  engagements,
+  "escrow-settle": escrowSettle,
 } as const;
 
 export const LOCAL_STRIPE = {

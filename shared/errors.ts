@@ -98,6 +98,17 @@ export const ERROR_CODES = [
     meaning: "a wallet-charge refund larger than what remains of the charge",
   },
   {
+    status: 409,
+    code: "invalid_engagement_state",
+    meaning:
+      "an engagement action its status forbids (complete before funding, dispute after release, a second funding order)",
+  },
+  {
+    status: 409,
+    code: "escrow_refund_not_allowed",
+    meaning: "a refund of an escrow order through `POST /refunds` (cancel or settle instead)",
+  },
+  {
     status: 413,
     code: "payload_too_large",
     meaning: "body over 64 KiB (webhooks: `WEBHOOK_BODY_LIMIT_BYTES`)",

@@ -28,5 +28,7 @@ export function orderRequestHash(body: CreateOrderBody): Promise<string> {
     body.amount ?? null,
     body.currency ?? null,
     body.account_id ?? null,
+    // Escrow orders name their engagement; other orders keep the hash they always had.
+    ...(body.engagement_id === undefined ? [] : [body.engagement_id]),
   ]));
 }

@@ -107,6 +107,186 @@ export type Database = {
         };
         Relationships: [];
       };
+      "engagements": {
+        Row: {
+          "amount": number;
+          "auto_complete_at": string | null;
+          "auto_complete_hours": number;
+          "auto_completed": boolean;
+          "canceled_at": string | null;
+          "completed_at": string | null;
+          "created_at": string;
+          "created_by": string;
+          "currency": string;
+          "dispute_reason": string | null;
+          "disputed_at": string | null;
+          "fee_amount": number | null;
+          "funded_at": string | null;
+          "funding_order_id": string | null;
+          "hold_hours": number;
+          "id": string;
+          "idempotency_key": string | null;
+          "payee_account_id": string;
+          "payee_amount": number | null;
+          "payee_share_bps": number | null;
+          "payer_account_id": string;
+          "penalty_amount": number | null;
+          "penalty_bps": (number)[];
+          "platform_fee_bps": number;
+          "rating": number | null;
+          "reference": string | null;
+          "release_at": string | null;
+          "request_hash": string | null;
+          "settled_at": string | null;
+          "status": string;
+          "title": string | null;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "amount": number;
+          "auto_complete_at"?: string | null;
+          "auto_complete_hours": number;
+          "auto_completed"?: boolean;
+          "canceled_at"?: string | null;
+          "completed_at"?: string | null;
+          "created_at"?: string;
+          "created_by": string;
+          "currency": string;
+          "dispute_reason"?: string | null;
+          "disputed_at"?: string | null;
+          "fee_amount"?: number | null;
+          "funded_at"?: string | null;
+          "funding_order_id"?: string | null;
+          "hold_hours"?: number;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "payee_account_id": string;
+          "payee_amount"?: number | null;
+          "payee_share_bps"?: number | null;
+          "payer_account_id": string;
+          "penalty_amount"?: number | null;
+          "penalty_bps": (number)[];
+          "platform_fee_bps": number;
+          "rating"?: number | null;
+          "reference"?: string | null;
+          "release_at"?: string | null;
+          "request_hash"?: string | null;
+          "settled_at"?: string | null;
+          "status"?: string;
+          "title"?: string | null;
+          "updated_at"?: string;
+        };
+        Update: {
+          "amount"?: number;
+          "auto_complete_at"?: string | null;
+          "auto_complete_hours"?: number;
+          "auto_completed"?: boolean;
+          "canceled_at"?: string | null;
+          "completed_at"?: string | null;
+          "created_at"?: string;
+          "created_by"?: string;
+          "currency"?: string;
+          "dispute_reason"?: string | null;
+          "disputed_at"?: string | null;
+          "fee_amount"?: number | null;
+          "funded_at"?: string | null;
+          "funding_order_id"?: string | null;
+          "hold_hours"?: number;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "payee_account_id"?: string;
+          "payee_amount"?: number | null;
+          "payee_share_bps"?: number | null;
+          "payer_account_id"?: string;
+          "penalty_amount"?: number | null;
+          "penalty_bps"?: (number)[];
+          "platform_fee_bps"?: number;
+          "rating"?: number | null;
+          "reference"?: string | null;
+          "release_at"?: string | null;
+          "request_hash"?: string | null;
+          "settled_at"?: string | null;
+          "status"?: string;
+          "title"?: string | null;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "engagements_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "engagements_funding_order_id_fkey";
+            columns: ["funding_order_id"];
+            isOneToOne: true;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "engagements_payee_account_id_fkey";
+            columns: ["payee_account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "engagements_payer_account_id_fkey";
+            columns: ["payer_account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "escrow_policies": {
+        Row: {
+          "auto_complete_hours": number;
+          "currency": string | null;
+          "penalty_bps_rating_1": number;
+          "penalty_bps_rating_2": number;
+          "penalty_bps_rating_3": number;
+          "penalty_bps_rating_4": number;
+          "penalty_bps_rating_5": number;
+          "platform_fee_bps": number;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "auto_complete_hours"?: number;
+          "currency"?: string | null;
+          "penalty_bps_rating_1"?: number;
+          "penalty_bps_rating_2"?: number;
+          "penalty_bps_rating_3"?: number;
+          "penalty_bps_rating_4"?: number;
+          "penalty_bps_rating_5"?: number;
+          "platform_fee_bps"?: number;
+          "updated_at"?: string;
+        };
+        Update: {
+          "auto_complete_hours"?: number;
+          "currency"?: string | null;
+          "penalty_bps_rating_1"?: number;
+          "penalty_bps_rating_2"?: number;
+          "penalty_bps_rating_3"?: number;
+          "penalty_bps_rating_4"?: number;
+          "penalty_bps_rating_5"?: number;
+          "platform_fee_bps"?: number;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "escrow_policies_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: true;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+        ];
+      };
       "gateway_customers": {
         Row: {
           "account_id": string;
@@ -394,6 +574,7 @@ export type Database = {
           "created_at": string;
           "created_by": string;
           "currency": string;
+          "engagement_id": string | null;
           "failure_code": string | null;
           "failure_reason": string | null;
           "gateway": string;
@@ -424,6 +605,7 @@ export type Database = {
           "created_at"?: string;
           "created_by": string;
           "currency": string;
+          "engagement_id"?: string | null;
           "failure_code"?: string | null;
           "failure_reason"?: string | null;
           "gateway": string;
@@ -453,6 +635,7 @@ export type Database = {
           "created_at"?: string;
           "created_by"?: string;
           "currency"?: string;
+          "engagement_id"?: string | null;
           "failure_code"?: string | null;
           "failure_reason"?: string | null;
           "gateway"?: string;
@@ -489,6 +672,13 @@ export type Database = {
             isOneToOne: false;
             referencedRelation: "currencies";
             referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "orders_engagement_id_fkey";
+            columns: ["engagement_id"];
+            isOneToOne: false;
+            referencedRelation: "engagements";
+            referencedColumns: ["id"];
           },
           {
             foreignKeyName: "orders_plan_id_fkey";
@@ -1269,6 +1459,23 @@ export type Database = {
       };
     };
     Views: {
+      "escrow_stats": {
+        Row: {
+          "currency": string;
+          "day": string | null;
+          "engagements_canceled": number | null;
+          "engagements_created": number | null;
+          "engagements_disputed": number | null;
+          "engagements_funded": number | null;
+          "engagements_settled": number | null;
+          "held": number | null;
+          "penalties": number | null;
+          "platform_revenue": number | null;
+          "released_to_payees": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
       "gateway_discrepancies_open": {
         Row: {
           "detail": string | null;

@@ -23,6 +23,7 @@ import {
   withStack,
 } from "./support/stack.ts";
 import { LOCAL_RAZORPAY } from "../dev/stack.ts";
+import { checkEscrow, opEscrow, quiesceEscrow } from "./support/bank_escrow.ts";
 
 function intEnv(name: string, fallback: number): number {
   const v = Deno.env.get(name);
@@ -721,7 +722,8 @@ type OpName =
   | "spend"
   | "charge"
   | "resolveHold"
-  | "chargeRefund";
+  | "chargeRefund"
+  | "escrow";
 const WEIGHTS: Record<OpName, number> = {
   topup: 26,
   late: 8,
@@ -735,6 +737,7 @@ const WEIGHTS: Record<OpName, number> = {
   charge: 6,
   resolveHold: 4,
   chargeRefund: 2,
+  escrow: 4,
 };
 const RUN: Record<OpName, (w: World, rng: Rng) => Promise<void>> = {
   topup: opTopup,
@@ -749,6 +752,7 @@ const RUN: Record<OpName, (w: World, rng: Rng) => Promise<void>> = {
   charge: opCharge,
   resolveHold: opResolveHold,
   chargeRefund: opChargeRefund,
+  escrow: opEscrow,
 };
 
 // ------------------------------------------------------------------ the end state
@@ -793,6 +797,7 @@ async function quiesce(w: World) {
     model.spend(c.user.accountId, c.currency, -c.amount);
   }
   await s.db`select settle.expire_wallet_holds(now() + interval '30 days', 10000)`;
+  await quiesceEscrow(s);
 }
 
 async function gatewayRefunds(w: World, o: MOrder) {
@@ -821,6 +826,7 @@ async function check(w: World) {
 
   const audit = await s.db`select * from settle.ledger_audit()`;
   for (const a of audit) problems.push(`audit: ${a.invariant} ${a.subject} ${a.detail}`);
+  problems.push(...await checkEscrow(s, w.users));
 
   // Every order: status and refunded amount; one order_paid posting when paid, none otherwise.
   const ids = model.orders.map((o) => o.id);

@@ -221,14 +221,16 @@ async function readSettle(
     ...payments.map((p) => p.settleOrderId),
     ...refundRows.map((r) => r.order_id),
   ]);
+  // A payment's credit: a top-up, a purchase, or an engagement's funding (escrow_funding, the
+  // one posting under order_paid:<id> of an escrow order).
   const orders = (await sql<SettleOrder[]>`
     select o.id, o.status, o.amount, o.currency, o.gateway_order_id,
       o.gateway_payment_id,
       (select count(*) from public.ledger_transactions t
-        where t.order_id = o.id and t.kind in ('topup', 'purchase'))::int as credits,
+        where t.order_id = o.id and t.kind in ('topup', 'purchase', 'escrow_funding'))::int as credits,
       (select coalesce(sum(e.amount), 0) from public.ledger_transactions t
         join public.ledger_entries e on e.transaction_id = t.id
-        where t.order_id = o.id and t.kind in ('topup', 'purchase') and e.amount > 0) as credited
+        where t.order_id = o.id and t.kind in ('topup', 'purchase', 'escrow_funding') and e.amount > 0) as credited
     from public.orders o
     where o.gateway = ${gateway}
       and (${accounts}::uuid[] is null or o.account_id = any(${accounts}::uuid[]))

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { App } from "../app.ts";
 import type { Caller } from "../auth.ts";
-import { asUser, type Sql } from "../db.ts";
+import { asUser, type Sql, type Tx } from "../db.ts";
 import { optionalIdempotencyKey, orderRequestHash } from "../idempotency.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
@@ -15,7 +15,8 @@ export interface OrderRow {
   id: string;
   account_id: string;
   gateway: "razorpay" | "stripe" | "wallet";
-  purpose: "wallet_topup" | "plan" | "product";
+  purpose: "wallet_topup" | "plan" | "product" | "escrow";
+  engagement_id?: string | null;
   plan_id: string | null;
   product_id: string | null;
   amount: string | number;
@@ -31,8 +32,9 @@ const slug = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be an id of letters, d
 
 export const createOrderBody = z.object({
   gateway: z.enum(["razorpay", "stripe", "wallet"]),
-  purpose: z.enum(["wallet_topup", "plan", "product"]),
+  purpose: z.enum(["wallet_topup", "plan", "product", "escrow"]),
   plan_id: slug.optional(),
+  engagement_id: z.uuid({ error: "must be an engagement id (uuid)" }).optional(),
   product_id: slug.optional(),
   amount: z.number().int("must be an integer number of minor units").positive().max(
     100_000_000_000,
@@ -49,17 +51,24 @@ export const createOrderBody = z.object({
     need("plan_id", b.plan_id !== undefined, "required for purpose plan");
   } else if (b.purpose === "product") {
     need("product_id", b.product_id !== undefined, "required for purpose product");
+  } else if (b.purpose === "escrow") {
+    need("engagement_id", b.engagement_id !== undefined, "required for purpose escrow");
+    need("gateway", b.gateway !== "wallet", "an engagement is funded through a gateway");
   } else {
     need("amount", b.amount !== undefined, "required for purpose wallet_topup");
     need("currency", b.currency !== undefined, "required for purpose wallet_topup");
+  }
+  if (b.purpose !== "escrow") {
+    need("engagement_id", b.engagement_id === undefined, "only for purpose escrow");
   }
   if (b.purpose !== "plan") need("plan_id", b.plan_id === undefined, "only for purpose plan");
   if (b.purpose !== "product") {
     need("product_id", b.product_id === undefined, "only for purpose product");
   }
   if (b.purpose !== "wallet_topup") {
-    need("amount", b.amount === undefined, "the price comes from the catalog");
-    need("currency", b.currency === undefined, "the currency comes from the catalog");
+    const from = b.purpose === "escrow" ? "the engagement" : "the catalog";
+    need("amount", b.amount === undefined, `the price comes from ${from}`);
+    need("currency", b.currency === undefined, `the currency comes from ${from}`);
   }
 });
 
@@ -73,6 +82,7 @@ export function publicOrder(row: OrderRow) {
     purpose: row.purpose,
     plan_id: row.plan_id,
     product_id: row.product_id,
+    ...(row.purpose === "escrow" ? { engagement_id: row.engagement_id ?? null } : {}),
     amount: minorFromDb(row.amount),
     currency: row.currency,
     gateway: row.gateway,
@@ -97,6 +107,7 @@ export async function createOrder(
   const requestHash = await orderRequestHash(body);
 
   const created = await asUser(app.sql, caller, async (tx) => {
+    if (body.purpose === "escrow") return await escrowOrder(tx, gateway, body, key, requestHash);
     const [r] = await tx`select settle.create_order(
       ${body.gateway}, ${body.purpose}, ${body.plan_id ?? null}, ${body.product_id ?? null},
       ${body.amount ?? null}, ${body.currency ?? null}, ${body.account_id ?? null},
@@ -126,6 +137,26 @@ export async function createOrder(
       }),
     },
   };
+}
+
+/**
+ * An engagement's funding order (settle.create_escrow_order): the amount and currency are the
+ * engagement's, read through RLS first so the gateway's own limits are checked before anything
+ * is written (an invisible engagement falls through to the function, which answers 404).
+ */
+async function escrowOrder(
+  tx: Tx,
+  gateway: PaymentGateway,
+  body: CreateOrderBody,
+  key: string | null,
+  requestHash: string,
+): Promise<{ order: OrderRow; replayed: boolean }> {
+  const [e] = await tx<{ amount: string; currency: string }[]>`select amount, currency
+    from public.engagements where id = ${body.engagement_id!}`;
+  if (e) gateway.checkAmount(minorFromDb(e.amount), e.currency);
+  const [r] = await tx`select settle.create_escrow_order(${body.gateway}, ${body.engagement_id!},
+    ${body.account_id ?? null}, ${key}, ${requestHash}) as result`;
+  return r.result as { order: OrderRow; replayed: boolean };
 }
 
 /** Added to a gateway call's longest time for its claim: latency, a slow database. */

@@ -91,9 +91,18 @@ export async function createRefund(
     // The gateway's own limits (minimum refund, three-decimal rounding) are checked before
     // anything is written. Read through RLS for a user: an invisible order falls through to
     // the function, which answers 404.
-    const [order] = await tx<Pick<OrderRow, "gateway" | "currency" | "amount">[]>`
-      select gateway, currency, amount - amount_refunded as amount
+    const [order] = await tx<Pick<OrderRow, "gateway" | "currency" | "amount" | "purpose">[]>`
+      select gateway, currency, amount - amount_refunded as amount, purpose
       from public.orders where id = ${input.order_id}`;
+    // Escrow money leaves only by cancelling or settling the engagement (the database refuses
+    // it too, after the buyer's refund policy has spoken: this answer comes first).
+    if (order?.purpose === "escrow") {
+      throw new HttpError(
+        409,
+        "escrow_refund_not_allowed",
+        "an escrow order is refunded only by cancelling or settling its engagement",
+      );
+    }
     // A wallet order's refund goes back to the wallet: no gateway, no gateway limits.
     if (
       order && order.gateway !== "wallet" &&

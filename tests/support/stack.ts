@@ -173,6 +173,7 @@ export const TABLES = [
   "refunds",
   "subscriptions",
   "subscription_periods",
+  "engagements",
 ] as const;
 
 /** A checksum per table: equal snapshots mean no row was inserted, changed or deleted. */

@@ -65,7 +65,12 @@ select set_eq(
     'authenticated SELECT public.wallet_spending_stats',
     'authenticated SELECT settle.wallet_spending_stats_visible',
     'payment_analyst SELECT public.wallet_spending_stats',
-    'payment_analyst SELECT settle.wallet_spending_stats_visible'],
+    'payment_analyst SELECT settle.wallet_spending_stats_visible',
+    -- marketplace escrow: members of either side read engagements (RLS), signed-in users the
+    -- split policy; escrow stats like payment_stats
+    'authenticated SELECT public.engagements', 'authenticated SELECT public.escrow_policies',
+    'authenticated SELECT public.escrow_stats', 'authenticated SELECT settle.escrow_stats_visible',
+    'payment_analyst SELECT public.escrow_stats', 'payment_analyst SELECT settle.escrow_stats_visible'],
   'user roles may read exactly the allowed tables and views, write none, and use no sequence');
 
 select set_eq(
@@ -81,7 +86,14 @@ select set_eq(
     'payment_analyst EXECUTE settle.can_read_payment_stats(uuid)',
     'payment_analyst EXECUTE settle.ledger_audit()',
     -- paying an order from the wallet (create-order with gateway wallet), as the owner
-    'authenticated EXECUTE settle.pay_order_from_wallet(text,text,text,uuid,text,text)'],
+    'authenticated EXECUTE settle.pay_order_from_wallet(text,text,text,uuid,text,text)',
+    -- marketplace escrow, as the payer or payee (auth.uid() decides what each may do)
+    'authenticated EXECUTE settle.create_engagement(uuid,uuid,bigint,text,text,text,integer,text,text)',
+    'authenticated EXECUTE settle.create_escrow_order(text,uuid,uuid,text,text)',
+    'authenticated EXECUTE settle.complete_engagement(uuid,integer)',
+    'authenticated EXECUTE settle.dispute_engagement(uuid,text)',
+    'authenticated EXECUTE settle.cancel_engagement(uuid)',
+    'authenticated EXECUTE settle.engagement_json(engagements)'],
   'user roles may execute exactly the functions meant for them, in public and settle');
 
 select set_eq(
