@@ -65,7 +65,12 @@ select set_eq(
     'authenticated SELECT public.wallet_spending_stats',
     'authenticated SELECT settle.wallet_spending_stats_visible',
     'payment_analyst SELECT public.wallet_spending_stats',
-    'payment_analyst SELECT settle.wallet_spending_stats_visible'],
+    'payment_analyst SELECT settle.wallet_spending_stats_visible',
+    -- payouts: members read their payout accounts, payouts and policies (RLS); payout stats
+    'authenticated SELECT public.payout_policies', 'authenticated SELECT public.payout_accounts',
+    'authenticated SELECT public.payouts', 'authenticated SELECT public.payout_stats',
+    'authenticated SELECT settle.payout_stats_visible',
+    'payment_analyst SELECT public.payout_stats', 'payment_analyst SELECT settle.payout_stats_visible'],
   'user roles may read exactly the allowed tables and views, write none, and use no sequence');
 
 select set_eq(
@@ -81,7 +86,10 @@ select set_eq(
     'payment_analyst EXECUTE settle.can_read_payment_stats(uuid)',
     'payment_analyst EXECUTE settle.ledger_audit()',
     -- paying an order from the wallet (create-order with gateway wallet), as the owner
-    'authenticated EXECUTE settle.pay_order_from_wallet(text,text,text,uuid,text,text)'],
+    'authenticated EXECUTE settle.pay_order_from_wallet(text,text,text,uuid,text,text)',
+    -- payouts, as the owner of the payee account
+    'authenticated EXECUTE settle.request_payout(uuid,bigint,text,text,text)',
+    'authenticated EXECUTE settle.disable_payout_account(uuid)'],
   'user roles may execute exactly the functions meant for them, in public and settle');
 
 select set_eq(
