@@ -64,7 +64,7 @@ export const ERROR_CODES = [
   {
     status: 409,
     code: "insufficient_funds",
-    meaning: "a top-up refund larger than the wallet's balance",
+    meaning: "a top-up refund or a payout larger than the wallet's balance (or payable earnings)",
   },
   {
     status: 409,
@@ -96,6 +96,21 @@ export const ERROR_CODES = [
     status: 409,
     code: "refund_exceeds_charge",
     meaning: "a wallet-charge refund larger than what remains of the charge",
+  },
+  {
+    status: 409,
+    code: "payout_account_not_ready",
+    meaning: "a payout to a payout account still onboarding (Stripe) or disabled",
+  },
+  {
+    status: 409,
+    code: "payout_limit_exceeded",
+    meaning: "a payout over the account's daily payout limit (payout_policies)",
+  },
+  {
+    status: 409,
+    code: "spending_blocked",
+    meaning: "a payout from a wallet an open dispute shortfall blocks",
   },
   {
     status: 413,
