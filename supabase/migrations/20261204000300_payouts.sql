@@ -730,7 +730,8 @@ as $$
 $$;
 
 -- ledger_audit as defined in 20261203000700_wallet_charges.sql, with one branch added at the end
--- (payouts, settle.ledger_audit_payouts).
+-- (payouts, settle.ledger_audit_payouts). Over 70 lines because it is one union query, copied
+-- whole as a redefinition must be.
 create or replace function settle.ledger_audit()
 returns table (invariant text, subject text, detail text)
 language sql stable security definer set search_path = ''
