@@ -15,6 +15,9 @@ import { handler as walletCharges } from "../supabase/functions/wallet-charges/h
 import { StripeSimulator } from "./simulator/stripe/mod.ts";
 import { handler as engagements } from "../supabase/functions/engagements/handler.ts";
 import { handler as escrowSettle } from "../supabase/functions/escrow-settle/handler.ts";
+import { handler as payoutAccounts } from "../supabase/functions/payout-accounts/handler.ts";
+import { handler as payouts } from "../supabase/functions/payouts/handler.ts";
+import { RazorpayXSimulator } from "./simulator/razorpayx/mod.ts";
 import {
   RazorpaySimulator,
   SimulatedConnectionReset,
@@ -35,6 +38,8 @@ export const FUNCTIONS = {
   "wallet-charges": walletCharges,
   engagements,
   "escrow-settle": escrowSettle,
+  "payout-accounts": payoutAccounts,
+  payouts,
 } as const;
 
 export const LOCAL_STRIPE = {
@@ -47,6 +52,13 @@ export const LOCAL_RAZORPAY = {
   keyId: "rzp_test_SettleLocal001",
   keySecret: "settle_local_razorpay_key_secret",
   webhookSecret: "settle_local_razorpay_webhook_secret",
+};
+
+export const LOCAL_RAZORPAYX = {
+  keyId: "rzp_test_SettleLocalX01",
+  keySecret: "settle_local_razorpayx_key_secret",
+  accountNumber: "7878780080316316",
+  webhookSecret: "settle_local_razorpayx_webhook_secret",
 };
 
 /** Variables the stack sets itself from its own addresses; the environment cannot move them. */
@@ -90,6 +102,7 @@ export interface Stack {
   config: Config;
   razorpay: RazorpaySimulator;
   stripe: StripeSimulator;
+  razorpayx: RazorpayXSimulator;
   close(): Promise<void>;
 }
 
@@ -113,6 +126,7 @@ function listen(port: number, hostname: string, fn: Serve) {
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const hostname = opts.hostname ?? "127.0.0.1";
   const razorpay = new RazorpaySimulator({ ...LOCAL_RAZORPAY });
+  const razorpayx = new RazorpayXSimulator({ ...LOCAL_RAZORPAYX });
 
   const sim = listen(opts.simulatorPort ?? 54330, hostname, async (req) => {
     const url = new URL(req.url);
@@ -120,6 +134,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       url.pathname = url.pathname.slice("/razorpay".length) || "/";
       try {
         return await razorpay.fetch(new Request(url, req));
+      } catch (err) {
+        if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+        throw err;
+      }
+    }
+    if (url.pathname === "/razorpayx" || url.pathname.startsWith("/razorpayx/")) {
+      url.pathname = url.pathname.slice("/razorpayx".length) || "/";
+      try {
+        return await razorpayx.fetch(new Request(url, req));
       } catch (err) {
         if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
         throw err;
@@ -158,6 +181,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     RAZORPAY_WEBHOOK_SECRET: LOCAL_RAZORPAY.webhookSecret,
     RAZORPAY_API_URL: `${simulatorUrl}/razorpay`,
     RAZORPAY_TIMEOUT_MS: "5000",
+    RAZORPAYX_KEY_ID: LOCAL_RAZORPAYX.keyId,
+    RAZORPAYX_KEY_SECRET: LOCAL_RAZORPAYX.keySecret,
+    RAZORPAYX_ACCOUNT_NUMBER: LOCAL_RAZORPAYX.accountNumber,
+    RAZORPAYX_WEBHOOK_SECRET: LOCAL_RAZORPAYX.webhookSecret,
+    RAZORPAYX_API_URL: `${simulatorUrl}/razorpayx`,
+    RAZORPAYX_TIMEOUT_MS: "5000",
     STRIPE_SECRET_KEY: LOCAL_STRIPE.secretKey,
     STRIPE_PUBLISHABLE_KEY: LOCAL_STRIPE.publishableKey,
     STRIPE_WEBHOOK_SECRET: LOCAL_STRIPE.webhookSecret,
@@ -172,6 +201,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const app = createApp({ ...config, supabaseUrl: undefined });
   razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
   stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
+  razorpayx.setWebhookUrl(`${url}/functions/v1/webhook/razorpayx`);
 
   const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));
   // The local keys are signed with the secret the functions verify (JWT_SECRET or
@@ -215,8 +245,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     config,
     razorpay,
     stripe,
+    razorpayx,
     async close() {
       await razorpay.idle();
+      await razorpayx.idle();
       await stripe.idle();
       await router.server.shutdown();
       await sim.server.shutdown();

@@ -20,6 +20,17 @@ export interface StripeConfig {
   timeoutMs: number;
 }
 
+/** RazorpayX Payouts (shared/payouts/razorpayx/): its own webhook secret and account number. */
+export interface RazorpayXConfig {
+  keyId: string;
+  keySecret: string;
+  /** The business's RazorpayX account number (not a payee's): every payout names it. */
+  accountNumber: string;
+  webhookSecret: string;
+  apiUrl: string;
+  timeoutMs: number;
+}
+
 /** Per-minute request limits on the user-facing functions (shared/ratelimit.ts). */
 export interface RateLimitConfig {
   /** RATE_LIMITS=off turns every limit off. */
@@ -79,6 +90,7 @@ export interface Config {
   allowedOrigins: string[];
   razorpay?: RazorpayConfig;
   stripe?: StripeConfig;
+  razorpayx?: RazorpayXConfig;
   webhookBodyLimitBytes: number;
   /** One JSON log line per request (LOG_REQUESTS=false silences it, e.g. in tests). */
   logRequests: boolean;
@@ -162,6 +174,26 @@ function stripe(env: Env): StripeConfig | undefined {
   };
 }
 
+/** All five RAZORPAYX_ variables or none (the timeout is optional). */
+function razorpayx(env: Env): RazorpayXConfig | undefined {
+  const keys = [
+    "RAZORPAYX_KEY_ID",
+    "RAZORPAYX_KEY_SECRET",
+    "RAZORPAYX_ACCOUNT_NUMBER",
+    "RAZORPAYX_WEBHOOK_SECRET",
+    "RAZORPAYX_API_URL",
+  ];
+  if (keys.every((k) => !env(k)?.trim())) return undefined;
+  return {
+    keyId: required(env, "RAZORPAYX_KEY_ID"),
+    keySecret: required(env, "RAZORPAYX_KEY_SECRET"),
+    accountNumber: required(env, "RAZORPAYX_ACCOUNT_NUMBER"),
+    webhookSecret: required(env, "RAZORPAYX_WEBHOOK_SECRET"),
+    apiUrl: url(env, "RAZORPAYX_API_URL"),
+    timeoutMs: positiveInt(env, "RAZORPAYX_TIMEOUT_MS", 10_000),
+  };
+}
+
 function outbox(env: Env): OutboxConfig {
   const config = {
     maxAttempts: positiveInt(env, "OUTBOX_MAX_ATTEMPTS", 12),
@@ -232,6 +264,7 @@ export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
     ),
     razorpay: razorpay(env),
     stripe: stripe(env),
+    razorpayx: razorpayx(env),
     webhookBodyLimitBytes: positiveInt(env, "WEBHOOK_BODY_LIMIT_BYTES", 256 * 1024),
     logRequests: env("LOG_REQUESTS")?.trim() !== "false",
     reconcile: reconcile(env),

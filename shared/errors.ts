@@ -64,7 +64,7 @@ export const ERROR_CODES = [
   {
     status: 409,
     code: "insufficient_funds",
-    meaning: "a top-up refund larger than the wallet's balance",
+    meaning: "a top-up refund or a payout larger than the wallet's balance (or payable earnings)",
   },
   {
     status: 409,
@@ -107,6 +107,21 @@ export const ERROR_CODES = [
     status: 409,
     code: "escrow_refund_not_allowed",
     meaning: "a refund of an escrow order through `POST /refunds` (cancel or settle instead)",
+  },
+  {
+    status: 409,
+    code: "payout_account_not_ready",
+    meaning: "a payout to a payout account still onboarding (Stripe) or disabled",
+  },
+  {
+    status: 409,
+    code: "payout_limit_exceeded",
+    meaning: "a payout over the account's daily payout limit (payout_policies)",
+  },
+  {
+    status: 409,
+    code: "spending_blocked",
+    meaning: "a payout from a wallet an open dispute shortfall blocks",
   },
   {
     status: 413,

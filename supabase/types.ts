@@ -879,6 +879,229 @@ export type Database = {
           },
         ];
       };
+      "payout_accounts": {
+        Row: {
+          "account_id": string;
+          "created_at": string;
+          "created_by": string | null;
+          "disabled_at": string | null;
+          "display": string;
+          "gateway": string;
+          "gateway_account_id": string;
+          "gateway_contact_id": string | null;
+          "id": string;
+          "last4": string | null;
+          "status": string;
+          "status_event_at": string | null;
+          "type": string;
+          "updated_at": string;
+          "vpa_handle": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "created_at"?: string;
+          "created_by"?: string | null;
+          "disabled_at"?: string | null;
+          "display": string;
+          "gateway": string;
+          "gateway_account_id": string;
+          "gateway_contact_id"?: string | null;
+          "id"?: string;
+          "last4"?: string | null;
+          "status": string;
+          "status_event_at"?: string | null;
+          "type": string;
+          "updated_at"?: string;
+          "vpa_handle"?: string | null;
+        };
+        Update: {
+          "account_id"?: string;
+          "created_at"?: string;
+          "created_by"?: string | null;
+          "disabled_at"?: string | null;
+          "display"?: string;
+          "gateway"?: string;
+          "gateway_account_id"?: string;
+          "gateway_contact_id"?: string | null;
+          "id"?: string;
+          "last4"?: string | null;
+          "status"?: string;
+          "status_event_at"?: string | null;
+          "type"?: string;
+          "updated_at"?: string;
+          "vpa_handle"?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "payout_accounts_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "payout_policies": {
+        Row: {
+          "account_id": string | null;
+          "allow_topup_balance": boolean;
+          "created_at": string;
+          "currency": string;
+          "daily_limit": number;
+          "fee_bps": number;
+          "fee_flat": number;
+          "id": string;
+          "min_amount": number;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id"?: string | null;
+          "allow_topup_balance"?: boolean;
+          "created_at"?: string;
+          "currency": string;
+          "daily_limit": number;
+          "fee_bps"?: number;
+          "fee_flat"?: number;
+          "id"?: string;
+          "min_amount": number;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string | null;
+          "allow_topup_balance"?: boolean;
+          "created_at"?: string;
+          "currency"?: string;
+          "daily_limit"?: number;
+          "fee_bps"?: number;
+          "fee_flat"?: number;
+          "id"?: string;
+          "min_amount"?: number;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "payout_policies_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "payout_policies_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+        ];
+      };
+      "payouts": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "created_at": string;
+          "created_by": string | null;
+          "currency": string;
+          "failure_reason": string | null;
+          "fee": number;
+          "gateway": string;
+          "gateway_payout_id": string | null;
+          "gateway_status": string | null;
+          "id": string;
+          "idempotency_key": string | null;
+          "last_send_error": string | null;
+          "payout_account_id": string;
+          "processed_at": string | null;
+          "request_hash": string;
+          "returned_at": string | null;
+          "send_attempts": number;
+          "sent_at": string | null;
+          "status": string;
+          "updated_at": string;
+          "wallet_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "amount": number;
+          "created_at"?: string;
+          "created_by"?: string | null;
+          "currency": string;
+          "failure_reason"?: string | null;
+          "fee": number;
+          "gateway": string;
+          "gateway_payout_id"?: string | null;
+          "gateway_status"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "last_send_error"?: string | null;
+          "payout_account_id": string;
+          "processed_at"?: string | null;
+          "request_hash": string;
+          "returned_at"?: string | null;
+          "send_attempts"?: number;
+          "sent_at"?: string | null;
+          "status"?: string;
+          "updated_at"?: string;
+          "wallet_id": string;
+        };
+        Update: {
+          "account_id"?: string;
+          "amount"?: number;
+          "created_at"?: string;
+          "created_by"?: string | null;
+          "currency"?: string;
+          "failure_reason"?: string | null;
+          "fee"?: number;
+          "gateway"?: string;
+          "gateway_payout_id"?: string | null;
+          "gateway_status"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "last_send_error"?: string | null;
+          "payout_account_id"?: string;
+          "processed_at"?: string | null;
+          "request_hash"?: string;
+          "returned_at"?: string | null;
+          "send_attempts"?: number;
+          "sent_at"?: string | null;
+          "status"?: string;
+          "updated_at"?: string;
+          "wallet_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "payouts_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "payouts_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "payouts_payout_account_id_fkey";
+            columns: ["payout_account_id"];
+            isOneToOne: false;
+            referencedRelation: "payout_accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "payouts_wallet_id_fkey";
+            columns: ["wallet_id"];
+            isOneToOne: false;
+            referencedRelation: "wallets";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "plans": {
         Row: {
           "active": boolean;
@@ -1572,6 +1795,25 @@ export type Database = {
           "orders_paid": number | null;
           "refunded": number | null;
           "success_rate": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
+      "payout_stats": {
+        Row: {
+          "currency": string;
+          "day": string | null;
+          "fees": number | null;
+          "gateway": string;
+          "in_flight": number | null;
+          "payouts_failed": number | null;
+          "payouts_in_flight": number | null;
+          "payouts_requested": number | null;
+          "payouts_reversed": number | null;
+          "payouts_sent": number | null;
+          "requested": number | null;
+          "returned": number | null;
+          "sent": number | null;
         };
         ComputedFields: never;
         Relationships: [];

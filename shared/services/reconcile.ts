@@ -7,6 +7,7 @@ import { applyPayment } from "./orders.ts";
 import { reconcileRefunds } from "./refunds.ts";
 import { retryOwedReads } from "./webhooks.ts";
 import { expireHolds } from "./wallet_charges.ts";
+import { reconcilePayouts } from "./payouts.ts";
 
 /** One run's knobs; anything omitted comes from app.config.reconcile. */
 export interface ReconcileOptions {
@@ -225,6 +226,17 @@ export const expiredHolds: ReconcileStep = {
   },
 };
 
+/**
+ * Payouts pending or processing past the stuck threshold: sent again under their idempotency
+ * key when the gateway never answered, else read from the gateway and converged.
+ */
+export const stuckPayouts: ReconcileStep = {
+  name: "payouts",
+  async run(app, s) {
+    return await reconcilePayouts(app, { limit: s.limit, olderThanSeconds: s.olderThanSeconds });
+  },
+};
+
 /** The steps of one run, in order. A new step is one more entry here. */
 export const RECONCILE_STEPS: readonly ReconcileStep[] = [
   stuckOrders,
@@ -233,6 +245,7 @@ export const RECONCILE_STEPS: readonly ReconcileStep[] = [
   pendingRefunds,
   lapsedSubscriptions,
   expiredHolds,
+  stuckPayouts,
 ];
 
 export interface ReconcileSummary {

@@ -189,10 +189,11 @@ export async function snapshot(db: Sql): Promise<Record<string, string>> {
   return out;
 }
 
-/** Waits until neither gateway's webhook deliveries to the stack are in flight. */
+/** Waits until no simulator's webhook deliveries to the stack are in flight. */
 export async function idle(s: Stack) {
   await s.razorpay.idle();
   await s.stripe.idle();
+  await s.razorpayx.idle();
 }
 
 export async function walletBalance(db: Sql, accountId: string, currency = "INR") {

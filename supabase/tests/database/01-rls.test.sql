@@ -99,7 +99,8 @@ select set_eq(
         'ledger_entries', 'ledger_transactions', 'payment_methods', 'refunds', 'subscriptions',
         'subscription_periods', 'wallet_charges', 'wallet_charge_refunds',
         -- marketplace escrow: engagements (members of either side, RLS) and the split policy
-        'engagements', 'escrow_policies'],
+        'engagements', 'escrow_policies',
+        'payout_policies', 'payout_accounts', 'payouts'],
   'authenticated can select the member tables only (not webhook_events, gateway_customers, the outbox or rate limits)');
 -- New settle functions are executable by PUBLIC unless a migration revokes it (the schema's
 -- default-privilege revoke does not apply): this allowlist catches one that forgot.
@@ -118,7 +119,9 @@ select set_eq(
         'settle.create_engagement(uuid,uuid,bigint,text,text,text,integer,text,text)',
         'settle.create_escrow_order(text,uuid,uuid,text,text)',
         'settle.complete_engagement(uuid,integer)', 'settle.dispute_engagement(uuid,text)',
-        'settle.cancel_engagement(uuid)', 'settle.engagement_json(engagements)'],
+        'settle.cancel_engagement(uuid)', 'settle.engagement_json(engagements)',
+        'settle.request_payout(uuid,bigint,text,text,text)',
+        'settle.disable_payout_account(uuid)'],
   'users may execute exactly the settle functions meant for them');
 
 -- Section - a member reads exactly their accounts' rows (a: personal + team)

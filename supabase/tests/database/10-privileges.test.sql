@@ -70,7 +70,12 @@ select set_eq(
     -- split policy; escrow stats like payment_stats
     'authenticated SELECT public.engagements', 'authenticated SELECT public.escrow_policies',
     'authenticated SELECT public.escrow_stats', 'authenticated SELECT settle.escrow_stats_visible',
-    'payment_analyst SELECT public.escrow_stats', 'payment_analyst SELECT settle.escrow_stats_visible'],
+    'payment_analyst SELECT public.escrow_stats', 'payment_analyst SELECT settle.escrow_stats_visible',
+    -- payouts: members read their payout accounts, payouts and policies (RLS); payout stats
+    'authenticated SELECT public.payout_policies', 'authenticated SELECT public.payout_accounts',
+    'authenticated SELECT public.payouts', 'authenticated SELECT public.payout_stats',
+    'authenticated SELECT settle.payout_stats_visible',
+    'payment_analyst SELECT public.payout_stats', 'payment_analyst SELECT settle.payout_stats_visible'],
   'user roles may read exactly the allowed tables and views, write none, and use no sequence');
 
 select set_eq(
@@ -93,7 +98,10 @@ select set_eq(
     'authenticated EXECUTE settle.complete_engagement(uuid,integer)',
     'authenticated EXECUTE settle.dispute_engagement(uuid,text)',
     'authenticated EXECUTE settle.cancel_engagement(uuid)',
-    'authenticated EXECUTE settle.engagement_json(engagements)'],
+    'authenticated EXECUTE settle.engagement_json(engagements)',
+    -- payouts, as the owner of the payee account
+    'authenticated EXECUTE settle.request_payout(uuid,bigint,text,text,text)',
+    'authenticated EXECUTE settle.disable_payout_account(uuid)'],
   'user roles may execute exactly the functions meant for them, in public and settle');
 
 select set_eq(
