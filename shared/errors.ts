@@ -98,6 +98,16 @@ export const ERROR_CODES = [
     meaning: "a wallet-charge refund larger than what remains of the charge",
   },
   {
+    status: 409,
+    code: "order_disputed",
+    meaning: "a refund of an order whose payment has an open chargeback (see Disputes)",
+  },
+  {
+    status: 409,
+    code: "spending_blocked",
+    meaning: "spending a wallet whose account owes a dispute shortfall in that currency",
+  },
+  {
     status: 413,
     code: "payload_too_large",
     meaning: "body over 64 KiB (webhooks: `WEBHOOK_BODY_LIMIT_BYTES`)",

@@ -522,6 +522,66 @@ $$;
 create trigger refunds_refuse_disputed before insert on public.refunds
   for each row execute function settle.refuse_disputed_refund();
 
+-- create_refund as defined in 20261203000200_refund_identity.sql, with the same check before
+-- the amount is looked at (for a top-up, a withdrawn wallet would otherwise answer
+-- insufficient_funds). request_refund (the users' path) calls it.
+create or replace function settle.create_refund(
+  p_order_id uuid, p_amount bigint, p_reason text, p_idempotency_key text, p_request_hash text,
+  p_requested_by uuid default null
+) returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_order public.orders;
+  v_refund public.refunds;
+  v_amount bigint;
+begin
+  select * into v_order from public.orders where id = p_order_id for update;
+  if v_order.id is null then
+    perform settle.fail(404, 'not_found', 'order not found');
+  end if;
+  if p_idempotency_key is not null then
+    select * into v_refund from public.refunds
+    where order_id = p_order_id and idempotency_key = p_idempotency_key;
+    if v_refund.id is not null then
+      if v_refund.request_hash is distinct from p_request_hash then
+        perform settle.fail(409, 'idempotency_conflict',
+          'this Idempotency-Key was used with a different request');
+      end if;
+      return jsonb_build_object('refund', to_jsonb(v_refund), 'replayed', true);
+    end if;
+  end if;
+  -- An open chargeback first: every other answer (the bound, the wallet, the policy) would
+  -- send the caller after the wrong cause.
+  if settle.order_has_open_dispute(v_order.id) then
+    perform settle.fail(409, 'order_disputed', format(
+      'order %s has an open chargeback; it cannot be refunded until the dispute is resolved', v_order.id));
+  end if;
+  v_amount := coalesce(p_amount, v_order.amount - v_order.amount_refunded);
+  -- The policy binds users on plans and products; a top-up's is the wallet check (unspent
+  -- balance) in insert_refund, whose errors (the bound, the wallet) come first.
+  if p_requested_by is not null and v_order.status in ('paid', 'partially_refunded')
+     and v_order.purpose <> 'wallet_topup' and v_amount <= v_order.amount - v_order.amount_refunded then
+    -- A user who names no amount of a plan order gets its unused share.
+    if p_amount is null and v_order.purpose = 'plan' then
+      v_amount := least(v_amount, (select refundable from settle.user_refund_allowance(v_order)));
+      v_amount := greatest(v_amount, 1);
+    end if;
+    perform settle.check_user_refund(v_order, v_amount);
+  end if;
+  v_refund := settle.insert_refund(v_order, v_amount, 'pending', 'api', p_reason, null,
+    p_idempotency_key, p_request_hash, p_requested_by);
+  -- A user's partial plan refund shortens the period it paid for, in this transaction (a full
+  -- one revokes the period through the orders trigger).
+  if p_requested_by is not null and v_order.purpose = 'plan'
+     and v_order.amount_refunded + v_amount < v_order.amount then
+    update public.refunds set period_cut = settle.cut_subscription_period(v_order, v_amount)
+    where id = v_refund.id returning * into v_refund;
+  end if;
+  return jsonb_build_object('refund', to_jsonb(v_refund), 'replayed', false);
+end
+$$;
+
 -- New wallet charges and holds, and orders paid from the wallet, while the account owes a
 -- dispute shortfall in the currency (captures of holds made before stay allowed: that money
 -- left the wallet already). The wallet row is locked by both callers before they insert.
@@ -542,6 +602,155 @@ create trigger wallet_charges_refuse_blocked before insert on public.wallet_char
 create trigger orders_refuse_blocked_wallet before insert on public.orders
   for each row when (new.gateway = 'wallet')
   execute function settle.refuse_blocked_spending();
+
+-- The spending functions say why (the triggers above are the last word for any other path):
+-- charge_wallet as defined in 20261203000700_wallet_charges.sql and pay_order_from_wallet as
+-- defined in 20261203000710_wallet_orders.sql, each with one check added after the wallet lock
+-- and before the balance check (a wallet that owes a shortfall is drained by every credit, so
+-- without it the answer would be a less telling insufficient_funds).
+create or replace function settle.charge_wallet(
+  p_account_id uuid, p_amount bigint, p_currency text, p_idempotency_key text,
+  p_capture boolean default true, p_expires_in_seconds integer default null,
+  p_description text default null, p_reference text default null, p_metadata jsonb default null
+) returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_hash text := md5(jsonb_build_array(p_account_id, p_amount, p_currency, p_capture,
+    p_expires_in_seconds, p_description, p_reference, coalesce(p_metadata, '{}'::jsonb))::text);
+  v_charge public.wallet_charges;
+  v_wallet public.wallets;
+begin
+  if p_idempotency_key is null or p_idempotency_key !~ '^[!-~]{1,255}$' then
+    perform settle.fail(400, 'invalid_request', 'an idempotency key of 1-255 visible ASCII characters is required');
+  end if;
+  select * into v_charge from public.wallet_charges where idempotency_key = p_idempotency_key;
+  if found then
+    return settle.wallet_charge_replay(v_charge, v_hash);
+  end if;
+  perform settle.check_wallet_charge_terms(p_account_id, p_amount, p_currency, p_capture,
+    p_expires_in_seconds, p_description, p_reference, p_metadata);
+  select * into v_wallet from public.wallets
+  where account_id = p_account_id and currency = p_currency for update;
+  if not found then
+    perform settle.fail(409, 'insufficient_funds', format('the account has no %s wallet', p_currency));
+  end if;
+  -- A sender with the same key may have charged this wallet while we waited for its lock: its
+  -- charge is the answer, whatever the balance is now.
+  select * into v_charge from public.wallet_charges where idempotency_key = p_idempotency_key;
+  if found then
+    return settle.wallet_charge_replay(v_charge, v_hash);
+  end if;
+  if settle.spending_blocked(p_account_id, p_currency) then
+    perform settle.fail(409, 'spending_blocked', format(
+      'the account owes a dispute shortfall in %s; its wallet cannot be spent in %s until it is repaid',
+      p_currency, p_currency));
+  end if;
+  if v_wallet.balance < p_amount then
+    perform settle.fail(409, 'insufficient_funds', format(
+      'the %s wallet holds %s minor units, the charge is %s', p_currency, v_wallet.balance, p_amount));
+  end if;
+
+  insert into public.wallet_charges (account_id, wallet_id, amount, currency, status,
+    amount_captured, description, reference, metadata, idempotency_key, request_hash, expires_at,
+    captured_at)
+  values (p_account_id, v_wallet.id, p_amount, p_currency,
+    case when p_capture then 'captured' else 'held' end,
+    case when p_capture then p_amount else 0 end, p_description, p_reference,
+    coalesce(p_metadata, '{}'::jsonb), p_idempotency_key, v_hash,
+    case when not p_capture then now() + make_interval(secs => coalesce(p_expires_in_seconds, 86400)) end,
+    case when p_capture then now() end)
+  on conflict (idempotency_key) do nothing
+  returning * into v_charge;
+  if v_charge.id is null then
+    -- A concurrent request with the same key won the insert; answer as its replay.
+    select * into v_charge from public.wallet_charges where idempotency_key = p_idempotency_key;
+    return settle.wallet_charge_replay(v_charge, v_hash);
+  end if;
+
+  perform settle.post_transaction(
+    case when p_capture then 'wallet_charge' else 'wallet_hold' end,
+    'wallet_charge:' || v_charge.id, null,
+    coalesce(p_description, case when p_capture then 'wallet charge' else 'wallet hold' end),
+    jsonb_build_array(
+      jsonb_build_object('wallet_id', v_wallet.id, 'currency', p_currency, 'amount', -p_amount),
+      jsonb_build_object('system_account',
+        case when p_capture then 'revenue:wallet_charges' else settle.held_account(p_account_id) end,
+        'currency', p_currency, 'amount', p_amount)));
+  return jsonb_build_object('charge', settle.wallet_charge_json(v_charge), 'replayed', false);
+end
+$$;
+
+create or replace function settle.pay_order_from_wallet(
+  p_purpose text, p_plan_id text, p_product_id text, p_account_id uuid,
+  p_idempotency_key text, p_request_hash text
+) returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_uid uuid := auth.uid();
+  v_account uuid := p_account_id;
+  v_amount bigint;
+  v_currency text;
+  v_wallet public.wallets;
+  v_order public.orders;
+begin
+  if v_uid is null then
+    perform settle.fail(401, 'unauthorized', 'a signed-in user is required');
+  end if;
+  if p_idempotency_key is not null then
+    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
+    if found then
+      return settle.wallet_order_replay(v_order, p_request_hash);
+    end if;
+  end if;
+  if v_account is null then
+    select id into v_account from public.accounts where personal_owner_id = v_uid;
+  end if;
+  if v_account is null or not settle.is_member(v_account) then
+    perform settle.fail(404, 'not_found', 'account not found');
+  end if;
+  if not settle.has_role_on_account(v_account, 'owner') then
+    perform settle.fail(403, 'forbidden', 'only an owner of the account can pay from its wallet');
+  end if;
+  select c.amount, c.currency into v_amount, v_currency
+  from settle.wallet_order_price(p_purpose, p_plan_id, p_product_id) c;
+
+  -- The wallet row lock orders this with every other spend of the wallet.
+  select * into v_wallet from public.wallets where account_id = v_account and currency = v_currency for update;
+  if p_idempotency_key is not null then
+    -- The same request may have been paid while we waited for the wallet: that is the answer.
+    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
+    if found then
+      return settle.wallet_order_replay(v_order, p_request_hash);
+    end if;
+  end if;
+  if settle.spending_blocked(v_account, v_currency) then
+    perform settle.fail(409, 'spending_blocked', format(
+      'the account owes a dispute shortfall in %s; its wallet cannot be spent in %s until it is repaid',
+      v_currency, v_currency));
+  end if;
+  if v_wallet.id is null or v_wallet.balance < v_amount then
+    perform settle.fail(409, 'insufficient_funds', format(
+      'the %s wallet holds %s minor units, the price is %s', v_currency, coalesce(v_wallet.balance, 0), v_amount));
+  end if;
+  insert into public.orders (account_id, created_by, gateway, purpose, plan_id, product_id,
+    amount, currency, idempotency_key, request_hash)
+  values (v_account, v_uid, 'wallet', p_purpose, p_plan_id, p_product_id, v_amount, v_currency,
+    p_idempotency_key, p_request_hash)
+  on conflict (created_by, idempotency_key) do nothing
+  returning * into v_order;
+  if v_order.id is null then
+    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
+    return settle.wallet_order_replay(v_order, p_request_hash);
+  end if;
+  update public.orders
+  set status = 'paid', paid_at = now(), gateway_payment_id = 'wallet_' || replace(id::text, '-', '')
+  where id = v_order.id
+  returning * into v_order;
+  return jsonb_build_object('order', to_jsonb(v_order), 'replayed', false);
+end
+$$;
 
 -- Section - outbox events
 -- dispute.opened (first seen), .funds_withdrawn (the gateway first took money), .won / .lost
