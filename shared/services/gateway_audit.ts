@@ -7,6 +7,7 @@ import type { App } from "../app.ts";
 import type { JSONValue } from "postgres";
 import type { Sql } from "../db.ts";
 import { minorFromDb } from "../money.ts";
+import { convergeDisputes, type DisputeCounts } from "./disputes.ts";
 import {
   type GatewayName,
   type GatewayPaymentRecord,
@@ -64,6 +65,8 @@ export interface GatewayAuditSummary {
   window: ListWindow;
   gateways: Partial<Record<GatewayName, { payments: number; refunds: number }>>;
   discrepancies: { found: number; new: number };
+  /** The window's disputes read at the gateways and converged (not for an account-scoped run). */
+  disputes?: DisputeCounts;
   duration_ms: number;
 }
 
@@ -135,6 +138,10 @@ export async function gatewayAudit(
       failure ??= err;
       log("error", "gateway not audited", { gateway: name, error: String(err) });
     }
+  }
+  if (!opts.accountIds) {
+    // Disputes are converged, not compared: a missed dispute event is applied like the webhook.
+    summary.disputes = await convergeDisputes(app, window, { limit: 0, listOnly: true });
   }
   const unique = dedupe(found);
   summary.discrepancies = { found: unique.length, new: await record(app.sql, unique) };

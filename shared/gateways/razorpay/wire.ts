@@ -433,3 +433,12 @@ function disputeEvent(
     effect,
   };
 }
+
+/** A dispute read from GET /v1/disputes as the effect its webhook would carry; null if unreadable. */
+export function disputeReadEffect(
+  entity: unknown,
+  readAt: number,
+): Record<string, unknown> | null {
+  const d = disputeEntity.safeParse(entity);
+  return d.success ? disputeEffect(d.data, "payment.dispute.read", readAt, null) : null;
+}
