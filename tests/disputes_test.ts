@@ -78,6 +78,7 @@ Deno.test({
       for (const gw of ["stripe", "razorpay"] as const) {
         const u = await createUser(s.db, `won-${gw}`);
         const p = await topup(s, u, gw);
+        const fees0 = await houseBalance(s, "expense:dispute_fees", p.currency);
         const d = newDispute(p);
         const [created, withdrawn, ...rest] = lifecycle(d, "won");
         await send(s, d, created);
@@ -86,7 +87,7 @@ Deno.test({
           await send(s, d, withdrawn);
           assert.equal(await walletBalance(s.db, u.accountId, p.currency), 0);
           assert.equal(await houseBalance(s, heldAccount(u.accountId), p.currency), p.amount);
-          assert.equal(await houseBalance(s, "expense:dispute_fees", p.currency), -1500);
+          assert.equal(await houseBalance(s, "expense:dispute_fees", p.currency), fees0 - 1500);
           assert.equal((await disputeRow(s, d)).status, "open");
         } else {
           // Razorpay deducts nothing while a dispute is open.
@@ -140,6 +141,12 @@ Deno.test({
           where t.order_id = ${p.orderId} and t.kind = 'dispute_withdrawal'
             and e.wallet_id is not null`;
         assert.equal(w.n, 1, "the wallet is debited by exactly one posting");
+        // The buyer's bank gave the money back: a refund now would pay it twice.
+        assertContractError(
+          await refund(s, u.token, { order_id: p.orderId, amount: 100 }),
+          409,
+          "order_disputed",
+        );
         assert.deepEqual(
           (await disputeEvents(s, d)).filter((t) => t !== "dispute.funds_withdrawn"),
           [

@@ -508,13 +508,28 @@ create trigger ledger_entries_cover_dispute_shortfall after insert on public.led
 -- A refund asked through settle (source api) of an order with an open chargeback: the gateways
 -- refuse it too (Stripe: "Charge has been charged back"), so it is refused before the gateway
 -- is asked. A refund the gateway already made (source gateway) is a fact and is counted.
+-- Also after a lost chargeback: the buyer's bank already gave the money back.
+create function settle.refuse_refund_of_disputed(p_order_id uuid) returns void
+language plpgsql stable security definer set search_path = ''
+as $$
+begin
+  if settle.order_has_open_dispute(p_order_id) then
+    perform settle.fail(409, 'order_disputed', format(
+      'order %s has an open chargeback; it cannot be refunded until the dispute is resolved', p_order_id));
+  end if;
+  if exists (select 1 from public.disputes where order_id = p_order_id and status = 'lost') then
+    perform settle.fail(409, 'order_disputed', format(
+      'order %s was charged back (dispute lost): its money already went back to the buyer', p_order_id));
+  end if;
+end
+$$;
+
 create function settle.refuse_disputed_refund() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 begin
-  if new.source = 'api' and settle.order_has_open_dispute(new.order_id) then
-    perform settle.fail(409, 'order_disputed', format(
-      'order %s has an open chargeback; it cannot be refunded until the dispute is resolved', new.order_id));
+  if new.source = 'api' then
+    perform settle.refuse_refund_of_disputed(new.order_id);
   end if;
   return new;
 end
@@ -553,10 +568,7 @@ begin
   end if;
   -- An open chargeback first: every other answer (the bound, the wallet, the policy) would
   -- send the caller after the wrong cause.
-  if settle.order_has_open_dispute(v_order.id) then
-    perform settle.fail(409, 'order_disputed', format(
-      'order %s has an open chargeback; it cannot be refunded until the dispute is resolved', v_order.id));
-  end if;
+  perform settle.refuse_refund_of_disputed(v_order.id);
   v_amount := coalesce(p_amount, v_order.amount - v_order.amount_refunded);
   -- The policy binds users on plans and products; a top-up's is the wallet check (unspent
   -- balance) in insert_refund, whose errors (the bound, the wallet) come first.
@@ -1026,7 +1038,8 @@ revoke execute on function settle.dispute_held_account(uuid), settle.dispute_fin
   settle.post_dispute_fees(public.disputes, jsonb),
   settle.apply_dispute_effects(public.disputes, public.orders),
   settle.emit_dispute_events(public.disputes, public.disputes),
-  settle.cover_dispute_shortfall(), settle.refuse_disputed_refund(), settle.refuse_blocked_spending(),
+  settle.cover_dispute_shortfall(), settle.refuse_refund_of_disputed(uuid),
+  settle.refuse_disputed_refund(), settle.refuse_blocked_spending(),
   settle.ledger_audit_disputes(), settle.order_has_open_dispute(uuid),
   settle.spending_blocked(uuid, text), settle.apply_webhook_effect(text, text, text, text, bigint,
   text, text, text, jsonb)
