@@ -28,6 +28,8 @@ import {
   refund,
   subscription,
 } from "./support/refunds.ts";
+import { normalizeWebhook as normalizeRazorpay } from "../shared/gateways/razorpay/wire.ts";
+import { disputeEffect as stripeDisputeEffect } from "../shared/gateways/stripe/wire.ts";
 import {
   disputeEvents,
   disputeRow,
@@ -40,6 +42,7 @@ import {
   razorpayDisputeEvent,
   send,
   stripeDisputeEvent,
+  stripeDisputeObject,
   type TestDispute,
 } from "./support/disputes.ts";
 
@@ -569,8 +572,17 @@ Deno.test({
       await send(s, d, review);
       await send(s, d, lost);
       assert.equal(await status(), "lost");
-      // The product's revenue gave the money back to the buyer's bank.
-      assert.equal(await houseBalance(s, "gateway:razorpay", "INR") <= 0, true);
+      // The product's revenue gave the money back to the buyer's bank: the order's postings
+      // took it from revenue:product, through the held account, to the gateway.
+      const moved = await s.db`select e.system_account, sum(e.amount)::bigint as total
+        from public.ledger_transactions t join public.ledger_entries e on e.transaction_id = t.id
+        where t.order_id = ${p.orderId} and t.kind = 'dispute_withdrawal'
+        group by 1 order by 1`;
+      assert.deepEqual(moved.map((r) => [r.system_account, Number(r.total)]), [
+        [heldAccount(u.accountId), 0],
+        ["gateway:razorpay", p.amount],
+        ["revenue:product", -p.amount],
+      ]);
       await audit(s);
     });
   },
@@ -621,4 +633,121 @@ Deno.test({
       await audit(s);
     });
   },
+});
+
+// ------------------------------------------------------------------ races and reads
+
+Deno.test({
+  name:
+    "disputes: refunds racing a chargeback's first event are counted before it or refused, never both",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      for (const gw of ["stripe", "razorpay"] as const) {
+        const u = await createUser(s.db, `race-${gw}`);
+        const p = await topup(s, u, gw);
+        const d = newDispute(p, { amount: p.amount / 2 });
+        const step = gw === "razorpay" ? 100 : 1;
+        const [first] = lifecycle(d, "lost");
+        const answers = await Promise.all([
+          ...Array.from(
+            { length: 8 },
+            () => refund(s, u.token, { order_id: p.orderId, amount: 100 * step }),
+          ),
+          ...Array.from({ length: 4 }, () => send(s, d, first).then(() => null)),
+        ]);
+        const codes = answers.flatMap((r) =>
+          r ? [r.status === 201 ? "201" : r.body.error.code] : []
+        );
+        for (const c of codes) assert.ok(["201", "order_disputed"].includes(c), codes.join(","));
+        const counted = codes.filter((c) => c === "201").length;
+        const rows = await s
+          .db`select count(*)::int as n from public.refunds where order_id = ${p.orderId}`;
+        assert.equal(rows[0].n, counted, "every 201 is one refund row, every 409 none");
+        assert.equal((await gatewayRefunds(s, p)).length, counted);
+      }
+      await audit(s);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "disputes: a dispute read at the gateway converges a missed closing event through the same path",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const u = await createUser(s.db, "read");
+      const p = await topup(s, u, "stripe");
+      const d = newDispute(p);
+      const [created] = lifecycle(d, "won");
+      await send(s, d, created);
+      // The closing events are lost; reconcile reads the dispute as Stripe has it now.
+      const dispute = stripeDisputeObject(d, { status: "won", withdrawn: true, reinstated: true });
+      const effect = stripeDisputeEffect(
+        dispute as unknown as Parameters<typeof stripeDisputeEffect>[0],
+        "reconcile",
+        Math.floor(Date.now() / 1000) + 5,
+      );
+      const apply = async () =>
+        (await s.db`select settle.apply_dispute_event('stripe', ${
+          s.db.json(effect as never)
+        }) as r`)[0].r;
+      assert.equal((await apply()).outcome, "applied");
+      assert.equal((await apply()).outcome, "no_effect", "reading it again changes nothing");
+      assert.equal(await walletBalance(s.db, u.accountId, "USD"), p.amount);
+      assert.deepEqual(await disputeEvents(s, d), [
+        "dispute.opened",
+        "dispute.funds_withdrawn",
+        "dispute.won",
+        "dispute.closed",
+      ]);
+      // A late webhook of the earlier state after the read changes nothing either.
+      await send(
+        s,
+        d,
+        stripeDisputeEvent(
+          d,
+          "charge.dispute.updated",
+          { status: "under_review", withdrawn: true },
+          1,
+        ),
+      );
+      assert.equal((await disputeState(s, d))?.status, "won");
+      await audit(s);
+    });
+  },
+});
+
+Deno.test("disputes: Razorpay's sample quirks parse (evidence beside the entity, notes [], a won dispute that deducted part)", () => {
+  const paid: Paid = {
+    gw: "razorpay",
+    orderId: crypto.randomUUID(),
+    gatewayOrderId: "order_EKwxwAgItmmXdp",
+    paymentId: "pay_EKwxwAgItmmXdp",
+    amount: 10000,
+    currency: "INR",
+  };
+  const d = newDispute(paid);
+  const parse = (e: { id: string; body: string }) => normalizeRazorpay(e.body, e.id);
+  const action = razorpayDisputeEvent(d, "payment.dispute.action_required", { status: "open" });
+  const body = JSON.parse(action.body);
+  body.payload.dispute.evidence = { amount: 9000, summary: "sibling of entity" };
+  const e1 = parse({ id: action.id, body: JSON.stringify(body) });
+  assert.equal(e1.effect?.action, "dispute");
+  assert.equal(e1.effect?.status, "open");
+  assert.equal(e1.effect?.withdrawn, 0);
+  assert.equal(e1.gatewayPaymentId, paid.paymentId);
+  const won = parse(
+    razorpayDisputeEvent(d, "payment.dispute.won", { status: "won", amountDeducted: 1000 }),
+  );
+  assert.deepEqual([won.effect?.status, won.effect?.withdrawn], ["won", 1000]);
+  const lost = parse(
+    razorpayDisputeEvent(d, "payment.dispute.lost", { status: "lost", amountDeducted: 0 }),
+  );
+  assert.deepEqual([lost.effect?.status, lost.effect?.withdrawn], ["lost", 10000]);
+  // An entity settle cannot read is stored as an event that does nothing, never a 400.
+  const broken = JSON.parse(action.body);
+  broken.payload.dispute.entity.amount = "ten";
+  assert.equal(parse({ id: "x", body: JSON.stringify(broken) }).effect ?? null, null);
 });
