@@ -180,3 +180,47 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "disputes (simulators): controls refuse what the gateways would not do",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const u = await createUser(s.db, "sim-bad");
+      const st = await paidTopup(s, u, "stripe", 2500, "USD");
+      const rp = await paidTopup(s, u, "razorpay", 50000, "INR");
+      const post = (gw: "razorpay" | "stripe", path: string, body: unknown) =>
+        fetch(
+          gw === "stripe"
+            ? `${s.stripeUrl}/_sim/stripe${path}`
+            : `${s.simulatorUrl}/razorpay/_sim/razorpay${path}`,
+          {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(body),
+          },
+        ).then(async (r) => ({ status: r.status, body: await r.json() }));
+      assert.equal((await post("stripe", "/charges/ch_nope/dispute", {})).status, 404);
+      assert.equal(
+        (await post("stripe", `/charges/${st.paymentId}/dispute`, { amount: -1 })).status,
+        400,
+      );
+      const dp = await open(s, st, {});
+      assert.equal(
+        (await post("stripe", `/disputes/${dp.id}/advance`, { status: "warning_closed" })).status,
+        400,
+      );
+      assert.equal(
+        (await post("razorpay", `/payments/${rp.paymentId}/dispute`, { phase: "x" })).status,
+        400,
+      );
+      const disp = await open(s, rp, {});
+      await advance(s, rp, disp.id, { status: "won" });
+      const again = await post("razorpay", `/disputes/${disp.id}/advance`, { status: "lost" });
+      assert.equal(again.status, 400);
+      assert.match(again.body.error.description, /won status/);
+      await idle(s);
+      await audit(s);
+    });
+  },
+});

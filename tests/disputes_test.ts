@@ -4,10 +4,13 @@
 // shortfall receivable and spending block, refunds of disputed orders, plans and products,
 // RLS, stats. Every test ends with an empty ledger_audit().
 import assert from "node:assert/strict";
+import { hmacSha256HexSync } from "../shared/crypto.ts";
 import {
   client,
   createUser,
   invoke,
+  postStripeWebhook,
+  postWebhook,
   raw,
   snapshot,
   type TestStack,
@@ -750,4 +753,47 @@ Deno.test("disputes: Razorpay's sample quirks parse (evidence beside the entity,
   const broken = JSON.parse(action.body);
   broken.payload.dispute.entity.amount = "ten";
   assert.equal(parse({ id: "x", body: JSON.stringify(broken) }).effect ?? null, null);
+});
+
+Deno.test({
+  name: "disputes: a forged or unreadable dispute event is 400 and writes nothing",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const u = await createUser(s.db, "forged");
+      const p = await topup(s, u, "stripe");
+      const d = newDispute(p);
+      const e = stripeDisputeEvent(d, "charge.dispute.created", {
+        status: "needs_response",
+        withdrawn: true,
+      });
+      const before = await snapshot(s.db);
+      // Signed with another secret.
+      const t = Math.floor(Date.now() / 1000);
+      const forged = await postStripeWebhook(s, {
+        body: e.body,
+        signature: `t=${t},v1=${hmacSha256HexSync("whsec_not_the_secret", `${t}.${e.body}`)}`,
+      });
+      assertContractError(forged, 400, "invalid_signature");
+      // Signed, but the dispute has no currency: not Stripe's shape.
+      const body = JSON.parse(e.body);
+      delete body.data.object.currency;
+      assertContractError(await postStripe(s, JSON.stringify(body)), 400, "invalid_request");
+      const rzp = razorpayDisputeEvent(
+        newDispute({ ...p, gw: "razorpay" }),
+        "payment.dispute.lost",
+        {
+          status: "lost",
+        },
+      );
+      const r = await postWebhook(s, {
+        event_id: rzp.id,
+        body: rzp.body,
+        signature: "00".repeat(32),
+      });
+      assertContractError(r, 400, "invalid_signature");
+      assert.deepEqual(await snapshot(s.db), before);
+      assert.equal(await walletBalance(s.db, u.accountId, "USD"), p.amount);
+    });
+  },
 });

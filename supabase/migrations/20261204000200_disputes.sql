@@ -619,7 +619,8 @@ create trigger orders_refuse_blocked_wallet before insert on public.orders
 -- charge_wallet as defined in 20261203000700_wallet_charges.sql and pay_order_from_wallet as
 -- defined in 20261203000710_wallet_orders.sql, each with one check added after the wallet lock
 -- and before the balance check (a wallet that owes a shortfall is drained by every credit, so
--- without it the answer would be a less telling insufficient_funds).
+-- without it the answer would be a less telling insufficient_funds). Each stays one function,
+-- about 70 lines as its original: the lock, the replay check and the insert must stay together.
 create or replace function settle.charge_wallet(
   p_account_id uuid, p_amount bigint, p_currency text, p_idempotency_key text,
   p_capture boolean default true, p_expires_in_seconds integer default null,
@@ -926,7 +927,8 @@ as $$
 $$;
 
 -- ledger_audit as defined in 20261203000700_wallet_charges.sql, with one branch added at the end
--- (disputes, settle.ledger_audit_disputes).
+-- (disputes, settle.ledger_audit_disputes). One query of unioned invariants, longer than 70
+-- lines like the definition it extends; each area's checks live in its own function.
 create or replace function settle.ledger_audit()
 returns table (invariant text, subject text, detail text)
 language sql stable security definer set search_path = ''

@@ -97,7 +97,7 @@ select set_eq(
       and has_table_privilege('authenticated', c.oid, 'SELECT')$$,
   array['currencies', 'plans', 'products', 'accounts', 'account_members', 'wallets', 'orders',
         'ledger_entries', 'ledger_transactions', 'payment_methods', 'refunds', 'subscriptions',
-        'subscription_periods', 'wallet_charges', 'wallet_charge_refunds'],
+        'subscription_periods', 'wallet_charges', 'wallet_charge_refunds', 'disputes'],
   'authenticated can select the member tables only (not webhook_events, gateway_customers, the outbox or rate limits)');
 -- New settle functions are executable by PUBLIC unless a migration revokes it (the schema's
 -- default-privilege revoke does not apply): this allowlist catches one that forgot.
