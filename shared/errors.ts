@@ -120,8 +120,14 @@ export const ERROR_CODES = [
   },
   {
     status: 409,
+    code: "order_disputed",
+    meaning: "a refund of an order whose payment has an open chargeback (see Disputes)",
+  },
+  {
+    status: 409,
     code: "spending_blocked",
-    meaning: "a payout from a wallet an open dispute shortfall blocks",
+    meaning:
+      "spending a wallet (charges, wallet orders, payouts) whose account owes a dispute shortfall in that currency",
   },
   {
     status: 413,

@@ -107,6 +107,129 @@ export type Database = {
         };
         Relationships: [];
       };
+      "disputes": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "amount_held": number | null;
+          "amount_lost": number;
+          "amount_reinstated": number;
+          "amount_withdrawn": number;
+          "created_at": string;
+          "currency": string;
+          "entitlement": string | null;
+          "evidence_due_by": string | null;
+          "fee": number;
+          "fee_currency": string | null;
+          "funds_withdrawn_at": string | null;
+          "gateway": string;
+          "gateway_created_at": string | null;
+          "gateway_dispute_id": string;
+          "gateway_payment_id": string;
+          "gateway_status": string;
+          "id": string;
+          "last_event_at": string | null;
+          "order_id": string;
+          "phase": string;
+          "reason": string | null;
+          "resolved_at": string | null;
+          "shortfall": number;
+          "shortfall_covered": number;
+          "status": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "amount": number;
+          "amount_held"?: never;
+          "amount_lost"?: number;
+          "amount_reinstated"?: number;
+          "amount_withdrawn"?: number;
+          "created_at"?: string;
+          "currency": string;
+          "entitlement"?: string | null;
+          "evidence_due_by"?: string | null;
+          "fee"?: number;
+          "fee_currency"?: string | null;
+          "funds_withdrawn_at"?: string | null;
+          "gateway": string;
+          "gateway_created_at"?: string | null;
+          "gateway_dispute_id": string;
+          "gateway_payment_id": string;
+          "gateway_status": string;
+          "id"?: string;
+          "last_event_at"?: string | null;
+          "order_id": string;
+          "phase": string;
+          "reason"?: string | null;
+          "resolved_at"?: string | null;
+          "shortfall"?: number;
+          "shortfall_covered"?: number;
+          "status": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string;
+          "amount"?: number;
+          "amount_held"?: never;
+          "amount_lost"?: number;
+          "amount_reinstated"?: number;
+          "amount_withdrawn"?: number;
+          "created_at"?: string;
+          "currency"?: string;
+          "entitlement"?: string | null;
+          "evidence_due_by"?: string | null;
+          "fee"?: number;
+          "fee_currency"?: string | null;
+          "funds_withdrawn_at"?: string | null;
+          "gateway"?: string;
+          "gateway_created_at"?: string | null;
+          "gateway_dispute_id"?: string;
+          "gateway_payment_id"?: string;
+          "gateway_status"?: string;
+          "id"?: string;
+          "last_event_at"?: string | null;
+          "order_id"?: string;
+          "phase"?: string;
+          "reason"?: string | null;
+          "resolved_at"?: string | null;
+          "shortfall"?: number;
+          "shortfall_covered"?: number;
+          "status"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "disputes_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "disputes_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "disputes_fee_currency_fkey";
+            columns: ["fee_currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "disputes_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "engagements": {
         Row: {
           "amount": number;
@@ -574,6 +697,7 @@ export type Database = {
           "created_at": string;
           "created_by": string;
           "currency": string;
+          "dispute_status": string | null;
           "engagement_id": string | null;
           "failure_code": string | null;
           "failure_reason": string | null;
@@ -605,6 +729,7 @@ export type Database = {
           "created_at"?: string;
           "created_by": string;
           "currency": string;
+          "dispute_status"?: string | null;
           "engagement_id"?: string | null;
           "failure_code"?: string | null;
           "failure_reason"?: string | null;
@@ -635,6 +760,7 @@ export type Database = {
           "created_at"?: string;
           "created_by"?: string;
           "currency"?: string;
+          "dispute_status"?: string | null;
           "engagement_id"?: string | null;
           "failure_code"?: string | null;
           "failure_reason"?: string | null;
@@ -1109,6 +1235,7 @@ export type Database = {
           "billing_interval": string;
           "created_at": string;
           "currency": string;
+          "dispute_policy": string;
           "id": string;
           "interval_count": number;
           "name": string;
@@ -1121,6 +1248,7 @@ export type Database = {
           "billing_interval": string;
           "created_at"?: string;
           "currency": string;
+          "dispute_policy"?: string;
           "id": string;
           "interval_count"?: number;
           "name": string;
@@ -1132,6 +1260,7 @@ export type Database = {
           "billing_interval"?: string;
           "created_at"?: string;
           "currency"?: string;
+          "dispute_policy"?: string;
           "id"?: string;
           "interval_count"?: number;
           "name"?: string;
@@ -1682,6 +1811,23 @@ export type Database = {
       };
     };
     Views: {
+      "dispute_stats": {
+        Row: {
+          "amount_disputed": number | null;
+          "amount_lost": number | null;
+          "currency": string;
+          "day": string | null;
+          "dispute_rate": number | null;
+          "disputes_lost": number | null;
+          "disputes_opened": number | null;
+          "disputes_won": number | null;
+          "gateway": string;
+          "inquiries": number | null;
+          "orders_paid": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
       "escrow_stats": {
         Row: {
           "currency": string;
@@ -1777,6 +1923,61 @@ export type Database = {
             columns: ["refund_id"];
             isOneToOne: false;
             referencedRelation: "refunds";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "open_disputes": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "amount_held": number | null;
+          "amount_withdrawn": number;
+          "created_at": string;
+          "currency": string;
+          "evidence_due_by": string | null;
+          "fee": number;
+          "fee_currency": string | null;
+          "gateway": string;
+          "gateway_dispute_id": string;
+          "gateway_payment_id": string;
+          "gateway_status": string;
+          "id": string;
+          "order_id": string;
+          "phase": string;
+          "purpose": string;
+          "reason": string | null;
+          "shortfall_owed": number | null;
+          "status": string;
+        };
+        ComputedFields: never;
+        Relationships: [
+          {
+            foreignKeyName: "disputes_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "disputes_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "disputes_fee_currency_fkey";
+            columns: ["fee_currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "disputes_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
             referencedColumns: ["id"];
           },
         ];

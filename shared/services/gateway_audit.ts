@@ -8,6 +8,7 @@ import type { JSONValue } from "postgres";
 import { eachLimited } from "../concurrency.ts";
 import type { Sql } from "../db.ts";
 import { minorFromDb } from "../money.ts";
+import { convergeDisputes, type DisputeCounts } from "./disputes.ts";
 import {
   type GatewayName,
   type GatewayPaymentRecord,
@@ -65,6 +66,8 @@ export interface GatewayAuditSummary {
   window: ListWindow;
   gateways: Partial<Record<GatewayName, { payments: number; refunds: number }>>;
   discrepancies: { found: number; new: number };
+  /** The window's disputes read at the gateways and converged (not for an account-scoped run). */
+  disputes?: DisputeCounts;
   duration_ms: number;
 }
 
@@ -136,6 +139,10 @@ export async function gatewayAudit(
       failure ??= err;
       log("error", "gateway not audited", { gateway: name, error: String(err) });
     }
+  }
+  if (!opts.accountIds) {
+    // Disputes are converged, not compared: a missed dispute event is applied like the webhook.
+    summary.disputes = await convergeDisputes(app, window, { limit: 0, listOnly: true });
   }
   const unique = dedupe(found);
   summary.discrepancies = { found: unique.length, new: await record(app.sql, unique) };

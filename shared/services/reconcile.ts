@@ -3,6 +3,7 @@ import type { App } from "../app.ts";
 import { eachLimited } from "../concurrency.ts";
 import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "../gateways/types.ts";
 import { minorFromDb } from "../money.ts";
+import { convergeDisputes, DISPUTE_LIST_SECONDS } from "./disputes.ts";
 import { applyPayment } from "./orders.ts";
 import { reconcileRefunds } from "./refunds.ts";
 import { retryOwedReads } from "./webhooks.ts";
@@ -209,6 +210,19 @@ export const pendingRefunds: ReconcileStep = {
   },
 };
 
+/**
+ * Disputes at the gateways: those created in the last DISPUTE_LIST_SECONDS, and settle's older
+ * unresolved ones read by id, converged through settle.apply_dispute_event (a missed dispute
+ * webhook lands here). A gateway that cannot be read counts as errors; the run goes on.
+ */
+export const gatewayDisputes: ReconcileStep = {
+  name: "disputes",
+  async run(app, s) {
+    const to = Math.floor(Date.now() / 1000);
+    return await convergeDisputes(app, { from: to - DISPUTE_LIST_SECONDS, to }, { limit: s.limit });
+  },
+};
+
 /** Subscriptions whose period ended: past_due, or canceled when asked at period end. */
 export const lapsedSubscriptions: ReconcileStep = {
   name: "subscriptions",
@@ -243,6 +257,7 @@ export const RECONCILE_STEPS: readonly ReconcileStep[] = [
   owedWebhookReads,
   failedWebhooks,
   pendingRefunds,
+  gatewayDisputes,
   lapsedSubscriptions,
   expiredHolds,
   stuckPayouts,

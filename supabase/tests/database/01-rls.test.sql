@@ -100,7 +100,7 @@ select set_eq(
         'subscription_periods', 'wallet_charges', 'wallet_charge_refunds',
         -- marketplace escrow: engagements (members of either side, RLS) and the split policy
         'engagements', 'escrow_policies',
-        'payout_policies', 'payout_accounts', 'payouts'],
+        'payout_policies', 'payout_accounts', 'payouts', 'disputes'],
   'authenticated can select the member tables only (not webhook_events, gateway_customers, the outbox or rate limits)');
 -- New settle functions are executable by PUBLIC unless a migration revokes it (the schema's
 -- default-privilege revoke does not apply): this allowlist catches one that forgot.

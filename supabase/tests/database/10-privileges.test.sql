@@ -75,7 +75,12 @@ select set_eq(
     'authenticated SELECT public.payout_policies', 'authenticated SELECT public.payout_accounts',
     'authenticated SELECT public.payouts', 'authenticated SELECT public.payout_stats',
     'authenticated SELECT settle.payout_stats_visible',
-    'payment_analyst SELECT public.payout_stats', 'payment_analyst SELECT settle.payout_stats_visible'],
+    'payment_analyst SELECT public.payout_stats', 'payment_analyst SELECT settle.payout_stats_visible',
+    -- disputes: members read theirs (RLS); dispute stats like payment_stats; the operators' view
+    'authenticated SELECT public.disputes', 'authenticated SELECT public.dispute_stats',
+    'authenticated SELECT settle.dispute_stats_visible',
+    'payment_analyst SELECT public.dispute_stats', 'payment_analyst SELECT settle.dispute_stats_visible',
+    'payment_analyst SELECT public.open_disputes'],
   'user roles may read exactly the allowed tables and views, write none, and use no sequence');
 
 select set_eq(
