@@ -218,7 +218,7 @@ function payAgain(orderId) {
 
 /**
  * Shows the checkout and reports what the customer did, with the order's status from the DB:
- * { state?, text, status } (status: the order's, or undefined when the checkout was closed).
+ * { state?, text } as an action answers (no state: paid).
  */
 async function pay(orderId, statusId = "checkout-status") {
   const { order, checkout } = checkouts.get(orderId);
@@ -236,19 +236,12 @@ async function pay(orderId, statusId = "checkout-status") {
     );
     await refresh();
     const status = orders.find((o) => o.id === order.id)?.status;
-    return {
-      state: "failure",
-      text: `payment failed: ${result.message} (order ${status})`,
-      status,
-    };
+    return { state: "failure", text: `payment failed: ${result.message} (order ${status})` };
   }
   setStatus(statusId, "loading", "verifying the payment…");
   const verified = await invoke("verify", { body: result.proof });
   await refresh();
-  return {
-    text: `${order.label}: order ${verified.order.status}`,
-    status: verified.order.status,
-  };
+  return { text: `${order.label}: order ${verified.order.status}` };
 }
 
 function refund(order) {
