@@ -30,7 +30,7 @@ async function earn(s: TestStack, u: TestUser, amount: number, kind = "escrow_se
     'test earnings', ${
     s.db.json([
       { wallet_id: u.walletId, currency: "INR", amount },
-      { system_account: "escrow:test", currency: "INR", amount: -amount },
+      { system_account: "test:earnings", currency: "INR", amount: -amount },
     ])
   })`;
 }
