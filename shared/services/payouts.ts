@@ -311,7 +311,7 @@ export async function createPayout(
     // The reply is the payout as accepted (its webhooks may already have moved it on: GET
     // /payouts and the outbox tell), unless the gateway refused it: then it is failed. A
     // gateway whose send is final (Stripe) answers the status the send gave.
-    payout = after.returned_at !== null || payoutGateway(app, payout.gateway).settlesOnSend
+    payout = after.returned_at !== null || payoutGateways(app)[payout.gateway]?.settlesOnSend
       ? after
       : { ...payout, gateway_payout_id: after.gateway_payout_id };
   }
@@ -330,8 +330,9 @@ export async function sendPayout(app: App, payout: PayoutRow): Promise<PayoutRow
   const [pa] = await app.sql<{ type: string; gateway_account_id: string }[]>`
     select type, gateway_account_id from public.payout_accounts
     where id = ${payout.payout_account_id}`;
-  const gateway = payoutGateway(app, payout.gateway);
   try {
+    // Inside the try: a gateway no longer configured refuses the send (the payout fails).
+    const gateway = payoutGateway(app, payout.gateway);
     const sent = await gateway.sendPayout({
       payoutId: payout.id,
       amount: minorFromDb(payout.amount) - minorFromDb(payout.fee),

@@ -81,6 +81,7 @@ export function onboardingUrls(
   };
 }
 
+/** Over 70 lines as one factory, like createStripeGateway: short verbs over one SDK client. */
 export function createStripeConnectGateway(
   config: StripeConfig & { connect: StripeConnectConfig },
   opts: { fetch?: typeof fetch; now?: () => Date } = {},

@@ -29,7 +29,7 @@ $$;
 -- Earnings: an escrow settlement credits the payee's wallet.
 select settle.post_transaction('escrow_settlement', 'po:earn', null, 'earnings', jsonb_build_array(
   jsonb_build_object('wallet_id', settle.ensure_wallet(pg_temp.acct(), 'INR'), 'currency', 'INR', 'amount', 50000),
-  jsonb_build_object('system_account', 'escrow:test', 'currency', 'INR', 'amount', -50000)));
+  jsonb_build_object('system_account', 'test:earnings', 'currency', 'INR', 'amount', -50000)));
 -- A top-up balance beside it, which the default policy does not pay out.
 select settle.post_transaction('topup', 'po:topup', null, 'top-up', jsonb_build_array(
   jsonb_build_object('wallet_id', settle.ensure_wallet(pg_temp.acct(), 'INR'), 'currency', 'INR', 'amount', 20000),
