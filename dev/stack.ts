@@ -18,6 +18,7 @@ import {
   SimulatedConnectionReset,
   simulatedResetResponse,
 } from "./simulator/razorpay.ts";
+import { PayPalSimulator } from "./simulator/paypal/mod.ts";
 import { anonKey, LOCAL_JWT_SECRET, serviceRoleKey } from "./keys.ts";
 
 export const FUNCTIONS = {
@@ -43,6 +44,12 @@ export const LOCAL_RAZORPAY = {
   keyId: "rzp_test_SettleLocal001",
   keySecret: "settle_local_razorpay_key_secret",
   webhookSecret: "settle_local_razorpay_webhook_secret",
+};
+
+export const LOCAL_PAYPAL = {
+  clientId: "settle-local-paypal-client",
+  clientSecret: "settle_local_paypal_client_secret",
+  webhookId: "8PT597110X687430LKGECATA",
 };
 
 /** Variables the stack sets itself from its own addresses; the environment cannot move them. */
@@ -86,6 +93,7 @@ export interface Stack {
   config: Config;
   razorpay: RazorpaySimulator;
   stripe: StripeSimulator;
+  paypal: PayPalSimulator;
   close(): Promise<void>;
 }
 
@@ -109,6 +117,7 @@ function listen(port: number, hostname: string, fn: Serve) {
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const hostname = opts.hostname ?? "127.0.0.1";
   const razorpay = new RazorpaySimulator({ ...LOCAL_RAZORPAY });
+  const paypal = await PayPalSimulator.create({ ...LOCAL_PAYPAL });
 
   const sim = listen(opts.simulatorPort ?? 54330, hostname, async (req) => {
     const url = new URL(req.url);
@@ -121,10 +130,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         throw err;
       }
     }
+    if (url.pathname === "/paypal" || url.pathname.startsWith("/paypal/")) {
+      url.pathname = url.pathname.slice("/paypal".length) || "/";
+      try {
+        return await paypal.fetch(new Request(url, req));
+      } catch (err) {
+        if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+        throw err;
+      }
+    }
     return json(404, { error: { code: "not_found", message: "simulator: /razorpay/..." } });
   });
   const simAddr = await sim.addr;
   const simulatorUrl = `http://${hostname}:${simAddr.port}`;
+  paypal.setBaseUrl(`${simulatorUrl}/paypal`);
 
   const stripe = new StripeSimulator({ ...LOCAL_STRIPE });
   const stripeSim = listen(opts.stripePort ?? 54331, hostname, async (req) => {
@@ -159,6 +178,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     STRIPE_WEBHOOK_SECRET: LOCAL_STRIPE.webhookSecret,
     STRIPE_API_URL: stripeUrl,
     STRIPE_TIMEOUT_MS: "5000",
+    PAYPAL_CLIENT_ID: LOCAL_PAYPAL.clientId,
+    PAYPAL_CLIENT_SECRET: LOCAL_PAYPAL.clientSecret,
+    PAYPAL_WEBHOOK_ID: LOCAL_PAYPAL.webhookId,
+    PAYPAL_ENV: "sandbox",
+    PAYPAL_API_URL: `${simulatorUrl}/paypal`,
+    PAYPAL_TIMEOUT_MS: "5000",
+    // The simulator's certificates, signed by its own CA (production allows PayPal's hosts only).
+    PAYPAL_DEV_CERT_URL: paypal.certUrlPrefix,
+    PAYPAL_DEV_CERT_CA: paypal.caPem,
     DB_POOL_MAX: "10",
     ...(opts.quiet ? { LOG_REQUESTS: "false" } : {}),
     ...opts.env,
@@ -168,6 +196,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const app = createApp({ ...config, supabaseUrl: undefined });
   razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
   stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
+  paypal.setWebhookUrl(`${url}/functions/v1/webhook/paypal`);
 
   const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));
   // The local keys are signed with the secret the functions verify (JWT_SECRET or
@@ -211,9 +240,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     config,
     razorpay,
     stripe,
+    paypal,
     async close() {
       await razorpay.idle();
       await stripe.idle();
+      await paypal.idle();
       await router.server.shutdown();
       await sim.server.shutdown();
       await stripeSim.server.shutdown();

@@ -1,6 +1,6 @@
 // Reconciliation: a list of steps (stuck orders, failed webhook events, ...) run one after another.
 import type { App } from "../app.ts";
-import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "../gateways/types.ts";
+import { GatewayError, type GatewayName, type PaymentResult } from "../gateways/types.ts";
 import { minorFromDb } from "../money.ts";
 import { applyPayment } from "./orders.ts";
 import { reconcileRefunds } from "./refunds.ts";
@@ -93,9 +93,7 @@ export const stuckOrders: ReconcileStep = {
       mismatched: 0,
       errors: 0,
     };
-    const configured = GATEWAYS.filter((g) =>
-      g === "razorpay" ? app.config.razorpay : app.config.stripe
-    );
+    const configured = app.configuredGateways();
     const claim = crypto.randomUUID();
     const started = performance.now();
     const claimed = await app.sql<Claimed[]>`select * from settle.claim_stuck_orders(

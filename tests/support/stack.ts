@@ -192,6 +192,7 @@ export async function snapshot(db: Sql): Promise<Record<string, string>> {
 export async function idle(s: Stack) {
   await s.razorpay.idle();
   await s.stripe.idle();
+  await s.paypal.idle();
 }
 
 export async function walletBalance(db: Sql, accountId: string, currency = "INR") {

@@ -1,0 +1,227 @@
+// PayPal end to end: orders, captures by verify and by webhook, races, declines, pending
+// captures, refunds, zero-decimal currencies, reconcile and the gateway audit.
+import assert from "node:assert/strict";
+import { client, createUser, invoke, walletBalance, withStack } from "./support/stack.ts";
+import { withOwnStack } from "./support/isolated.ts";
+import {
+  approve,
+  assertLedgerHealthy,
+  credits,
+  events,
+  gatewayOrder,
+  holdWebhooks,
+  opts,
+  orderRow,
+  paypalOrder,
+  redeliver,
+  simPost,
+  verify,
+} from "./support/paypal.ts";
+import { LOCAL_PAYPAL } from "../dev/stack.ts";
+import { reconcile } from "../shared/services/reconcile.ts";
+
+Deno.test({
+  name: "paypal: a top-up paid through verify credits once; the order is what PayPal needs",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const u = await createUser(s.db, "pp-verify");
+      const { order, checkout } = await paypalOrder(s, u, {
+        purpose: "wallet_topup",
+        amount: 1050,
+        currency: "USD",
+      });
+      assert.equal(checkout.order_id, order.gateway_order_id);
+      assert.equal(checkout.client_id, LOCAL_PAYPAL.clientId);
+      assert.equal(
+        checkout.approve_url,
+        `${s.simulatorUrl}/paypal/checkoutnow?token=${order.gateway_order_id}`,
+      );
+      const pp = await gatewayOrder(s, order.gateway_order_id);
+      assert.equal(pp.intent, "CAPTURE");
+      assert.deepEqual(pp.purchase_units[0].amount, { currency_code: "USD", value: "10.50" });
+      assert.equal(pp.purchase_units[0].custom_id, order.id);
+      assert.equal(pp.purchase_units[0].reference_id, order.id);
+
+      // Not approved yet: verify changes nothing.
+      const early = await verify(s, u, order.gateway_order_id);
+      assert.equal(early.status, 200, JSON.stringify(early.body));
+      assert.equal(early.body.order.status, "created");
+
+      await approve(s, order.gateway_order_id, "approve", { deliver: false });
+      const v = await verify(s, u, order.gateway_order_id);
+      assert.equal(v.status, 200, JSON.stringify(v.body));
+      assert.equal(v.body.order.status, "paid");
+      const again = await verify(s, u, order.gateway_order_id);
+      assert.equal(again.body.order.status, "paid");
+      assert.equal(await walletBalance(s.db, u.accountId, "USD"), 1050);
+      assert.equal(await credits(s, order.id), 1);
+      const captured = await gatewayOrder(s, order.gateway_order_id);
+      assert.equal(captured.purchase_units[0].payments.captures.length, 1);
+      assert.equal(
+        (await orderRow(s, order.id)).gateway_payment_id,
+        captured.purchase_units[0].payments.captures[0].id,
+      );
+
+      // Another user cannot verify it.
+      const other = await createUser(s.db, "pp-other");
+      assert.equal((await verify(s, other, order.gateway_order_id)).status, 404);
+      await assertLedgerHealthy(s);
+    });
+  },
+});
+
+Deno.test({
+  name: "paypal: a retried gateway order call returns the same PayPal order (PayPal-Request-Id)",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const gw = s.app.gateway("paypal");
+      const terms = {
+        orderId: crypto.randomUUID(),
+        accountId: crypto.randomUUID(),
+        amount: 2000,
+        currency: "EUR",
+        purpose: "wallet_topup",
+        attempts: 0,
+      };
+      const [a, b] = await Promise.all([gw.createOrder(terms), gw.createOrder(terms)]);
+      const c = await gw.createOrder({ ...terms, attempts: 1 });
+      assert.equal(a.gatewayOrderId, b.gatewayOrderId);
+      assert.equal(a.gatewayOrderId, c.gatewayOrderId);
+      assert.equal(s.paypal.state.orders.size, 1);
+    });
+  },
+});
+
+Deno.test({
+  name: "paypal: paid by webhook alone (CHECKOUT.ORDER.APPROVED is captured by settle)",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const u = await createUser(s.db, "pp-hook");
+      const { order } = await paypalOrder(s, u, { purpose: "product", product_id: "sticker_pack" });
+      await approve(s, order.gateway_order_id);
+      await s.paypal.idle();
+      await s.paypal.idle();
+      assert.equal((await orderRow(s, order.id)).status, "paid");
+      assert.equal(await credits(s, order.id), 1);
+      const types = events(s, order.gateway_order_id).map((e) => e.type);
+      assert.deepEqual(types, ["CHECKOUT.ORDER.APPROVED", "PAYMENT.CAPTURE.COMPLETED"]);
+      const stored = await s.db`select event_type, outcome from public.webhook_events
+        where gateway = 'paypal' and gateway_order_id = ${order.gateway_order_id}
+        order by id`;
+      assert.equal(stored.length, 2);
+      await assertLedgerHealthy(s);
+    });
+  },
+});
+
+Deno.test({
+  name: "paypal: verify ×10 racing approval ×20 and capture ×20 webhooks, reordered: one credit",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const u = await createUser(s.db, "pp-race");
+      const { order } = await paypalOrder(s, u, {
+        purpose: "wallet_topup",
+        amount: 7300,
+        currency: "USD",
+      });
+      await holdWebhooks(s);
+      await approve(s, order.gateway_order_id);
+      const approved = events(s, order.gateway_order_id, "CHECKOUT.ORDER.APPROVED")[0];
+      const first = await Promise.all([
+        ...Array.from({ length: 10 }, () => verify(s, u, order.gateway_order_id)),
+        ...Array.from({ length: 20 }, () => redeliver(s, approved)),
+      ]);
+      assert.deepEqual(new Set(first.map((r) => r.status)), new Set([200]));
+      const completed = events(s, order.gateway_order_id, "PAYMENT.CAPTURE.COMPLETED");
+      assert.equal(completed.length, 1, "one capture at PayPal");
+      // The capture event, then the approval again: late and out of order.
+      const second = await Promise.all([
+        ...Array.from({ length: 20 }, () => redeliver(s, completed[0])),
+        ...Array.from({ length: 5 }, () => redeliver(s, approved)),
+      ]);
+      assert.deepEqual(new Set(second.map((r) => r.status)), new Set([200]));
+      assert.equal((await orderRow(s, order.id)).status, "paid");
+      assert.equal(await credits(s, order.id), 1);
+      assert.equal(await walletBalance(s.db, u.accountId, "USD"), 7300);
+      const [{ n }] = await s.db`select count(*)::int as n from public.webhook_events
+        where gateway = 'paypal' and gateway_order_id = ${order.gateway_order_id}`;
+      assert.equal(n, 2, "each event stored once");
+      await assertLedgerHealthy(s);
+    });
+  },
+});
+
+Deno.test({
+  name: "paypal: a declined capture fails the order (by verify and by webhook); nothing credited",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const u = await createUser(s.db, "pp-declined");
+      const byVerify = await paypalOrder(s, u);
+      await approve(s, byVerify.order.gateway_order_id, "deny", { deliver: false });
+      const v = await verify(s, u, byVerify.order.gateway_order_id);
+      assert.equal(v.status, 200, JSON.stringify(v.body));
+      assert.equal(v.body.order.status, "failed");
+      // The order at PayPal is COMPLETED: only the capture says the money did not move.
+      const pp = await gatewayOrder(s, byVerify.order.gateway_order_id);
+      assert.equal(pp.status, "COMPLETED");
+      assert.equal(pp.purchase_units[0].payments.captures[0].status, "DECLINED");
+      assert.equal((await orderRow(s, byVerify.order.id)).failure_code, "capture_declined");
+
+      const byHook = await paypalOrder(s, u);
+      await approve(s, byHook.order.gateway_order_id, "deny");
+      await s.paypal.idle();
+      await s.paypal.idle();
+      assert.equal((await orderRow(s, byHook.order.id)).status, "failed");
+      assert.deepEqual(events(s, byHook.order.gateway_order_id).map((e) => e.type), [
+        "CHECKOUT.ORDER.APPROVED",
+        "PAYMENT.CAPTURE.DENIED",
+      ]);
+      assert.equal(await walletBalance(s.db, u.accountId, "USD"), 0);
+      assert.equal(await credits(s, byVerify.order.id) + await credits(s, byHook.order.id), 0);
+      await assertLedgerHealthy(s);
+    });
+  },
+});
+
+Deno.test({
+  name: "paypal: a pending capture leaves the order authorized; completed later, it credits once",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const u = await createUser(s.db, "pp-pending");
+      const { order } = await paypalOrder(s, u, {
+        purpose: "wallet_topup",
+        amount: 4000,
+        currency: "GBP",
+      });
+      await approve(s, order.gateway_order_id, "pending", { deliver: false });
+      const v = await verify(s, u, order.gateway_order_id);
+      assert.equal(v.body.order.status, "authorized");
+      const pending = events(s, order.gateway_order_id, "PAYMENT.CAPTURE.PENDING");
+      assert.equal(pending.length, 1);
+      assert.equal((await redeliver(s, pending[0])).status, 200);
+      assert.equal((await orderRow(s, order.id)).status, "authorized");
+      const captureId = (await orderRow(s, order.id)).gateway_payment_id;
+      await simPost(s, `captures/${captureId}/settle`, { outcome: "completed" });
+      await s.paypal.idle();
+      assert.equal((await orderRow(s, order.id)).status, "paid");
+      // The pending event again, late: a paid order stays paid.
+      assert.equal(
+        (await redeliver(s, {
+          ...pending[0],
+          headers: await s.paypal.signWebhook(pending[0].body),
+        })).status,
+        200,
+      );
+      assert.equal((await orderRow(s, order.id)).status, "paid");
+      assert.equal(await credits(s, order.id), 1);
+      assert.equal(await walletBalance(s.db, u.accountId, "GBP"), 4000);
+      await assertLedgerHealthy(s);
+    });
+  },
+});
