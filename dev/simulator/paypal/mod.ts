@@ -3,7 +3,6 @@
 // mount point ("/v2/checkout/orders", "/_sim/paypal/..."); setBaseUrl tells it where it lives.
 import {
   holdUntilAbort,
-  parseWebhookOptions,
   readSimConfig,
   SimulatedConnectionReset,
   WebhookDispatcher,
