@@ -127,7 +127,10 @@ export async function gatewayAudit(
       const [payments, refunds] = canList
         ? await Promise.all([gw.listPayments!(window), gw.listRefunds!(window)])
         : await readBack(app.sql, gw, window, opts.accountIds);
-      summary.gateways[name] = { payments: payments.length, refunds: refunds.length };
+      // A read-back gateway is summarized only when settle had records of it to read.
+      if (canList || payments.length + refunds.length > 0) {
+        summary.gateways[name] = { payments: payments.length, refunds: refunds.length };
+      }
       found.push(...await auditGateway(app.sql, gw, window, payments, refunds, opts.accountIds));
     } catch (err) {
       failure ??= err;

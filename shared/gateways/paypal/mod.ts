@@ -54,6 +54,10 @@ function approveUrl(o: PpOrder): string | null {
   return o.links?.find((l) => l.rel === "approve" || l.rel === "payer-action")?.href ?? null;
 }
 
+/**
+ * The gateway's verbs over one client and certificate cache. Longer than 70 lines because it is
+ * the object of verbs (as the other gateways' factories are); each verb is a few lines.
+ */
 export function createPayPalGateway(
   config: PayPalConfig,
   opts: { fetch?: typeof fetch; now?: () => Date } = {},

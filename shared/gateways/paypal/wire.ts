@@ -286,11 +286,22 @@ function captureEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent
   };
 }
 
-/** CHECKOUT.ORDER.APPROVED: the payer approved; settle still has to capture (captureOwed). */
+/**
+ * CHECKOUT.ORDER.APPROVED: the payer approved the order's amount (the order moves to
+ * authorized, for its terms only); settle still has to capture it (captureOwed).
+ */
 function approvedEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
   const o = orderShape.safeParse(resource);
   if (!o.success) return base;
-  return { ...base, gatewayOrderId: o.data.id, captureOwed: true };
+  const { amount, currency } = money(o.data.purchase_units?.[0]?.amount as PpMoney | undefined);
+  return {
+    ...base,
+    kind: amount === null ? null : "authorized",
+    gatewayOrderId: o.data.id,
+    amount,
+    currency,
+    captureOwed: true,
+  };
 }
 
 /**
