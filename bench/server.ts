@@ -18,13 +18,13 @@
 //     POST /bench/razorpay/pay {ids}: orders created, and paid (captured) with Checkout's
 //     answer returned, in bulk: verify reads the payment from Razorpay.
 import { LOCAL_RAZORPAY, LOCAL_STRIPE, startStack } from "../dev/stack.ts";
-import { StripeSimulator } from "../dev/simulator/stripe.ts";
+import { StripeSimulator } from "../dev/simulator/stripe/mod.ts";
 import { confirmIntent, createIntent } from "./lib/stripe.ts";
 import {
   RazorpaySimulator,
   SimulatedConnectionReset,
   simulatedResetResponse,
-} from "../dev/simulator/razorpay.ts";
+} from "../dev/simulator/razorpay/mod.ts";
 import { createApp } from "../shared/app.ts";
 import { loadConfig } from "../shared/config.ts";
 import type { Sql } from "../shared/db.ts";

@@ -12,12 +12,12 @@ import { handler as outboxDispatch } from "../supabase/functions/outbox-dispatch
 import { handler as reconcile } from "../supabase/functions/reconcile/handler.ts";
 import { handler as gatewayAudit } from "../supabase/functions/gateway-audit/handler.ts";
 import { handler as walletCharges } from "../supabase/functions/wallet-charges/handler.ts";
-import { StripeSimulator } from "./simulator/stripe.ts";
+import { StripeSimulator } from "./simulator/stripe/mod.ts";
 import {
   RazorpaySimulator,
   SimulatedConnectionReset,
   simulatedResetResponse,
-} from "./simulator/razorpay.ts";
+} from "./simulator/razorpay/mod.ts";
 import { PayPalSimulator } from "./simulator/paypal/mod.ts";
 import { anonKey, LOCAL_JWT_SECRET, serviceRoleKey } from "./keys.ts";
 

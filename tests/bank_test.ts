@@ -12,7 +12,7 @@
 // the machine's).
 import assert from "node:assert/strict";
 import { LOCAL_STRIPE } from "../dev/stack.ts";
-import { stripeSignatureHeader } from "../dev/simulator/stripe.ts";
+import { stripeSignatureHeader } from "../dev/simulator/stripe/mod.ts";
 import {
   createUser,
   raw,

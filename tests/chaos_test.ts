@@ -9,7 +9,11 @@
 //   CHAOS_EVENTS=10000 npx deno@2.9.6 task test tests/chaos_test.ts
 import assert from "node:assert/strict";
 import { reconcile } from "../shared/services/reconcile.ts";
-import { seededRandom, type SimEventRecord, WebhookDispatcher } from "../dev/simulator/common.ts";
+import {
+  seededRandom,
+  type SimEventRecord,
+  WebhookDispatcher,
+} from "../dev/simulator/common/mod.ts";
 import {
   credits,
   ownDatabase,

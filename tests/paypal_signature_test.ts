@@ -17,7 +17,7 @@ import {
 } from "../shared/gateways/paypal/amounts.ts";
 import { PayPalClient } from "../shared/gateways/paypal/client.ts";
 import { createLocalCa, issueSigner } from "../dev/simulator/paypal/certs.ts";
-import { signDelivery } from "../dev/simulator/paypal/webhooks.ts";
+import { signDelivery } from "../dev/simulator/paypal/events.ts";
 
 const VECTOR_BODY =
   '{"id":"WH-1","event_type":"PAYMENT.CAPTURE.COMPLETED","resource":{"id":"CAP1","amount":{"currency_code":"USD","value":"10.00"}}}';

@@ -5,7 +5,7 @@ import {
   validatePaymentVerification,
   validateWebhookSignature,
 } from "razorpay/dist/utils/razorpay-utils.js";
-import { razorpayHmacHex, RazorpaySimulator } from "../dev/simulator/razorpay.ts";
+import { razorpayHmacHex, RazorpaySimulator } from "../dev/simulator/razorpay/mod.ts";
 import {
   type HarnessOpts,
   harnessTests,

@@ -5,7 +5,7 @@ import {
   STRIPE_API_VERSION,
   stripeSignatureHeader,
   StripeSimulator,
-} from "../dev/simulator/stripe.ts";
+} from "../dev/simulator/stripe/mod.ts";
 import {
   type HarnessOpts,
   harnessTests,

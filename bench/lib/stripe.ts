@@ -1,9 +1,9 @@
 // Stripe ids, payment_intent.succeeded webhooks and simulator intents for the benchmarks. The
-// event is the simulator's own payment_intent.succeeded (dev/simulator/stripe.ts, Stripe's wire
+// event is the simulator's own payment_intent.succeeded (dev/simulator/stripe/mod.ts, Stripe's wire
 // format) with the ids and amount of each bench order put in, pretty-printed as Stripe sends
 // it, and signed as Stripe signs: Stripe-Signature t=<unix>,v1=<hex HMAC-SHA256 of "t.body">.
 import { LOCAL_STRIPE } from "../../dev/stack.ts";
-import { stripeSignatureHeader, StripeSimulator } from "../../dev/simulator/stripe.ts";
+import { stripeSignatureHeader, StripeSimulator } from "../../dev/simulator/stripe/mod.ts";
 
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 

@@ -1,6 +1,9 @@
 // What the simulator suites (tests/simulator_*_test.ts) share: a webhook receiver, a simulator
 // served on a free port, JSON replies, and one test per fresh harness.
-import { SimulatedConnectionReset, simulatedResetResponse } from "../../dev/simulator/common.ts";
+import {
+  SimulatedConnectionReset,
+  simulatedResetResponse,
+} from "../../dev/simulator/common/mod.ts";
 
 export interface HarnessOpts {
   /** The status the webhook receiver answers with (200 unless a test wants retries). */

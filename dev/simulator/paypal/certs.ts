@@ -185,3 +185,33 @@ export async function issueSigner(
   });
   return { keys, pem: toPem(der) + ca.pem };
 }
+
+// Section - the simulator's certificates
+
+export interface CertRecord {
+  /** The name at the end of its URL (PayPal's look like CERT-360caa42-fca2a594-…). */
+  id: string;
+  pem: string;
+  privateKey: CryptoKey;
+}
+
+const certId = () => `CERT-360caa42-fca2a594-${crypto.randomUUID().slice(0, 8)}`;
+
+/** A CA and its default signer, valid from an hour before now for a year. */
+export async function localKeys(now: Date): Promise<{ ca: LocalCa; signer: CertRecord }> {
+  const ca = await createLocalCa(now);
+  const cert = await issueSigner(ca, {
+    notBefore: new Date(now.getTime() - 3_600_000),
+    notAfter: new Date(now.getTime() + 365 * 86_400_000),
+  });
+  return { ca, signer: { id: certId(), pem: cert.pem, privateKey: cert.keys.privateKey } };
+}
+
+/** A further signing certificate from the CA (tests ask for expired or misnamed ones). */
+export async function newCertRecord(
+  ca: LocalCa,
+  o: { cn?: string; notBefore: Date; notAfter: Date },
+): Promise<CertRecord> {
+  const cert = await issueSigner(ca, o);
+  return { id: certId(), pem: cert.pem, privateKey: cert.keys.privateKey };
+}

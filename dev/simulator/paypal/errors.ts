@@ -1,6 +1,7 @@
 // PayPal's error bodies (name, message, debug_id, details[] of issues), as the API sends them.
+import type { Json } from "./params.ts";
 
-export type Json = Record<string, unknown>;
+export type { Json };
 
 export function jsonResponse(status: number, body: unknown, headers: HeadersInit = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -54,21 +55,4 @@ export function serverError(status: number): Response {
     message: "An internal server error occurred.",
     debug_id: debugId(),
   });
-}
-
-export class BadBody extends Error {}
-
-export async function readJson(req: Request): Promise<Json> {
-  const text = await req.text();
-  if (!text.trim()) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    throw new BadBody("MALFORMED_REQUEST_JSON");
-  }
-  if (v === null || typeof v !== "object" || Array.isArray(v)) {
-    throw new BadBody("MALFORMED_REQUEST_JSON");
-  }
-  return v as Json;
 }

@@ -1,46 +1,30 @@
-// Stateful in-memory PayPal simulator (Orders v2, Payments v2, OAuth, webhook signing with its
-// own local CA; /_sim controls) as a fetch handler. Mount it anywhere: paths are relative to the
-// mount point ("/v2/checkout/orders", "/_sim/paypal/..."); setBaseUrl tells it where it lives.
-import {
-  holdUntilAbort,
-  readSimConfig,
-  SimulatedConnectionReset,
-  WebhookDispatcher,
-} from "../common.ts";
-import {
-  BadBody,
-  invalidRequest,
-  type Json,
-  jsonResponse,
-  readJson,
-  serverError,
-  unauthorized,
-} from "./errors.ts";
-import { authorized, issueToken } from "./oauth.ts";
-import { API_ROUTES, match, SIM_ROUTES } from "./routes.ts";
+// Stateful in-memory PayPal simulator (OAuth, Orders v2, Payments v2, webhooks signed with its
+// own local CA; /_sim/paypal controls) as a fetch handler.
+//
+// Mounting contract as for the others (../README.md): paths are relative to the mount point
+// ("/v2/checkout/orders", "/_sim/paypal/..."), a "reset" fault throws SimulatedConnectionReset.
+// setBaseUrl tells it where it is mounted: links, the approval page and certificate URLs use it.
+import { withFaults } from "../common/mod.ts";
+import { handleApi } from "./api.ts";
+import { newCertRecord } from "./certs.ts";
+import { handleControl } from "./control.ts";
+import { jsonResponse, serverError } from "./errors.ts";
+import { type PayPalEvent, serveCert, signDelivery } from "./events.ts";
+import { API_ROUTES, CONTROL_ROUTES } from "./routes.ts";
 import { type PayPalSimOptions, PayPalState } from "./state.ts";
-import { type PayPalEvent, signDelivery } from "./webhooks.ts";
 
 export type { PayPalSimOptions } from "./state.ts";
-export type { PayPalEvent } from "./webhooks.ts";
-
-const WEBHOOK_TIMEOUT_MS = 10_000;
+export type { PayPalEvent } from "./events.ts";
 
 export class PayPalSimulator {
   private constructor(readonly state: PayPalState) {}
 
+  /** Async: the local CA's keys are made first (once per process). */
   static async create(opts: PayPalSimOptions): Promise<PayPalSimulator> {
-    const state = await PayPalState.create(opts);
-    state.hooks = new WebhookDispatcher<PayPalEvent>({
-      label: "paypal",
-      timeoutMs: WEBHOOK_TIMEOUT_MS,
-      url: opts.webhookUrl,
-      headers: (e) => e.headers,
-    });
-    return new PayPalSimulator(state);
+    return new PayPalSimulator(await PayPalState.create(opts));
   }
 
-  /** The URL this simulator is served at (no trailing slash): links and certificate URLs. */
+  /** The URL this simulator is served at (no trailing slash). */
   setBaseUrl(url: string): void {
     this.state.baseUrl = url.replace(/\/$/, "");
   }
@@ -73,13 +57,14 @@ export class PayPalSimulator {
 
   /** A new signing certificate from the local CA (expired, misnamed…), served at its URL. */
   async issueCert(o: { cn?: string; notBefore: Date; notAfter: Date }) {
-    const c = await this.state.issueCert(o);
+    const c = await newCertRecord(this.state.ca, o);
+    this.state.certs.set(c.id, c);
     return { id: c.id, url: this.state.certUrl(c.id), pem: c.pem };
   }
 
   /**
-   * The transmission headers for any body, signed as PayPal signs: with the default signing
-   * certificate or another one issued here, at a given transmission time (tests forge with it).
+   * Transmission headers for any body, signed as PayPal signs: with the default certificate or
+   * one issued here, at a given transmission time (tests forge deliveries with it).
    */
   async signWebhook(
     body: string,
@@ -97,146 +82,27 @@ export class PayPalSimulator {
   }
 
   async fetch(req: Request): Promise<Response> {
+    const s = this.state;
     const url = new URL(req.url);
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const cert = /^\/v1\/notifications\/certs\/([A-Za-z0-9-]+)$/.exec(path);
     if (cert && req.method === "GET") {
-      const c = this.state.certs.get(cert[1]);
-      return c
-        ? new Response(c.pem, { headers: { "content-type": "application/x-pem-file" } })
-        : new Response("not found", { status: 404 });
+      return serveCert(s, { req, ids: { id: cert[1] }, requestId: null, body: {} });
     }
     if (path === "/checkoutnow" && req.method === "GET") {
       return approvalPage(url.searchParams.get("token") ?? "");
     }
-    if (path.startsWith("/_sim/")) return await this.#control(req, url, path);
-    if (path === "/v1/oauth2/token" || path.startsWith("/v2/")) return await this.#api(req, path);
-    return jsonResponse(404, { name: "NOT_FOUND", message: `no route ${path}` });
-  }
-
-  async #api(req: Request, path: string): Promise<Response> {
-    const fault = this.state.faults.take(req.method, path);
-    if (fault) {
-      if (fault.mode === "error_500") return serverError(500);
-      if (fault.mode === "error_502") return serverError(502);
-      if (fault.mode === "error_503") return serverError(503);
-      if (fault.mode === "reset") throw new SimulatedConnectionReset();
-      if (fault.mode === "timeout" || fault.mode === "delay") {
-        await holdUntilAbort(req.signal, fault.holdMs);
-        if (fault.mode === "timeout") return serverError(504);
-      }
-    }
-    const res = await this.#handled(req, path);
-    // The *_after modes: the side effect happened, the client never learns it.
-    if (fault?.mode === "reset_after") {
-      await res.body?.cancel();
-      throw new SimulatedConnectionReset();
-    }
-    if (fault?.mode === "timeout_after") {
-      await res.body?.cancel();
-      await holdUntilAbort(req.signal, fault.holdMs);
-      return serverError(504);
-    }
-    return res;
-  }
-
-  async #handled(req: Request, path: string): Promise<Response> {
-    if (path === "/v1/oauth2/token" && req.method === "POST") {
-      return await issueToken(this.state, req);
-    }
-    if (!authorized(this.state, req)) return unauthorized();
-    const m = match(API_ROUTES, req.method.toUpperCase(), path);
-    if (!m) return jsonResponse(404, { name: "NOT_FOUND", message: `no route ${path}` });
-    try {
-      return await m.route.handler(this.state, req, m.params);
-    } catch (e) {
-      if (e instanceof BadBody) return invalidRequest("MALFORMED_REQUEST_JSON", e.message);
-      console.error("paypal simulator: internal error", e);
-      return serverError(500);
-    }
-  }
-
-  async #control(req: Request, url: URL, path: string): Promise<Response> {
-    let res: Response;
-    try {
-      res = await this.#controlRoute(req, url, path);
-    } catch (e) {
-      res = e instanceof BadBody
-        ? invalidRequest("MALFORMED_REQUEST_JSON", e.message)
-        : serverError(500);
-      if (!(e instanceof BadBody)) console.error("paypal simulator: internal error", e);
-    }
-    res.headers.set("access-control-allow-origin", "*");
-    return res;
-  }
-
-  async #controlRoute(req: Request, url: URL, path: string): Promise<Response> {
-    const method = req.method.toUpperCase();
-    const m = match(SIM_ROUTES, method, path);
-    if (m) return await m.route.handler(this.state, req, m.params);
-    const s = this.state;
-    switch (`${method} ${path}`) {
-      case "GET /_sim/paypal/events": {
-        const orderId = url.searchParams.get("order_id") ?? undefined;
-        const events = this.events(orderId).map(({ event_id, type, body, headers }) => ({
-          event_id,
-          type,
-          body,
-          headers,
-        }));
-        return jsonResponse(200, { events });
-      }
-      case "GET /_sim/paypal/deliveries":
-        return jsonResponse(200, { deliveries: s.hooks.deliveries });
-      case "GET /_sim/paypal/faults":
-        return jsonResponse(200, { faults: s.faults.list() });
-      case "DELETE /_sim/paypal/faults":
-        s.faults.clear();
-        return jsonResponse(200, { faults: [] });
-      case "POST /_sim/paypal/faults": {
-        const problem = s.faults.add((await readJson(req)).faults);
-        return problem
-          ? invalidRequest("INVALID_PARAMETER_VALUE", problem.message, problem.param)
-          : jsonResponse(200, { faults: s.faults.list() });
-      }
-      case "POST /_sim/paypal/config":
-        return this.#configure(await readJson(req));
-      case "GET /_sim/paypal/config":
-        return this.#configure({});
-    }
-    return jsonResponse(404, { name: "NOT_FOUND", message: `no route ${path}` });
-  }
-
-  #configure(body: Json): Response {
-    const s = this.state;
-    const config = readSimConfig(body);
-    if ("problem" in config) {
-      return invalidRequest(
-        "INVALID_PARAMETER_VALUE",
-        config.problem.message,
-        config.problem.param,
+    if (path.startsWith("/_sim/")) return await handleControl(s, CONTROL_ROUTES, req, path);
+    if (path === "/v1/oauth2/token" || path.startsWith("/v2/")) {
+      return await withFaults(
+        s.faults,
+        req,
+        path,
+        serverError,
+        () => handleApi(s, API_ROUTES, req, path),
       );
     }
-    const status = body.refund_status;
-    if (status !== undefined && status !== "COMPLETED" && status !== "PENDING") {
-      return invalidRequest("INVALID_PARAMETER_VALUE", "refund_status: COMPLETED|PENDING");
-    }
-    const ttl = body.token_seconds;
-    if (ttl !== undefined && (!Number.isInteger(ttl) || (ttl as number) < 1)) {
-      return invalidRequest("INVALID_PARAMETER_VALUE", "token_seconds: a positive integer");
-    }
-    if (status) s.refundStatus = status;
-    if (ttl) s.tokenSeconds = ttl as number;
-    if (config.webhookUrl !== undefined) this.setWebhookUrl(config.webhookUrl ?? undefined);
-    if (config.webhooks) s.defaultWebhooks = config.webhooks;
-    if (config.chaos !== undefined) s.hooks.setChaos(config.chaos);
-    return jsonResponse(200, {
-      webhook_url: s.hooks.url ?? null,
-      webhooks: s.defaultWebhooks,
-      refund_status: s.refundStatus,
-      token_seconds: s.tokenSeconds,
-      ...s.hooks.chaos(),
-    });
+    return jsonResponse(404, { name: "NOT_FOUND", message: `no route ${path}` });
   }
 }
 

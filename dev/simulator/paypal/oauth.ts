@@ -1,8 +1,9 @@
 // POST /v1/oauth2/token: client credentials in Basic auth, a bearer token with expires_in.
 import { jsonResponse } from "./errors.ts";
-import type { PayPalState } from "./state.ts";
+import type { Call, PayPalState } from "./state.ts";
 
-export async function issueToken(state: PayPalState, req: Request): Promise<Response> {
+/** POST /v1/oauth2/token: Basic client credentials, grant_type=client_credentials (form). */
+export async function issueToken(state: PayPalState, { req }: Call): Promise<Response> {
   const expected = `Basic ${btoa(`${state.opts.clientId}:${state.opts.clientSecret}`)}`;
   if (req.headers.get("authorization") !== expected) {
     return jsonResponse(401, {

@@ -1,33 +1,11 @@
 // /v2/checkout/orders: create (intent CAPTURE), read, capture; the payer's approval (/_sim).
-import { parseWebhookOptions } from "../common.ts";
-import { invalidRequest, type Json, jsonResponse, notFound, unprocessable } from "./errors.ts";
-import type { PayPalState } from "./state.ts";
-import {
-  type Capture,
-  type CaptureOutcome,
-  formatUnits,
-  isoSeconds,
-  type Order,
-  parseValue,
-  paypalId,
-} from "./wire.ts";
-
-/** Answers a replayed PayPal-Request-Id with the first answer (200 instead of 201). */
-export function replay(state: PayPalState, scope: string, requestId: string | null) {
-  if (!requestId) return null;
-  const r = state.replies.get(`${scope}|${requestId}`);
-  return r ? jsonResponse(r.status === 201 ? 200 : r.status, r.body) : null;
-}
-
-export function remember(
-  state: PayPalState,
-  scope: string,
-  requestId: string | null,
-  res: { status: number; body: unknown },
-): Response {
-  if (requestId && res.status < 300) state.replies.set(`${scope}|${requestId}`, res);
-  return jsonResponse(res.status, res.body);
-}
+import { formatUnits, parseValue } from "./currencies.ts";
+import { emit } from "./events.ts";
+import { invalidRequest, jsonResponse, notFound, unprocessable } from "./errors.ts";
+import { remember, replay } from "./idempotency.ts";
+import type { Json } from "./params.ts";
+import type { Call, PayPalState } from "./state.ts";
+import { type Capture, type CaptureOutcome, isoSeconds, type Order, paypalId } from "./wire.ts";
 
 function orderLinks(state: PayPalState, id: string, status: Order["status"]) {
   const self = `${state.baseUrl}/v2/checkout/orders/${id}`;
@@ -75,7 +53,8 @@ function purchaseUnit(raw: unknown): Response | Order["purchase_units"][number] 
   };
 }
 
-export function createOrder(state: PayPalState, body: Json, requestId: string | null): Response {
+/** POST /v2/checkout/orders: one purchase unit, intent CAPTURE. */
+export function createOrder(state: PayPalState, { body, requestId }: Call): Response {
   const again = replay(state, "orders", requestId);
   if (again) return again;
   if (body.intent !== "CAPTURE") {
@@ -96,8 +75,8 @@ export function createOrder(state: PayPalState, body: Json, requestId: string | 
   return remember(state, "orders", requestId, { status: 201, body: order });
 }
 
-export function getOrder(state: PayPalState, id: string): Response {
-  const r = state.orders.get(id);
+export function getOrder(state: PayPalState, { ids }: Call): Response {
+  const r = state.orders.get(ids.id);
   return r ? jsonResponse(200, r.order) : notFound();
 }
 
@@ -137,8 +116,7 @@ const CAPTURE_EVENT: Record<CaptureOutcome, string> = {
 /** POST /v2/checkout/orders/{id}/capture: one capture per order (intent CAPTURE). */
 export async function captureOrder(
   state: PayPalState,
-  id: string,
-  requestId: string | null,
+  { ids: { id }, requestId }: Call,
 ): Promise<Response> {
   const again = replay(state, `capture:${id}`, requestId);
   if (again) return again;
@@ -156,7 +134,7 @@ export async function captureOrder(
   r.order.purchase_units[0].payments = { captures: [capture] };
   r.order.links = orderLinks(state, id, "COMPLETED");
   state.captures.set(capture.id, { capture, orderId: id, refunds: [] });
-  await state.emit(CAPTURE_EVENT[r.outcome], capture, id, {});
+  await emit(state, CAPTURE_EVENT[r.outcome], capture, id, state.defaultWebhooks);
   return remember(state, `capture:${id}`, requestId, { status: 201, body: r.order });
 }
 
@@ -166,8 +144,14 @@ const OUTCOMES: Record<string, CaptureOutcome> = {
   pending: "PENDING",
 };
 
-/** The payer approves at PayPal; the outcome is what the capture will be. */
-export async function approve(state: PayPalState, id: string, body: Json): Promise<Response> {
+/**
+ * POST /_sim/paypal/orders/:id/approve {outcome: approve|deny|pending}: the payer approves at
+ * PayPal; the outcome is what settle's capture will find.
+ */
+export async function simApprove(
+  state: PayPalState,
+  { ids: { id }, body }: Call,
+): Promise<Response> {
   const r = state.orders.get(id);
   if (!r) return notFound();
   const outcome = OUTCOMES[String(body.outcome ?? "approve")];
@@ -179,7 +163,6 @@ export async function approve(state: PayPalState, id: string, body: Json): Promi
   r.order.status = "APPROVED";
   r.order.payer = { payer_id: paypalId().slice(0, 13), email_address: "buyer@example.com" };
   r.order.links = orderLinks(state, id, "APPROVED");
-  const hooks = parseWebhookOptions(body.webhooks);
-  const event = await state.emit("CHECKOUT.ORDER.APPROVED", r.order, id, hooks);
+  const event = await emit(state, "CHECKOUT.ORDER.APPROVED", r.order, id, state.hooksFor(body));
   return jsonResponse(200, { order: r.order, event_id: event.event_id });
 }

@@ -1,94 +1,41 @@
-// The PayPal simulator's route table: method, path pattern, handler (the API, then /_sim).
-import { BadBody, type Json, readJson } from "./errors.ts";
-import { approve, captureOrder, createOrder, getOrder } from "./orders.ts";
+// The PayPal simulator's route tables: the API (token, Orders v2, Payments v2, certificates) and
+// the /_sim/paypal controls. A new resource adds its lines here (handlers live in its file).
+import { route, Router } from "../common/mod.ts";
+import { getCapture, simReverseCapture, simSettleCapture } from "./captures.ts";
 import {
-  getCapture,
-  getRefund,
-  refundCapture,
-  reverseCapture,
-  settlePending,
-  settleRefund,
-} from "./payments.ts";
-import type { PayPalState } from "./state.ts";
+  addFaults,
+  clearFaults,
+  getConfig,
+  listDeliveries,
+  listFaults,
+  setConfig,
+} from "./control.ts";
+import { simListEvents } from "./events.ts";
+import { issueToken } from "./oauth.ts";
+import { captureOrder, createOrder, getOrder, simApprove } from "./orders.ts";
+import { getRefund, refundCapture, simSettleRefund } from "./refunds.ts";
+import type { Handler } from "./state.ts";
 
-type Handler = (s: PayPalState, req: Request, params: string[]) => Promise<Response> | Response;
+export const API_ROUTES = new Router<Handler>([
+  route("POST", "/v1/oauth2/token", issueToken),
+  route("POST", "/v2/checkout/orders", createOrder),
+  route("GET", "/v2/checkout/orders/:id", getOrder),
+  route("POST", "/v2/checkout/orders/:id/capture", captureOrder),
+  route("GET", "/v2/payments/captures/:id", getCapture),
+  route("POST", "/v2/payments/captures/:id/refund", refundCapture),
+  route("GET", "/v2/payments/refunds/:id", getRefund),
+]);
 
-export interface Route {
-  method: string;
-  pattern: RegExp;
-  handler: Handler;
-}
-
-const requestId = (req: Request) => req.headers.get("paypal-request-id");
-const body = (req: Request): Promise<Json> => readJson(req);
-
-export const API_ROUTES: Route[] = [
-  {
-    method: "POST",
-    pattern: /^\/v2\/checkout\/orders$/,
-    handler: async (s, req) => createOrder(s, await body(req), requestId(req)),
-  },
-  {
-    method: "GET",
-    pattern: /^\/v2\/checkout\/orders\/([A-Z0-9]+)$/,
-    handler: (s, _req, [id]) => getOrder(s, id),
-  },
-  {
-    method: "POST",
-    pattern: /^\/v2\/checkout\/orders\/([A-Z0-9]+)\/capture$/,
-    handler: async (s, req, [id]) => {
-      await body(req); // an empty JSON object, as the SDK sends it
-      return await captureOrder(s, id, requestId(req));
-    },
-  },
-  {
-    method: "GET",
-    pattern: /^\/v2\/payments\/captures\/([A-Z0-9]+)$/,
-    handler: (s, _req, [id]) => getCapture(s, id),
-  },
-  {
-    method: "POST",
-    pattern: /^\/v2\/payments\/captures\/([A-Z0-9]+)\/refund$/,
-    handler: async (s, req, [id]) => await refundCapture(s, id, await body(req), requestId(req)),
-  },
-  {
-    method: "GET",
-    pattern: /^\/v2\/payments\/refunds\/([A-Z0-9]+)$/,
-    handler: (s, _req, [id]) => getRefund(s, id),
-  },
-];
-
-/** /_sim/paypal/... controls that act as the payer or as PayPal itself. */
-export const SIM_ROUTES: Route[] = [
-  {
-    method: "POST",
-    pattern: /^\/_sim\/paypal\/orders\/([A-Z0-9]+)\/approve$/,
-    handler: async (s, req, [id]) => await approve(s, id, await body(req)),
-  },
-  {
-    method: "POST",
-    pattern: /^\/_sim\/paypal\/captures\/([A-Z0-9]+)\/settle$/,
-    handler: async (s, req, [id]) => await settlePending(s, id, await body(req)),
-  },
-  {
-    method: "POST",
-    pattern: /^\/_sim\/paypal\/captures\/([A-Z0-9]+)\/reverse$/,
-    handler: async (s, req, [id]) => await reverseCapture(s, id, await body(req)),
-  },
-  {
-    method: "POST",
-    pattern: /^\/_sim\/paypal\/refunds\/([A-Z0-9]+)\/settle$/,
-    handler: async (s, req, [id]) => await settleRefund(s, id, await body(req)),
-  },
-];
-
-export function match(routes: Route[], method: string, path: string) {
-  for (const r of routes) {
-    if (r.method !== method) continue;
-    const m = r.pattern.exec(path);
-    if (m) return { route: r, params: m.slice(1) };
-  }
-  return null;
-}
-
-export { BadBody };
+export const CONTROL_ROUTES = new Router<Handler>([
+  route("POST", "/_sim/paypal/orders/:id/approve", simApprove),
+  route("POST", "/_sim/paypal/captures/:id/settle", simSettleCapture),
+  route("POST", "/_sim/paypal/captures/:id/reverse", simReverseCapture),
+  route("POST", "/_sim/paypal/refunds/:id/settle", simSettleRefund),
+  route("GET", "/_sim/paypal/events", simListEvents),
+  route("GET", "/_sim/paypal/deliveries", listDeliveries),
+  route("GET", "/_sim/paypal/faults", listFaults),
+  route("POST", "/_sim/paypal/faults", addFaults),
+  route("DELETE", "/_sim/paypal/faults", clearFaults),
+  route("GET", "/_sim/paypal/config", getConfig),
+  route("POST", "/_sim/paypal/config", setConfig),
+]);

@@ -1,12 +1,20 @@
-// The PayPal simulator's state: objects, idempotency keys, tokens, signing certificates, events.
-import { FaultBook, type WebhookDispatcher, type WebhookOptions } from "../common.ts";
-import { createLocalCa, issueSigner, type LocalCa } from "./certs.ts";
-import { eventBody, type PayPalEvent, signDelivery } from "./webhooks.ts";
+// The PayPal simulator's state: objects, idempotency replies, tokens, signing certificates,
+// events, the fault book and the webhook dispatcher; the handler types.
+import {
+  FaultBook,
+  parseWebhookOptions,
+  WebhookDispatcher,
+  type WebhookOptions,
+} from "../common/mod.ts";
+import { type CertRecord, type LocalCa, localKeys } from "./certs.ts";
+import type { PayPalEvent } from "./events.ts";
+import type { Json } from "./params.ts";
 import type { Capture, CaptureOutcome, Order, Refund } from "./wire.ts";
 
 export interface PayPalSimOptions {
   clientId: string;
   clientSecret: string;
+  /** The webhook's id at PayPal: part of every signed string. */
   webhookId: string;
   webhookUrl?: string;
   nowMs?: () => number;
@@ -18,22 +26,21 @@ export interface OrderRecord {
   outcome: CaptureOutcome | null;
 }
 
-export interface CertRecord {
-  id: string;
-  pem: string;
-  privateKey: CryptoKey;
+/** One API or control request: the request, its path parameters, its PayPal-Request-Id. */
+export interface Call {
+  req: Request;
+  ids: Record<string, string>;
+  requestId: string | null;
+  /** The parsed JSON body (controls and JSON endpoints). */
+  body: Json;
 }
 
-async function localKeys(now: Date): Promise<{ ca: LocalCa; signer: CertRecord }> {
-  const ca = await createLocalCa(now);
-  const cert = await issueSigner(ca, {
-    notBefore: new Date(now.getTime() - 3_600_000),
-    notAfter: new Date(now.getTime() + 365 * 86_400_000),
-  });
-  const id = `CERT-360caa42-fca2a594-${crypto.randomUUID().slice(0, 8)}`;
-  return { ca, signer: { id, pem: cert.pem, privateKey: cert.keys.privateKey } };
-}
+export type Handler = (s: PayPalState, call: Call) => Promise<Response> | Response;
 
+const WEBHOOK_TIMEOUT_MS = 10_000;
+
+// RSA key generation is slow on a busy machine: one CA and signer per process, unless the
+// simulator runs on its own clock.
 let processKeys: Promise<{ ca: LocalCa; signer: CertRecord }> | undefined;
 
 export class PayPalState {
@@ -46,30 +53,37 @@ export class PayPalState {
   readonly certs = new Map<string, CertRecord>();
   readonly events: PayPalEvent[] = [];
   readonly faults = new FaultBook();
+  readonly hooks: WebhookDispatcher<PayPalEvent>;
   defaultWebhooks: WebhookOptions = {};
-  /** The refund status new refunds get (COMPLETED, or PENDING to test later settlement). */
+  /** The status new refunds get (COMPLETED, or PENDING to settle them later by control). */
   refundStatus: "COMPLETED" | "PENDING" = "COMPLETED";
-  /** expires_in of new tokens (/_sim config token_seconds). */
+  /** expires_in of new tokens (/_sim config token_seconds; PayPal's sample is nine hours). */
   tokenSeconds = 32400;
   /** Token requests answered, so tests can see the client's cache at work. */
   tokenRequests = 0;
   /** Where the simulator is mounted (links, approve pages, certificate URLs). */
   baseUrl = "http://127.0.0.1";
-  signer!: CertRecord;
-  hooks!: WebhookDispatcher<PayPalEvent>;
 
-  private constructor(readonly opts: PayPalSimOptions, readonly ca: LocalCa) {}
+  private constructor(
+    readonly opts: PayPalSimOptions,
+    readonly ca: LocalCa,
+    readonly signer: CertRecord,
+  ) {
+    this.certs.set(signer.id, signer);
+    this.hooks = new WebhookDispatcher<PayPalEvent>({
+      label: "paypal",
+      timeoutMs: WEBHOOK_TIMEOUT_MS,
+      url: opts.webhookUrl,
+      headers: (e) => e.headers,
+    });
+  }
 
   static async create(opts: PayPalSimOptions): Promise<PayPalState> {
-    const now = opts.nowMs ?? Date.now;
-    // RSA key generation is slow on a busy machine: one CA and signer per process, unless the
-    // simulator runs on its own clock.
-    const keys = opts.nowMs ? localKeys(new Date(now())) : (processKeys ??= localKeys(new Date()));
+    const keys = opts.nowMs
+      ? localKeys(new Date(opts.nowMs()))
+      : (processKeys ??= localKeys(new Date()));
     const { ca, signer } = await keys;
-    const state = new PayPalState(opts, ca);
-    state.signer = signer;
-    state.certs.set(signer.id, signer);
-    return state;
+    return new PayPalState(opts, ca, signer);
   }
 
   now(): number {
@@ -80,38 +94,8 @@ export class PayPalState {
     return `${this.baseUrl}/v1/notifications/certs/${id}`;
   }
 
-  /** A new signing certificate from the local CA (tests ask for expired or misnamed ones). */
-  async issueCert(o: { cn?: string; notBefore: Date; notAfter: Date }): Promise<CertRecord> {
-    const id = `CERT-360caa42-fca2a594-${crypto.randomUUID().slice(0, 8)}`;
-    const cert = await issueSigner(this.ca, o);
-    const rec = { id, pem: cert.pem, privateKey: cert.keys.privateKey };
-    this.certs.set(id, rec);
-    return rec;
-  }
-
-  /** Records a signed event and schedules its delivery. */
-  async emit(
-    type: string,
-    resource: object,
-    orderId: string | null,
-    hooks: WebhookOptions,
-  ): Promise<PayPalEvent> {
-    const { id, body } = eventBody(type, resource, this.now(), this.baseUrl);
-    const headers = await signDelivery(body, this.signer.privateKey, {
-      certUrl: this.certUrl(this.signer.id),
-      webhookId: this.opts.webhookId,
-      nowMs: this.now(),
-    });
-    const e: PayPalEvent = {
-      event_id: id,
-      type,
-      body,
-      signature: headers["paypal-transmission-sig"],
-      headers,
-      orderId,
-    };
-    this.events.push(e);
-    this.hooks.schedule([e], { ...this.defaultWebhooks, ...hooks });
-    return e;
+  /** A control body's webhook options over the configured defaults. */
+  hooksFor(body: Json): WebhookOptions {
+    return { ...this.defaultWebhooks, ...parseWebhookOptions(body.webhooks) };
   }
 }

@@ -1,0 +1,95 @@
+// The /_sim/stripe control pipeline and the controls every simulator has (deliveries, faults,
+// config). Resource-specific controls live in their resource's file; routes.ts lists them all.
+import { parseWebhookOptions, readSimConfig, type Router } from "../common/mod.ts";
+import { ApiError, errorBody, invalid, jsonResponse, unrecognizedUrl } from "./errors.ts";
+import { readJson } from "./params.ts";
+import {
+  type ControlCall,
+  type ControlHandler,
+  type Ctx,
+  ok,
+  type Res,
+  type StripeState,
+} from "./state.ts";
+import type { Json } from "./wire.ts";
+
+export async function handleControl(
+  s: StripeState,
+  routes: Router<ControlHandler>,
+  req: Request,
+  url: URL,
+  path: string,
+): Promise<Response> {
+  try {
+    const m = req.method.toUpperCase();
+    const match = routes.match(m, path);
+    if (!match) throw unrecognizedUrl(m, path);
+    const res = await match.handler(s, { req, url, ids: match.ids });
+    return jsonResponse(res.status, res.body);
+  } catch (e) {
+    if (!(e instanceof ApiError)) console.error("stripe simulator: internal error", e);
+    const err = e instanceof ApiError
+      ? e
+      : new ApiError(500, { type: "api_error", message: "simulator internal error" });
+    return jsonResponse(err.status, errorBody(err.fields, null, s.unix()));
+  }
+}
+
+/**
+ * A control that acts like an API call: its JSON body is read first, the events it emits go out
+ * with the body's `webhooks` options over the defaults, and the handler's result is the 200 body.
+ */
+export function withCtx(
+  fn: (s: StripeState, id: string, body: Json, ctx: Ctx) => unknown,
+): ControlHandler {
+  return async (s, { req, ids }) => {
+    const body = await readJson(req);
+    const ctx: Ctx = {
+      request: { id: null, idempotency_key: null },
+      hooks: { ...s.defaultWebhooks, ...parseWebhookOptions(body.webhooks) },
+      events: [],
+    };
+    try {
+      return ok(fn(s, ids.id, body, ctx));
+    } finally {
+      s.hooks.schedule(ctx.events, ctx.hooks);
+    }
+  };
+}
+
+export function listDeliveries(s: StripeState): Res {
+  return ok({ deliveries: s.hooks.deliveries });
+}
+
+export function listFaults(s: StripeState): Res {
+  return ok({ faults: s.faults.list() });
+}
+
+export function clearFaults(s: StripeState): Res {
+  s.faults.clear();
+  return ok({ faults: [] });
+}
+
+export async function addFaults(s: StripeState, { req }: ControlCall): Promise<Res> {
+  const body = await readJson(req);
+  const problem = s.faults.add(body.faults);
+  if (problem) throw invalid(problem.message, problem.param);
+  return ok({ faults: s.faults.list() });
+}
+
+export function getConfig(s: StripeState): Res {
+  return ok({
+    webhook_url: s.hooks.url ?? null,
+    webhooks: s.defaultWebhooks,
+    ...s.hooks.chaos(),
+  });
+}
+
+export async function setConfig(s: StripeState, { req }: ControlCall): Promise<Res> {
+  const config = readSimConfig(await readJson(req));
+  if ("problem" in config) throw invalid(config.problem.message, config.problem.param);
+  if (config.webhookUrl !== undefined) s.hooks.url = config.webhookUrl ?? undefined;
+  if (config.webhooks) s.defaultWebhooks = config.webhooks;
+  if (config.chaos !== undefined) s.hooks.setChaos(config.chaos);
+  return getConfig(s);
+}
