@@ -16,6 +16,7 @@ import {
   toPayPalValue,
 } from "../shared/gateways/paypal/amounts.ts";
 import { PayPalClient } from "../shared/gateways/paypal/client.ts";
+import { loadConfig } from "../shared/config.ts";
 import { createLocalCa, issueSigner } from "../dev/simulator/paypal/certs.ts";
 import { signDelivery } from "../dev/simulator/paypal/events.ts";
 
@@ -200,4 +201,36 @@ Deno.test("paypal: the OAuth token is cached until shortly before expires_in", a
   clock += 20_000; // 550 s: within a minute of expiry, refreshed
   assert.equal(await c.token(), "tok-2");
   assert.equal(issued, 2);
+});
+
+Deno.test("paypal: configuration is all or none; the dev certificate settings are refused live", () => {
+  const base: Record<string, string> = {
+    SUPABASE_DB_URL: "postgres://postgres@127.0.0.1:5432/x",
+    SUPABASE_JWT_SECRET: "a-local-secret-with-at-least-32-characters",
+  };
+  const full = {
+    PAYPAL_CLIENT_ID: "cid",
+    PAYPAL_CLIENT_SECRET: "secret",
+    PAYPAL_WEBHOOK_ID: "8PT597110X687430LKGECATA",
+    PAYPAL_ENV: "sandbox",
+  };
+  const load = (env: Record<string, string>) => loadConfig((k) => ({ ...base, ...env })[k]);
+  assert.equal(load({}).paypal, undefined);
+  assert.equal(load(full).paypal?.apiUrl, "https://api-m.sandbox.paypal.com");
+  assert.equal(load({ ...full, PAYPAL_ENV: "live" }).paypal?.apiUrl, "https://api-m.paypal.com");
+  for (const key of Object.keys(full)) {
+    const partial: Record<string, string> = { ...full };
+    delete partial[key];
+    assert.throws(() => load(partial), { name: "ConfigError", message: new RegExp(key) });
+  }
+  assert.throws(() => load({ PAYPAL_API_URL: "http://127.0.0.1:1" }), { name: "ConfigError" });
+  assert.throws(() => load({ ...full, PAYPAL_ENV: "production" }), /sandbox or live/);
+  assert.throws(() => load({ ...full, PAYPAL_WEBHOOK_ID: "not/an id" }), /PAYPAL_WEBHOOK_ID/);
+  const dev = { PAYPAL_DEV_CERT_URL: "http://127.0.0.1:1/certs/", PAYPAL_DEV_CERT_CA: "pem" };
+  assert.equal(load({ ...full, ...dev }).paypal?.devCertUrl, "http://127.0.0.1:1/certs/");
+  assert.throws(() => load({ ...full, ...dev, PAYPAL_ENV: "live" }), /development only/);
+  assert.throws(
+    () => load({ ...full, PAYPAL_DEV_CERT_URL: dev.PAYPAL_DEV_CERT_URL }),
+    /go together/,
+  );
 });
