@@ -35,6 +35,11 @@ export interface PayPalConfig {
    */
   devCertUrl?: string;
   devCaPem?: string;
+  /**
+   * offline (default): the certificate and signature are checked here. postback: PayPal's
+   * verify-webhook-signature API is asked, with the raw body spliced in verbatim.
+   */
+  verify: "offline" | "postback";
 }
 
 /** Per-minute request limits on the user-facing functions (shared/ratelimit.ts). */
@@ -210,6 +215,12 @@ function paypal(env: Env): PayPalConfig | undefined {
   if (Boolean(devCertUrl) !== Boolean(devCaPem)) {
     throw new ConfigError("PAYPAL_DEV_CERT_URL and PAYPAL_DEV_CERT_CA go together");
   }
+  const verify = env("PAYPAL_WEBHOOK_VERIFY")?.trim() || "offline";
+  if (verify !== "offline" && verify !== "postback") {
+    throw new ConfigError(
+      `PAYPAL_WEBHOOK_VERIFY must be offline or postback, got ${JSON.stringify(verify)}`,
+    );
+  }
   return {
     clientId: required(env, "PAYPAL_CLIENT_ID"),
     clientSecret: required(env, "PAYPAL_CLIENT_SECRET"),
@@ -219,6 +230,7 @@ function paypal(env: Env): PayPalConfig | undefined {
     timeoutMs: positiveInt(env, "PAYPAL_TIMEOUT_MS", 10_000),
     devCertUrl: devCertUrl ? url(env, "PAYPAL_DEV_CERT_URL") + "/" : undefined,
     devCaPem,
+    verify,
   };
 }
 

@@ -185,3 +185,44 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "paypal webhooks: the postback mode asks PayPal, with the raw body spliced in verbatim",
+  ...opts,
+  fn: async (t) => {
+    await withStack({ PAYPAL_WEBHOOK_VERIFY: "postback" }, async (s) => {
+      assert.equal(s.config.paypal?.verify, "postback");
+      const { order, e } = await capturedEvent(s);
+      const reencoded = JSON.stringify(JSON.parse(e.body), null, 1);
+      const tampered = e.body.replace('"value":"50.00"', '"value":"90.00"');
+      const bad = (name: string, send: Case["send"]): Case => ({
+        name,
+        status: 400,
+        code: "invalid_signature",
+        send,
+      });
+      await runCases(t, s, [["webhook/paypal postback", [
+        bad("tampered body", () => deliver(s, tampered, e.headers)),
+        bad("the same event re-encoded", () => deliver(s, reencoded, e.headers)),
+        bad("not JSON", () => deliver(s, "{not json", e.headers)),
+        bad("stale transmission time", async () =>
+          deliver(
+            s,
+            e.body,
+            await s.paypal.signWebhook(e.body, {
+              transmissionTime: isoSeconds(Date.now() - 11 * 60_000),
+            }),
+          )),
+        bad("missing PAYPAL-TRANSMISSION-SIG", () => {
+          const h = { ...e.headers };
+          delete h["paypal-transmission-sig"];
+          return deliver(s, e.body, h);
+        }),
+      ]]]);
+      const ok = await deliver(s, e.body, e.headers);
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      const [paid] = await s.db`select status from public.orders where id = ${order.id}`;
+      assert.equal(paid.status, "paid");
+    });
+  },
+});

@@ -3,7 +3,7 @@
 import type { Router } from "../common/mod.ts";
 import { invalidRequest, jsonResponse, serverError, unauthorized } from "./errors.ts";
 import { authorized } from "./oauth.ts";
-import { BadBody, readJson, requestIdOf } from "./params.ts";
+import { BadBody, parseJson, requestIdOf } from "./params.ts";
 import type { Handler, PayPalState } from "./state.ts";
 
 /** The token endpoint takes a form, read by its handler; everything else JSON. */
@@ -19,8 +19,9 @@ export async function handleApi(
   if (!m) return jsonResponse(404, { name: "NOT_FOUND", message: `no route ${path}` });
   if (path !== TOKEN_PATH && !authorized(s, req)) return unauthorized();
   try {
-    const body = req.method === "GET" || path === TOKEN_PATH ? {} : await readJson(req);
-    return await m.handler(s, { req, ids: m.ids, requestId: requestIdOf(req), body });
+    const raw = req.method === "GET" || path === TOKEN_PATH ? "" : await req.text();
+    const body = parseJson(raw);
+    return await m.handler(s, { req, ids: m.ids, requestId: requestIdOf(req), body, raw });
   } catch (e) {
     if (e instanceof BadBody) return invalidRequest("MALFORMED_REQUEST_JSON", e.message);
     console.error("paypal simulator: internal error", e);

@@ -93,7 +93,7 @@ export class PayPalSimulator {
       return approvalPage(url.searchParams.get("token") ?? "");
     }
     if (path.startsWith("/_sim/")) return await handleControl(s, CONTROL_ROUTES, req, path);
-    if (path === "/v1/oauth2/token" || path.startsWith("/v2/")) {
+    if (path.startsWith("/v1/") || path.startsWith("/v2/")) {
       return await withFaults(
         s.faults,
         req,

@@ -8,7 +8,10 @@ export class BadBody extends Error {}
 
 /** The JSON object body ({} when empty, as for a capture). */
 export async function readJson(req: Request): Promise<Json> {
-  const text = await req.text();
+  return parseJson(await req.text());
+}
+
+export function parseJson(text: string): Json {
   if (!text.trim()) return {};
   let v: unknown;
   try {

@@ -11,6 +11,7 @@ import {
   setConfig,
 } from "./control.ts";
 import { simListEvents } from "./events.ts";
+import { verifyWebhookSignature } from "./notifications.ts";
 import { issueToken } from "./oauth.ts";
 import { captureOrder, createOrder, getOrder, simApprove } from "./orders.ts";
 import { getRefund, refundCapture, simSettleRefund } from "./refunds.ts";
@@ -24,6 +25,7 @@ export const API_ROUTES = new Router<Handler>([
   route("GET", "/v2/payments/captures/:id", getCapture),
   route("POST", "/v2/payments/captures/:id/refund", refundCapture),
   route("GET", "/v2/payments/refunds/:id", getRefund),
+  route("POST", "/v1/notifications/verify-webhook-signature", verifyWebhookSignature),
 ]);
 
 export const CONTROL_ROUTES = new Router<Handler>([

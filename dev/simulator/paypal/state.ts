@@ -33,6 +33,8 @@ export interface Call {
   requestId: string | null;
   /** The parsed JSON body (controls and JSON endpoints). */
   body: Json;
+  /** The body's text as sent (verify-webhook-signature needs the event's exact bytes). */
+  raw?: string;
 }
 
 export type Handler = (s: PayPalState, call: Call) => Promise<Response> | Response;

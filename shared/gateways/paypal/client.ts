@@ -104,7 +104,21 @@ export class PayPalClient {
   }
 
   /** An API call with the bearer token; a 401 (token revoked early) refreshes it once. */
-  async #request<T>(method: string, path: string, body?: unknown, requestId?: string): Promise<T> {
+  #request<T>(method: string, path: string, body?: unknown, requestId?: string): Promise<T> {
+    return this.#authorized(
+      method,
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+      requestId,
+    );
+  }
+
+  async #authorized<T>(
+    method: string,
+    path: string,
+    text?: string,
+    requestId?: string,
+  ): Promise<T> {
     for (let attempt = 0;; attempt++) {
       const headers: Record<string, string> = {
         authorization: `Bearer ${await this.token()}`,
@@ -113,12 +127,7 @@ export class PayPalClient {
       };
       if (requestId) headers["paypal-request-id"] = requestId;
       try {
-        return await this.#send<T>(
-          method,
-          path,
-          headers,
-          body === undefined ? undefined : JSON.stringify(body),
-        );
+        return await this.#send<T>(method, path, headers, text);
       } catch (err) {
         if (!(err instanceof PayPalApiError && err.httpStatus === 401 && attempt === 0)) throw err;
         this.#token = null;
@@ -151,6 +160,14 @@ export class PayPalClient {
       body,
       requestId,
     );
+  }
+
+  /**
+   * POST /v1/notifications/verify-webhook-signature. The body is the text given: the caller
+   * splices the delivered bytes in as webhook_event, since a re-encoded event fails (facts 1.6).
+   */
+  verifyWebhookSignature(rawRequest: string): Promise<{ verification_status?: string }> {
+    return this.#authorized("POST", "/v1/notifications/verify-webhook-signature", rawRequest);
   }
 
   getRefund(id: string): Promise<PpRefund> {

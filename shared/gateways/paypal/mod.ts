@@ -12,7 +12,15 @@ import {
 } from "../types.ts";
 import { checkPayPalAmount, fromPayPalValue, toPayPalValue } from "./amounts.ts";
 import { PayPalApiError, PayPalClient } from "./client.ts";
-import { CertCache, CertUnavailable, SignatureError, verifyTransmission } from "./signature.ts";
+import {
+  CertCache,
+  CertUnavailable,
+  checkedHeaders,
+  postbackBody,
+  SignatureError,
+  type TransmissionHeaders,
+  verifyTransmission,
+} from "./signature.ts";
 import {
   normalizeEvent,
   orderCaptures,
@@ -104,6 +112,25 @@ export function createPayPalGateway(
     }
   }
 
+  /** PayPal's own verdict (verify-webhook-signature); an answer other than SUCCESS is a 400. */
+  async function postback(rawBody: string, headers: Headers): Promise<TransmissionHeaders> {
+    const h = checkedHeaders(headers, now());
+    let verdict: { verification_status?: string };
+    try {
+      verdict = await client.verifyWebhookSignature(postbackBody(h, config.webhookId, rawBody));
+    } catch (err) {
+      // PayPal refusing the request itself (a body that is not JSON): not a verified delivery.
+      if (err instanceof PayPalApiError && err.httpStatus === 400) {
+        throw new SignatureError("paypal could not verify the delivery");
+      }
+      throw err;
+    }
+    if (verdict.verification_status !== "SUCCESS") {
+      throw new SignatureError("paypal answered verification_status FAILURE");
+    }
+    return h;
+  }
+
   return {
     name: "paypal",
     // A token request, then the create call.
@@ -155,13 +182,9 @@ export function createPayPalGateway(
     async parseWebhook(rawBody: string, headers: Headers): Promise<NormalizedEvent[]> {
       let transmissionId: string;
       try {
-        ({ transmissionId } = await verifyTransmission(
-          rawBody,
-          headers,
-          config.webhookId,
-          certs,
-          now(),
-        ));
+        ({ transmissionId } = config.verify === "postback"
+          ? await postback(rawBody, headers)
+          : await verifyTransmission(rawBody, headers, config.webhookId, certs, now()));
       } catch (err) {
         if (err instanceof SignatureError) {
           throw new HttpError(400, "invalid_signature", err.message);

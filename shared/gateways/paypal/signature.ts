@@ -202,6 +202,38 @@ export function readTransmissionHeaders(headers: Headers): TransmissionHeaders {
   return out;
 }
 
+/** The headers, the algorithm and the transmission time: what both verification modes check. */
+export function checkedHeaders(headers: Headers, now: Date): TransmissionHeaders {
+  const h = readTransmissionHeaders(headers);
+  if (h.authAlgo !== "SHA256withRSA") {
+    throw new SignatureError("PAYPAL-AUTH-ALGO must be SHA256withRSA");
+  }
+  const sent = Date.parse(h.transmissionTime);
+  if (!/^\d{4}-\d\d-\d\dT/.test(h.transmissionTime) || Number.isNaN(sent)) {
+    throw new SignatureError("PAYPAL-TRANSMISSION-TIME is not an RFC 3339 time");
+  }
+  if (Math.abs(now.getTime() - sent) > MAX_CLOCK_SKEW_MS) {
+    throw new SignatureError("PAYPAL-TRANSMISSION-TIME is too far from now");
+  }
+  return h;
+}
+
+/**
+ * The verify-webhook-signature request body, with the delivered body spliced in verbatim as
+ * webhook_event (last, so the server can take its exact bytes).
+ */
+export function postbackBody(h: TransmissionHeaders, webhookId: string, rawBody: string): string {
+  const fields = JSON.stringify({
+    auth_algo: h.authAlgo,
+    cert_url: h.certUrl,
+    transmission_id: h.transmissionId,
+    transmission_sig: h.transmissionSig,
+    transmission_time: h.transmissionTime,
+    webhook_id: webhookId,
+  });
+  return `${fields.slice(0, -1)},"webhook_event":${rawBody}}`;
+}
+
 function base64Bytes(s: string): Uint8Array<ArrayBuffer> | null {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s)) return null;
   try {
@@ -222,17 +254,7 @@ export async function verifyTransmission(
   certs: CertCache,
   now: Date,
 ): Promise<TransmissionHeaders> {
-  const h = readTransmissionHeaders(headers);
-  if (h.authAlgo !== "SHA256withRSA") {
-    throw new SignatureError("PAYPAL-AUTH-ALGO must be SHA256withRSA");
-  }
-  const sent = Date.parse(h.transmissionTime);
-  if (!/^\d{4}-\d\d-\d\dT/.test(h.transmissionTime) || Number.isNaN(sent)) {
-    throw new SignatureError("PAYPAL-TRANSMISSION-TIME is not an RFC 3339 time");
-  }
-  if (Math.abs(now.getTime() - sent) > MAX_CLOCK_SKEW_MS) {
-    throw new SignatureError("PAYPAL-TRANSMISSION-TIME is too far from now");
-  }
+  const h = checkedHeaders(headers, now);
   const sig = base64Bytes(h.transmissionSig);
   if (!sig) throw new SignatureError("PAYPAL-TRANSMISSION-SIG is not base64");
   const key = await certs.key(h.certUrl, now);
