@@ -168,7 +168,46 @@ console.log(
     : "  gateway audit timer off (GATEWAY_AUDIT_INTERVAL_SECONDS=0)\n",
 );
 
+// The dev server's stand-in for pg_cron's escrow settlement (migration 20261204000110): POST
+// escrow-settle every ESCROW_SETTLE_INTERVAL_SECONDS (default 60, 0 turns it off), never
+// overlapping itself. Quiet unless something was settled, completed or refunded.
+const escrowEvery = Number(Deno.env.get("ESCROW_SETTLE_INTERVAL_SECONDS")?.trim() || "60");
+if (!Number.isInteger(escrowEvery) || escrowEvery < 0) {
+  console.error(
+    "ESCROW_SETTLE_INTERVAL_SECONDS must be a whole number of seconds (0 turns it off)",
+  );
+  Deno.exit(1);
+}
+let settlingEscrow = false;
+const escrowTimer = escrowEvery === 0 ? undefined : setInterval(async () => {
+  if (settlingEscrow) return;
+  settlingEscrow = true;
+  try {
+    const res = await fetch(`${stack.functionsUrl}/escrow-settle`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.serviceRoleKey}` },
+    });
+    const summary = await res.json();
+    if (
+      res.status !== 200 || summary.claimed > 0 || summary.auto_completed > 0 ||
+      summary.refunds_created > 0
+    ) {
+      console.log(JSON.stringify({ job: "escrow-settle", status: res.status, ...summary }));
+    }
+  } catch (err) {
+    console.error(JSON.stringify({ job: "escrow-settle", error: String(err) }));
+  } finally {
+    settlingEscrow = false;
+  }
+}, escrowEvery * 1000);
+console.log(
+  escrowTimer
+    ? `  escrow settle every ${escrowEvery} s (ESCROW_SETTLE_INTERVAL_SECONDS; 0 turns it off)\n`
+    : "  escrow settle timer off (ESCROW_SETTLE_INTERVAL_SECONDS=0)\n",
+);
+
 const stop = async () => {
+  clearInterval(escrowTimer);
   clearInterval(auditTimer);
   clearInterval(dispatchTimer);
   clearInterval(reconcileTimer);

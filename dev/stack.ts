@@ -13,6 +13,11 @@ import { handler as reconcile } from "../supabase/functions/reconcile/handler.ts
 import { handler as gatewayAudit } from "../supabase/functions/gateway-audit/handler.ts";
 import { handler as walletCharges } from "../supabase/functions/wallet-charges/handler.ts";
 import { StripeSimulator } from "./simulator/stripe/mod.ts";
+import { handler as engagements } from "../supabase/functions/engagements/handler.ts";
+import { handler as escrowSettle } from "../supabase/functions/escrow-settle/handler.ts";
+import { handler as payoutAccounts } from "../supabase/functions/payout-accounts/handler.ts";
+import { handler as payouts } from "../supabase/functions/payouts/handler.ts";
+import { RazorpayXSimulator } from "./simulator/razorpayx/mod.ts";
 import {
   RazorpaySimulator,
   SimulatedConnectionReset,
@@ -32,6 +37,10 @@ export const FUNCTIONS = {
   reconcile,
   "gateway-audit": gatewayAudit,
   "wallet-charges": walletCharges,
+  engagements,
+  "escrow-settle": escrowSettle,
+  "payout-accounts": payoutAccounts,
+  payouts,
 } as const;
 
 export const LOCAL_STRIPE = {
@@ -50,6 +59,13 @@ export const LOCAL_PAYPAL = {
   clientId: "settle-local-paypal-client",
   clientSecret: "settle_local_paypal_client_secret",
   webhookId: "8PT597110X687430LKGECATA",
+};
+
+export const LOCAL_RAZORPAYX = {
+  keyId: "rzp_test_SettleLocalX01",
+  keySecret: "settle_local_razorpayx_key_secret",
+  accountNumber: "7878780080316316",
+  webhookSecret: "settle_local_razorpayx_webhook_secret",
 };
 
 /** Variables the stack sets itself from its own addresses; the environment cannot move them. */
@@ -94,6 +110,7 @@ export interface Stack {
   razorpay: RazorpaySimulator;
   stripe: StripeSimulator;
   paypal: PayPalSimulator;
+  razorpayx: RazorpayXSimulator;
   close(): Promise<void>;
 }
 
@@ -118,6 +135,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const hostname = opts.hostname ?? "127.0.0.1";
   const razorpay = new RazorpaySimulator({ ...LOCAL_RAZORPAY });
   const paypal = await PayPalSimulator.create({ ...LOCAL_PAYPAL });
+  const razorpayx = new RazorpayXSimulator({ ...LOCAL_RAZORPAYX });
 
   const sim = listen(opts.simulatorPort ?? 54330, hostname, async (req) => {
     const url = new URL(req.url);
@@ -134,6 +152,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       url.pathname = url.pathname.slice("/paypal".length) || "/";
       try {
         return await paypal.fetch(new Request(url, req));
+      } catch (err) {
+        if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+        throw err;
+      }
+    }
+    if (url.pathname === "/razorpayx" || url.pathname.startsWith("/razorpayx/")) {
+      url.pathname = url.pathname.slice("/razorpayx".length) || "/";
+      try {
+        return await razorpayx.fetch(new Request(url, req));
       } catch (err) {
         if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
         throw err;
@@ -173,6 +200,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     RAZORPAY_WEBHOOK_SECRET: LOCAL_RAZORPAY.webhookSecret,
     RAZORPAY_API_URL: `${simulatorUrl}/razorpay`,
     RAZORPAY_TIMEOUT_MS: "5000",
+    RAZORPAYX_KEY_ID: LOCAL_RAZORPAYX.keyId,
+    RAZORPAYX_KEY_SECRET: LOCAL_RAZORPAYX.keySecret,
+    RAZORPAYX_ACCOUNT_NUMBER: LOCAL_RAZORPAYX.accountNumber,
+    RAZORPAYX_WEBHOOK_SECRET: LOCAL_RAZORPAYX.webhookSecret,
+    RAZORPAYX_API_URL: `${simulatorUrl}/razorpayx`,
+    RAZORPAYX_TIMEOUT_MS: "5000",
     STRIPE_SECRET_KEY: LOCAL_STRIPE.secretKey,
     STRIPE_PUBLISHABLE_KEY: LOCAL_STRIPE.publishableKey,
     STRIPE_WEBHOOK_SECRET: LOCAL_STRIPE.webhookSecret,
@@ -197,6 +230,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
   stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
   paypal.setWebhookUrl(`${url}/functions/v1/webhook/paypal`);
+  razorpayx.setWebhookUrl(`${url}/functions/v1/webhook/razorpayx`);
 
   const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));
   // The local keys are signed with the secret the functions verify (JWT_SECRET or
@@ -241,8 +275,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     razorpay,
     stripe,
     paypal,
+    razorpayx,
     async close() {
       await razorpay.idle();
+      await razorpayx.idle();
       await stripe.idle();
       await paypal.idle();
       await router.server.shutdown();

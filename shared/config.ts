@@ -42,6 +42,17 @@ export interface PayPalConfig {
   verify: "offline" | "postback";
 }
 
+/** RazorpayX Payouts (shared/payouts/razorpayx/): its own webhook secret and account number. */
+export interface RazorpayXConfig {
+  keyId: string;
+  keySecret: string;
+  /** The business's RazorpayX account number (not a payee's): every payout names it. */
+  accountNumber: string;
+  webhookSecret: string;
+  apiUrl: string;
+  timeoutMs: number;
+}
+
 /** Per-minute request limits on the user-facing functions (shared/ratelimit.ts). */
 export interface RateLimitConfig {
   /** RATE_LIMITS=off turns every limit off. */
@@ -102,6 +113,7 @@ export interface Config {
   razorpay?: RazorpayConfig;
   stripe?: StripeConfig;
   paypal?: PayPalConfig;
+  razorpayx?: RazorpayXConfig;
   webhookBodyLimitBytes: number;
   /** One JSON log line per request (LOG_REQUESTS=false silences it, e.g. in tests). */
   logRequests: boolean;
@@ -234,6 +246,26 @@ function paypal(env: Env): PayPalConfig | undefined {
   };
 }
 
+/** All five RAZORPAYX_ variables or none (the timeout is optional). */
+function razorpayx(env: Env): RazorpayXConfig | undefined {
+  const keys = [
+    "RAZORPAYX_KEY_ID",
+    "RAZORPAYX_KEY_SECRET",
+    "RAZORPAYX_ACCOUNT_NUMBER",
+    "RAZORPAYX_WEBHOOK_SECRET",
+    "RAZORPAYX_API_URL",
+  ];
+  if (keys.every((k) => !env(k)?.trim())) return undefined;
+  return {
+    keyId: required(env, "RAZORPAYX_KEY_ID"),
+    keySecret: required(env, "RAZORPAYX_KEY_SECRET"),
+    accountNumber: required(env, "RAZORPAYX_ACCOUNT_NUMBER"),
+    webhookSecret: required(env, "RAZORPAYX_WEBHOOK_SECRET"),
+    apiUrl: url(env, "RAZORPAYX_API_URL"),
+    timeoutMs: positiveInt(env, "RAZORPAYX_TIMEOUT_MS", 10_000),
+  };
+}
+
 function outbox(env: Env): OutboxConfig {
   const config = {
     maxAttempts: positiveInt(env, "OUTBOX_MAX_ATTEMPTS", 12),
@@ -305,6 +337,7 @@ export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
     razorpay: razorpay(env),
     stripe: stripe(env),
     paypal: paypal(env),
+    razorpayx: razorpayx(env),
     webhookBodyLimitBytes: positiveInt(env, "WEBHOOK_BODY_LIMIT_BYTES", 256 * 1024),
     logRequests: env("LOG_REQUESTS")?.trim() !== "false",
     reconcile: reconcile(env),

@@ -64,7 +64,7 @@ export const ERROR_CODES = [
   {
     status: 409,
     code: "insufficient_funds",
-    meaning: "a top-up refund larger than the wallet's balance",
+    meaning: "a top-up refund or a payout larger than the wallet's balance (or payable earnings)",
   },
   {
     status: 409,
@@ -96,6 +96,38 @@ export const ERROR_CODES = [
     status: 409,
     code: "refund_exceeds_charge",
     meaning: "a wallet-charge refund larger than what remains of the charge",
+  },
+  {
+    status: 409,
+    code: "invalid_engagement_state",
+    meaning:
+      "an engagement action its status forbids (complete before funding, dispute after release, a second funding order)",
+  },
+  {
+    status: 409,
+    code: "escrow_refund_not_allowed",
+    meaning: "a refund of an escrow order through `POST /refunds` (cancel or settle instead)",
+  },
+  {
+    status: 409,
+    code: "payout_account_not_ready",
+    meaning: "a payout to a payout account still onboarding (Stripe) or disabled",
+  },
+  {
+    status: 409,
+    code: "payout_limit_exceeded",
+    meaning: "a payout over the account's daily payout limit (payout_policies)",
+  },
+  {
+    status: 409,
+    code: "order_disputed",
+    meaning: "a refund of an order whose payment has an open chargeback (see Disputes)",
+  },
+  {
+    status: 409,
+    code: "spending_blocked",
+    meaning:
+      "spending a wallet (charges, wallet orders, payouts) whose account owes a dispute shortfall in that currency",
   },
   {
     status: 413,

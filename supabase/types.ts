@@ -107,6 +107,309 @@ export type Database = {
         };
         Relationships: [];
       };
+      "disputes": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "amount_held": number | null;
+          "amount_lost": number;
+          "amount_reinstated": number;
+          "amount_withdrawn": number;
+          "created_at": string;
+          "currency": string;
+          "entitlement": string | null;
+          "evidence_due_by": string | null;
+          "fee": number;
+          "fee_currency": string | null;
+          "funds_withdrawn_at": string | null;
+          "gateway": string;
+          "gateway_created_at": string | null;
+          "gateway_dispute_id": string;
+          "gateway_payment_id": string;
+          "gateway_status": string;
+          "id": string;
+          "last_event_at": string | null;
+          "order_id": string;
+          "phase": string;
+          "reason": string | null;
+          "resolved_at": string | null;
+          "shortfall": number;
+          "shortfall_covered": number;
+          "status": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "amount": number;
+          "amount_held"?: never;
+          "amount_lost"?: number;
+          "amount_reinstated"?: number;
+          "amount_withdrawn"?: number;
+          "created_at"?: string;
+          "currency": string;
+          "entitlement"?: string | null;
+          "evidence_due_by"?: string | null;
+          "fee"?: number;
+          "fee_currency"?: string | null;
+          "funds_withdrawn_at"?: string | null;
+          "gateway": string;
+          "gateway_created_at"?: string | null;
+          "gateway_dispute_id": string;
+          "gateway_payment_id": string;
+          "gateway_status": string;
+          "id"?: string;
+          "last_event_at"?: string | null;
+          "order_id": string;
+          "phase": string;
+          "reason"?: string | null;
+          "resolved_at"?: string | null;
+          "shortfall"?: number;
+          "shortfall_covered"?: number;
+          "status": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string;
+          "amount"?: number;
+          "amount_held"?: never;
+          "amount_lost"?: number;
+          "amount_reinstated"?: number;
+          "amount_withdrawn"?: number;
+          "created_at"?: string;
+          "currency"?: string;
+          "entitlement"?: string | null;
+          "evidence_due_by"?: string | null;
+          "fee"?: number;
+          "fee_currency"?: string | null;
+          "funds_withdrawn_at"?: string | null;
+          "gateway"?: string;
+          "gateway_created_at"?: string | null;
+          "gateway_dispute_id"?: string;
+          "gateway_payment_id"?: string;
+          "gateway_status"?: string;
+          "id"?: string;
+          "last_event_at"?: string | null;
+          "order_id"?: string;
+          "phase"?: string;
+          "reason"?: string | null;
+          "resolved_at"?: string | null;
+          "shortfall"?: number;
+          "shortfall_covered"?: number;
+          "status"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "disputes_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "disputes_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "disputes_fee_currency_fkey";
+            columns: ["fee_currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "disputes_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "engagements": {
+        Row: {
+          "amount": number;
+          "auto_complete_at": string | null;
+          "auto_complete_hours": number;
+          "auto_completed": boolean;
+          "canceled_at": string | null;
+          "completed_at": string | null;
+          "created_at": string;
+          "created_by": string;
+          "currency": string;
+          "dispute_reason": string | null;
+          "disputed_at": string | null;
+          "fee_amount": number | null;
+          "funded_at": string | null;
+          "funding_order_id": string | null;
+          "hold_hours": number;
+          "id": string;
+          "idempotency_key": string | null;
+          "payee_account_id": string;
+          "payee_amount": number | null;
+          "payee_share_bps": number | null;
+          "payer_account_id": string;
+          "penalty_amount": number | null;
+          "penalty_bps": (number)[];
+          "platform_fee_bps": number;
+          "rating": number | null;
+          "reference": string | null;
+          "release_at": string | null;
+          "request_hash": string | null;
+          "settled_at": string | null;
+          "status": string;
+          "title": string | null;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "amount": number;
+          "auto_complete_at"?: string | null;
+          "auto_complete_hours": number;
+          "auto_completed"?: boolean;
+          "canceled_at"?: string | null;
+          "completed_at"?: string | null;
+          "created_at"?: string;
+          "created_by": string;
+          "currency": string;
+          "dispute_reason"?: string | null;
+          "disputed_at"?: string | null;
+          "fee_amount"?: number | null;
+          "funded_at"?: string | null;
+          "funding_order_id"?: string | null;
+          "hold_hours"?: number;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "payee_account_id": string;
+          "payee_amount"?: number | null;
+          "payee_share_bps"?: number | null;
+          "payer_account_id": string;
+          "penalty_amount"?: number | null;
+          "penalty_bps": (number)[];
+          "platform_fee_bps": number;
+          "rating"?: number | null;
+          "reference"?: string | null;
+          "release_at"?: string | null;
+          "request_hash"?: string | null;
+          "settled_at"?: string | null;
+          "status"?: string;
+          "title"?: string | null;
+          "updated_at"?: string;
+        };
+        Update: {
+          "amount"?: number;
+          "auto_complete_at"?: string | null;
+          "auto_complete_hours"?: number;
+          "auto_completed"?: boolean;
+          "canceled_at"?: string | null;
+          "completed_at"?: string | null;
+          "created_at"?: string;
+          "created_by"?: string;
+          "currency"?: string;
+          "dispute_reason"?: string | null;
+          "disputed_at"?: string | null;
+          "fee_amount"?: number | null;
+          "funded_at"?: string | null;
+          "funding_order_id"?: string | null;
+          "hold_hours"?: number;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "payee_account_id"?: string;
+          "payee_amount"?: number | null;
+          "payee_share_bps"?: number | null;
+          "payer_account_id"?: string;
+          "penalty_amount"?: number | null;
+          "penalty_bps"?: (number)[];
+          "platform_fee_bps"?: number;
+          "rating"?: number | null;
+          "reference"?: string | null;
+          "release_at"?: string | null;
+          "request_hash"?: string | null;
+          "settled_at"?: string | null;
+          "status"?: string;
+          "title"?: string | null;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "engagements_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "engagements_funding_order_id_fkey";
+            columns: ["funding_order_id"];
+            isOneToOne: true;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "engagements_payee_account_id_fkey";
+            columns: ["payee_account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "engagements_payer_account_id_fkey";
+            columns: ["payer_account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "escrow_policies": {
+        Row: {
+          "auto_complete_hours": number;
+          "currency": string | null;
+          "penalty_bps_rating_1": number;
+          "penalty_bps_rating_2": number;
+          "penalty_bps_rating_3": number;
+          "penalty_bps_rating_4": number;
+          "penalty_bps_rating_5": number;
+          "platform_fee_bps": number;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "auto_complete_hours"?: number;
+          "currency"?: string | null;
+          "penalty_bps_rating_1"?: number;
+          "penalty_bps_rating_2"?: number;
+          "penalty_bps_rating_3"?: number;
+          "penalty_bps_rating_4"?: number;
+          "penalty_bps_rating_5"?: number;
+          "platform_fee_bps"?: number;
+          "updated_at"?: string;
+        };
+        Update: {
+          "auto_complete_hours"?: number;
+          "currency"?: string | null;
+          "penalty_bps_rating_1"?: number;
+          "penalty_bps_rating_2"?: number;
+          "penalty_bps_rating_3"?: number;
+          "penalty_bps_rating_4"?: number;
+          "penalty_bps_rating_5"?: number;
+          "platform_fee_bps"?: number;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "escrow_policies_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: true;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+        ];
+      };
       "gateway_customers": {
         Row: {
           "account_id": string;
@@ -236,6 +539,7 @@ export type Database = {
           "detail": string | null;
           "effect": NonNullable<Json>;
           "gateway": string;
+          "gateway_payment_id": string | null;
           "gateway_refund_id": string;
           "order_id": string;
           "reason": string;
@@ -252,6 +556,7 @@ export type Database = {
           "detail"?: string | null;
           "effect": NonNullable<Json>;
           "gateway": string;
+          "gateway_payment_id"?: never;
           "gateway_refund_id": string;
           "order_id": string;
           "reason": string;
@@ -267,6 +572,7 @@ export type Database = {
           "detail"?: string | null;
           "effect"?: NonNullable<Json>;
           "gateway"?: string;
+          "gateway_payment_id"?: never;
           "gateway_refund_id"?: string;
           "order_id"?: string;
           "reason"?: string;
@@ -391,6 +697,8 @@ export type Database = {
           "created_at": string;
           "created_by": string;
           "currency": string;
+          "dispute_status": string | null;
+          "engagement_id": string | null;
           "failure_code": string | null;
           "failure_reason": string | null;
           "gateway": string;
@@ -421,6 +729,8 @@ export type Database = {
           "created_at"?: string;
           "created_by": string;
           "currency": string;
+          "dispute_status"?: string | null;
+          "engagement_id"?: string | null;
           "failure_code"?: string | null;
           "failure_reason"?: string | null;
           "gateway": string;
@@ -450,6 +760,8 @@ export type Database = {
           "created_at"?: string;
           "created_by"?: string;
           "currency"?: string;
+          "dispute_status"?: string | null;
+          "engagement_id"?: string | null;
           "failure_code"?: string | null;
           "failure_reason"?: string | null;
           "gateway"?: string;
@@ -486,6 +798,13 @@ export type Database = {
             isOneToOne: false;
             referencedRelation: "currencies";
             referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "orders_engagement_id_fkey";
+            columns: ["engagement_id"];
+            isOneToOne: false;
+            referencedRelation: "engagements";
+            referencedColumns: ["id"];
           },
           {
             foreignKeyName: "orders_plan_id_fkey";
@@ -686,6 +1005,229 @@ export type Database = {
           },
         ];
       };
+      "payout_accounts": {
+        Row: {
+          "account_id": string;
+          "created_at": string;
+          "created_by": string | null;
+          "disabled_at": string | null;
+          "display": string;
+          "gateway": string;
+          "gateway_account_id": string;
+          "gateway_contact_id": string | null;
+          "id": string;
+          "last4": string | null;
+          "status": string;
+          "status_event_at": string | null;
+          "type": string;
+          "updated_at": string;
+          "vpa_handle": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "created_at"?: string;
+          "created_by"?: string | null;
+          "disabled_at"?: string | null;
+          "display": string;
+          "gateway": string;
+          "gateway_account_id": string;
+          "gateway_contact_id"?: string | null;
+          "id"?: string;
+          "last4"?: string | null;
+          "status": string;
+          "status_event_at"?: string | null;
+          "type": string;
+          "updated_at"?: string;
+          "vpa_handle"?: string | null;
+        };
+        Update: {
+          "account_id"?: string;
+          "created_at"?: string;
+          "created_by"?: string | null;
+          "disabled_at"?: string | null;
+          "display"?: string;
+          "gateway"?: string;
+          "gateway_account_id"?: string;
+          "gateway_contact_id"?: string | null;
+          "id"?: string;
+          "last4"?: string | null;
+          "status"?: string;
+          "status_event_at"?: string | null;
+          "type"?: string;
+          "updated_at"?: string;
+          "vpa_handle"?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "payout_accounts_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "payout_policies": {
+        Row: {
+          "account_id": string | null;
+          "allow_topup_balance": boolean;
+          "created_at": string;
+          "currency": string;
+          "daily_limit": number;
+          "fee_bps": number;
+          "fee_flat": number;
+          "id": string;
+          "min_amount": number;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id"?: string | null;
+          "allow_topup_balance"?: boolean;
+          "created_at"?: string;
+          "currency": string;
+          "daily_limit": number;
+          "fee_bps"?: number;
+          "fee_flat"?: number;
+          "id"?: string;
+          "min_amount": number;
+          "updated_at"?: string;
+        };
+        Update: {
+          "account_id"?: string | null;
+          "allow_topup_balance"?: boolean;
+          "created_at"?: string;
+          "currency"?: string;
+          "daily_limit"?: number;
+          "fee_bps"?: number;
+          "fee_flat"?: number;
+          "id"?: string;
+          "min_amount"?: number;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "payout_policies_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "payout_policies_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+        ];
+      };
+      "payouts": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "created_at": string;
+          "created_by": string | null;
+          "currency": string;
+          "failure_reason": string | null;
+          "fee": number;
+          "gateway": string;
+          "gateway_payout_id": string | null;
+          "gateway_status": string | null;
+          "id": string;
+          "idempotency_key": string | null;
+          "last_send_error": string | null;
+          "payout_account_id": string;
+          "processed_at": string | null;
+          "request_hash": string;
+          "returned_at": string | null;
+          "send_attempts": number;
+          "sent_at": string | null;
+          "status": string;
+          "updated_at": string;
+          "wallet_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "account_id": string;
+          "amount": number;
+          "created_at"?: string;
+          "created_by"?: string | null;
+          "currency": string;
+          "failure_reason"?: string | null;
+          "fee": number;
+          "gateway": string;
+          "gateway_payout_id"?: string | null;
+          "gateway_status"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "last_send_error"?: string | null;
+          "payout_account_id": string;
+          "processed_at"?: string | null;
+          "request_hash": string;
+          "returned_at"?: string | null;
+          "send_attempts"?: number;
+          "sent_at"?: string | null;
+          "status"?: string;
+          "updated_at"?: string;
+          "wallet_id": string;
+        };
+        Update: {
+          "account_id"?: string;
+          "amount"?: number;
+          "created_at"?: string;
+          "created_by"?: string | null;
+          "currency"?: string;
+          "failure_reason"?: string | null;
+          "fee"?: number;
+          "gateway"?: string;
+          "gateway_payout_id"?: string | null;
+          "gateway_status"?: string | null;
+          "id"?: string;
+          "idempotency_key"?: string | null;
+          "last_send_error"?: string | null;
+          "payout_account_id"?: string;
+          "processed_at"?: string | null;
+          "request_hash"?: string;
+          "returned_at"?: string | null;
+          "send_attempts"?: number;
+          "sent_at"?: string | null;
+          "status"?: string;
+          "updated_at"?: string;
+          "wallet_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "payouts_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "payouts_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "payouts_payout_account_id_fkey";
+            columns: ["payout_account_id"];
+            isOneToOne: false;
+            referencedRelation: "payout_accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "payouts_wallet_id_fkey";
+            columns: ["wallet_id"];
+            isOneToOne: false;
+            referencedRelation: "wallets";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "plans": {
         Row: {
           "active": boolean;
@@ -693,6 +1235,7 @@ export type Database = {
           "billing_interval": string;
           "created_at": string;
           "currency": string;
+          "dispute_policy": string;
           "id": string;
           "interval_count": number;
           "name": string;
@@ -705,6 +1248,7 @@ export type Database = {
           "billing_interval": string;
           "created_at"?: string;
           "currency": string;
+          "dispute_policy"?: string;
           "id": string;
           "interval_count"?: number;
           "name": string;
@@ -716,6 +1260,7 @@ export type Database = {
           "billing_interval"?: string;
           "created_at"?: string;
           "currency"?: string;
+          "dispute_policy"?: string;
           "id"?: string;
           "interval_count"?: number;
           "name"?: string;
@@ -1266,6 +1811,40 @@ export type Database = {
       };
     };
     Views: {
+      "dispute_stats": {
+        Row: {
+          "amount_disputed": number | null;
+          "amount_lost": number | null;
+          "currency": string;
+          "day": string | null;
+          "dispute_rate": number | null;
+          "disputes_lost": number | null;
+          "disputes_opened": number | null;
+          "disputes_won": number | null;
+          "gateway": string;
+          "inquiries": number | null;
+          "orders_paid": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
+      "escrow_stats": {
+        Row: {
+          "currency": string;
+          "day": string | null;
+          "engagements_canceled": number | null;
+          "engagements_created": number | null;
+          "engagements_disputed": number | null;
+          "engagements_funded": number | null;
+          "engagements_settled": number | null;
+          "held": number | null;
+          "penalties": number | null;
+          "platform_revenue": number | null;
+          "released_to_payees": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
       "gateway_discrepancies_open": {
         Row: {
           "detail": string | null;
@@ -1348,6 +1927,61 @@ export type Database = {
           },
         ];
       };
+      "open_disputes": {
+        Row: {
+          "account_id": string;
+          "amount": number;
+          "amount_held": number | null;
+          "amount_withdrawn": number;
+          "created_at": string;
+          "currency": string;
+          "evidence_due_by": string | null;
+          "fee": number;
+          "fee_currency": string | null;
+          "gateway": string;
+          "gateway_dispute_id": string;
+          "gateway_payment_id": string;
+          "gateway_status": string;
+          "id": string;
+          "order_id": string;
+          "phase": string;
+          "purpose": string;
+          "reason": string | null;
+          "shortfall_owed": number | null;
+          "status": string;
+        };
+        ComputedFields: never;
+        Relationships: [
+          {
+            foreignKeyName: "disputes_account_id_fkey";
+            columns: ["account_id"];
+            isOneToOne: false;
+            referencedRelation: "accounts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "disputes_currency_fkey";
+            columns: ["currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "disputes_fee_currency_fkey";
+            columns: ["fee_currency"];
+            isOneToOne: false;
+            referencedRelation: "currencies";
+            referencedColumns: ["code"];
+          },
+          {
+            foreignKeyName: "disputes_order_id_fkey";
+            columns: ["order_id"];
+            isOneToOne: false;
+            referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "payment_stats": {
         Row: {
           "average_paid_amount": number | null;
@@ -1362,6 +1996,25 @@ export type Database = {
           "orders_paid": number | null;
           "refunded": number | null;
           "success_rate": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
+      "payout_stats": {
+        Row: {
+          "currency": string;
+          "day": string | null;
+          "fees": number | null;
+          "gateway": string;
+          "in_flight": number | null;
+          "payouts_failed": number | null;
+          "payouts_in_flight": number | null;
+          "payouts_requested": number | null;
+          "payouts_reversed": number | null;
+          "payouts_sent": number | null;
+          "requested": number | null;
+          "returned": number | null;
+          "sent": number | null;
         };
         ComputedFields: never;
         Relationships: [];

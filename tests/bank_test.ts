@@ -23,6 +23,15 @@ import {
   withStack,
 } from "./support/stack.ts";
 import { LOCAL_RAZORPAY } from "../dev/stack.ts";
+import { checkEscrow, opEscrow, quiesceEscrow } from "./support/bank_escrow.ts";
+import {
+  checkDisputes,
+  DISPUTE_CHARGE_REFUSALS,
+  DISPUTE_REFUSALS,
+  disputeWalletGap,
+  opDispute,
+  quiesceDisputes,
+} from "./support/bank_disputes.ts";
 
 function intEnv(name: string, fallback: number): number {
   const v = Deno.env.get(name);
@@ -351,6 +360,7 @@ const REFUSALS = new Set([
   "409 refund_exceeds_payment",
   "409 insufficient_funds",
   "409 order_not_refundable",
+  ...DISPUTE_REFUSALS,
 ]);
 
 /** Records a refund request's answer in the model; returns what it was. */
@@ -629,11 +639,17 @@ async function opCharge(w: World, rng: Rng) {
   );
   const made = answers.filter((r) => r.status === 201 || r.status === 200);
   for (const r of answers) {
-    if (r.status !== 201 && r.status !== 200 && r.body?.error?.code !== "insufficient_funds") {
+    const code = r.body?.error?.code;
+    if (
+      r.status !== 201 && r.status !== 200 && code !== "insufficient_funds" &&
+      !DISPUTE_CHARGE_REFUSALS.includes(code)
+    ) {
       throw new Error(`wallet charge → ${r.status} ${JSON.stringify(r.body)}`);
     }
   }
-  if (made.length === 0) return w.model.count(w.model.refused, "charge:insufficient_funds");
+  if (made.length === 0) {
+    return w.model.count(w.model.refused, `charge:${answers[0].body?.error?.code}`);
+  }
   const ids = new Set(made.map((r) => r.body.charge.id));
   if (ids.size !== 1) throw new Error(`one key made charges ${[...ids].join(", ")}`);
   w.model.charges.push({
@@ -721,7 +737,9 @@ type OpName =
   | "spend"
   | "charge"
   | "resolveHold"
-  | "chargeRefund";
+  | "chargeRefund"
+  | "escrow"
+  | "dispute";
 const WEIGHTS: Record<OpName, number> = {
   topup: 26,
   late: 8,
@@ -735,6 +753,8 @@ const WEIGHTS: Record<OpName, number> = {
   charge: 6,
   resolveHold: 4,
   chargeRefund: 2,
+  escrow: 4,
+  dispute: 3,
 };
 const RUN: Record<OpName, (w: World, rng: Rng) => Promise<void>> = {
   topup: opTopup,
@@ -749,6 +769,8 @@ const RUN: Record<OpName, (w: World, rng: Rng) => Promise<void>> = {
   charge: opCharge,
   resolveHold: opResolveHold,
   chargeRefund: opChargeRefund,
+  escrow: opEscrow,
+  dispute: (w, rng) => opDispute(w, rng, () => opTopup(w, rng)),
 };
 
 // ------------------------------------------------------------------ the end state
@@ -782,6 +804,7 @@ async function quiesce(w: World) {
   }
   await s.razorpay.idle();
   await s.stripe.idle();
+  await quiesceDisputes(w, rng);
   // Holds still open: every other one voided, the rest left to the expiry sweep.
   const openHolds = model.charges.filter((c) => c.status === "held");
   for (const [i, c] of openHolds.entries()) {
@@ -793,6 +816,7 @@ async function quiesce(w: World) {
     model.spend(c.user.accountId, c.currency, -c.amount);
   }
   await s.db`select settle.expire_wallet_holds(now() + interval '30 days', 10000)`;
+  await quiesceEscrow(s);
 }
 
 async function gatewayRefunds(w: World, o: MOrder) {
@@ -821,6 +845,7 @@ async function check(w: World) {
 
   const audit = await s.db`select * from settle.ledger_audit()`;
   for (const a of audit) problems.push(`audit: ${a.invariant} ${a.subject} ${a.detail}`);
+  problems.push(...await checkEscrow(s, w.users));
 
   // Every order: status and refunded amount; one order_paid posting when paid, none otherwise.
   const ids = model.orders.map((o) => o.id);
@@ -891,7 +916,9 @@ async function check(w: World) {
         where e.system_account = 'receivable:refund_shortfall' and o.account_id = ${u.accountId}
           and e.currency = ${currency}`;
       const have = (wal ? Number(wal.balance) : 0) - Number(owed.n);
-      const want = model.balance(u.accountId, currency, true);
+      // Disputes (tests/support/bank_disputes.ts): a lost one took its amount for good.
+      const want = model.balance(u.accountId, currency, true) -
+        await disputeWalletGap(w, u.accountId, currency);
       if (have !== want) {
         problems.push(
           `wallet ${u.email} ${currency}: ${have} less shortfall ${owed.n}, model ${want}`,
@@ -938,6 +965,8 @@ async function check(w: World) {
       problems.push(`wallet charge ${r.id}: ${r.status} ${r.kept}, model ${JSON.stringify(c)}`);
     }
   }
+
+  problems.push(...await checkDisputes(w));
 
   // Every webhook applied cleanly: no stored failure, mismatch or unknown order.
   const bad = await s.db`select event_type, outcome, detail from public.webhook_events

@@ -8,6 +8,7 @@
 // CHAOS_CONCURRENCY (8), CHAOS_ACCOUNTS (12). A large run:
 //   CHAOS_EVENTS=10000 npx deno@2.9.6 task test tests/chaos_test.ts
 import assert from "node:assert/strict";
+import { eachLimited } from "../shared/concurrency.ts";
 import { reconcile } from "../shared/services/reconcile.ts";
 import {
   seededRandom,
@@ -41,15 +42,6 @@ function envNumber(key: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isFinite(n)) throw new Error(`${key} must be a number, got ${raw}`);
   return n;
-}
-
-/** Runs fn over items with at most `limit` in flight. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 // ---------------------------------------------------------------- the dispatcher's chaos mode

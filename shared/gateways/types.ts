@@ -62,13 +62,20 @@ export interface PaymentResult {
   failureReason?: string | null;
 }
 
-export interface PaymentGateway extends GatewayLister {
+export interface PaymentGateway extends GatewayLister, GatewayDisputes {
   readonly name: GatewayName;
   /**
    * The longest createOrder can take (its requests' timeouts and retries): how long a request's
    * claim on an order's gateway call lasts before another request may take it over.
    */
   readonly orderCallBudgetMs: number;
+  /**
+   * True when createOrder is idempotent at the gateway itself (Stripe's idempotency key: the
+   * same order's call always returns the same gateway order), so a call whose outcome is unknown
+   * frees its claim at once. Otherwise (Razorpay: a receipt lookup that can miss an order still
+   * being made) the claim is kept until its lease ends.
+   */
+  readonly idempotentOrders?: boolean;
   /** Refuses amounts the gateway cannot take (e.g. Razorpay three-decimal amounts not ending in 0). */
   checkAmount(amount: number, currency: string): void;
   createOrder(terms: OrderTerms): Promise<GatewayOrder>;
@@ -185,4 +192,18 @@ export interface GatewayLister {
   orderPaymentRecords?(gatewayOrderId: string): Promise<GatewayPaymentRecord[]>;
   /** One refund, or null when the gateway has no such refund. */
   refundRecord?(gatewayRefundId: string): Promise<GatewayRefundRecord | null>;
+}
+
+// Section - disputes at the gateway (reconcile and the gateway audit, shared/services/disputes.ts)
+
+/**
+ * Optional dispute verbs: each answers disputes as the effect their webhook would carry
+ * (action "dispute", built by the gateway's wire mapping), so a read converges through the same
+ * SQL path (settle.apply_dispute_event) as the events it stands in for.
+ */
+export interface GatewayDisputes {
+  /** Every dispute created in the window (all pages). */
+  listDisputes?(window: ListWindow): Promise<Record<string, unknown>[]>;
+  /** One dispute, or null when the gateway has no such dispute. */
+  fetchDispute?(gatewayDisputeId: string): Promise<Record<string, unknown> | null>;
 }

@@ -5,8 +5,10 @@
 // stored once in public.gateway_discrepancies (settle.record_gateway_discrepancy).
 import type { App } from "../app.ts";
 import type { JSONValue } from "postgres";
+import { eachLimited } from "../concurrency.ts";
 import type { Sql } from "../db.ts";
 import { minorFromDb } from "../money.ts";
+import { convergeDisputes, type DisputeCounts } from "./disputes.ts";
 import {
   type GatewayName,
   type GatewayPaymentRecord,
@@ -63,6 +65,8 @@ export interface GatewayAuditSummary {
   window: ListWindow;
   gateways: Partial<Record<GatewayName, { payments: number; refunds: number }>>;
   discrepancies: { found: number; new: number };
+  /** The window's disputes read at the gateways and converged (not for an account-scoped run). */
+  disputes?: DisputeCounts;
   duration_ms: number;
 }
 
@@ -137,6 +141,10 @@ export async function gatewayAudit(
       log("error", "gateway not audited", { gateway: name, error: String(err) });
     }
   }
+  if (!opts.accountIds) {
+    // Disputes are converged, not compared: a missed dispute event is applied like the webhook.
+    summary.disputes = await convergeDisputes(app, window, { limit: 0, listOnly: true });
+  }
   const unique = dedupe(found);
   summary.discrepancies = { found: unique.length, new: await record(app.sql, unique) };
   // Not recorded as a run: the next default window still starts from the last complete one.
@@ -189,10 +197,10 @@ async function readBack(
     order by created_at limit ${READ_BACK_LIMIT}`;
   const payments: GatewayPaymentRecord[] = [];
   const found: GatewayRefundRecord[] = [];
-  await eachLimited(orders, async (o) => {
+  await eachLimited(orders, READS_IN_FLIGHT, async (o) => {
     payments.push(...await gw.orderPaymentRecords!(o.id));
   });
-  await eachLimited(refunds, async (r) => {
+  await eachLimited(refunds, READS_IN_FLIGHT, async (r) => {
     const rec = await gw.refundRecord!(r.id);
     if (rec) found.push(rec);
   });
@@ -258,14 +266,16 @@ async function readSettle(
     ...payments.map((p) => p.settleOrderId),
     ...refundRows.map((r) => r.order_id),
   ]);
+  // A payment's credit: a top-up, a purchase, or an engagement's funding (escrow_funding, the
+  // one posting under order_paid:<id> of an escrow order).
   const orders = (await sql<SettleOrder[]>`
     select o.id, o.status, o.amount, o.currency, o.gateway_order_id,
       o.gateway_payment_id,
       (select count(*) from public.ledger_transactions t
-        where t.order_id = o.id and t.kind in ('topup', 'purchase'))::int as credits,
+        where t.order_id = o.id and t.kind in ('topup', 'purchase', 'escrow_funding'))::int as credits,
       (select coalesce(sum(e.amount), 0) from public.ledger_transactions t
         join public.ledger_entries e on e.transaction_id = t.id
-        where t.order_id = o.id and t.kind in ('topup', 'purchase') and e.amount > 0) as credited
+        where t.order_id = o.id and t.kind in ('topup', 'purchase', 'escrow_funding') and e.amount > 0) as credited
     from public.orders o
     where o.gateway = ${gateway}
       and (${accounts}::uuid[] is null or o.account_id = any(${accounts}::uuid[]))
@@ -286,14 +296,8 @@ async function readSettle(
   };
 }
 
-/** Runs fn over items, at most 8 gateway reads in flight. */
-async function eachLimited<T>(items: T[], fn: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(8, items.length) }, worker));
-}
+/** Gateway reads the audit keeps in flight at once. */
+const READS_IN_FLIGHT = 8;
 
 /**
  * Listed payments by gateway order, each against its settle order; then settle's paid orders
@@ -329,7 +333,7 @@ async function comparePayments(
     }
   }
   const unseen = s.orders.filter((o) => PAID.has(o.status) && !checked.has(o.id));
-  await eachLimited(unseen, async (o) => {
+  await eachLimited(unseen, READS_IN_FLIGHT, async (o) => {
     const recs = o.gateway_order_id && gw.orderPaymentRecords
       ? await gw.orderPaymentRecords(o.gateway_order_id)
       : [];
@@ -441,7 +445,7 @@ async function compareRefunds(
     out.push(...refundFindings(gw.name, g, mine, order?.id ?? null));
   }
   const unseen = s.refunds.filter((r) => r.status === "processed" && !seen.has(r.id));
-  await eachLimited(unseen, async (r) => {
+  await eachLimited(unseen, READS_IN_FLIGHT, async (r) => {
     const g = r.gateway_refund_id && gw.refundRecord
       ? await gw.refundRecord(r.gateway_refund_id)
       : null;

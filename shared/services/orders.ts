@@ -2,10 +2,11 @@
 import { z } from "zod";
 import type { App } from "../app.ts";
 import type { Caller } from "../auth.ts";
-import { asUser, type Sql } from "../db.ts";
-import { sha256Hex } from "../crypto.ts";
+import { asUser, type Sql, type Tx } from "../db.ts";
+import { optionalIdempotencyKey, orderRequestHash } from "../idempotency.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
+import { outcomeUnknown } from "../gateways/outcome.ts";
 import type { GatewayName, PaymentGateway, PaymentResult } from "../gateways/types.ts";
 import { ensureCustomer } from "./customers.ts";
 import { payOrderFromWallet } from "./wallet_orders.ts";
@@ -14,7 +15,8 @@ export interface OrderRow {
   id: string;
   account_id: string;
   gateway: "razorpay" | "stripe" | "paypal" | "wallet";
-  purpose: "wallet_topup" | "plan" | "product";
+  purpose: "wallet_topup" | "plan" | "product" | "escrow";
+  engagement_id?: string | null;
   plan_id: string | null;
   product_id: string | null;
   amount: string | number;
@@ -30,8 +32,9 @@ const slug = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be an id of letters, d
 
 export const createOrderBody = z.object({
   gateway: z.enum(["razorpay", "stripe", "paypal", "wallet"]),
-  purpose: z.enum(["wallet_topup", "plan", "product"]),
+  purpose: z.enum(["wallet_topup", "plan", "product", "escrow"]),
   plan_id: slug.optional(),
+  engagement_id: z.uuid({ error: "must be an engagement id (uuid)" }).optional(),
   product_id: slug.optional(),
   amount: z.number().int("must be an integer number of minor units").positive().max(
     100_000_000_000,
@@ -48,26 +51,28 @@ export const createOrderBody = z.object({
     need("plan_id", b.plan_id !== undefined, "required for purpose plan");
   } else if (b.purpose === "product") {
     need("product_id", b.product_id !== undefined, "required for purpose product");
+  } else if (b.purpose === "escrow") {
+    need("engagement_id", b.engagement_id !== undefined, "required for purpose escrow");
+    need("gateway", b.gateway !== "wallet", "an engagement is funded through a gateway");
   } else {
     need("amount", b.amount !== undefined, "required for purpose wallet_topup");
     need("currency", b.currency !== undefined, "required for purpose wallet_topup");
+  }
+  if (b.purpose !== "escrow") {
+    need("engagement_id", b.engagement_id === undefined, "only for purpose escrow");
   }
   if (b.purpose !== "plan") need("plan_id", b.plan_id === undefined, "only for purpose plan");
   if (b.purpose !== "product") {
     need("product_id", b.product_id === undefined, "only for purpose product");
   }
   if (b.purpose !== "wallet_topup") {
-    need("amount", b.amount === undefined, "the price comes from the catalog");
-    need("currency", b.currency === undefined, "the currency comes from the catalog");
+    const from = b.purpose === "escrow" ? "the engagement" : "the catalog";
+    need("amount", b.amount === undefined, `the price comes from ${from}`);
+    need("currency", b.currency === undefined, `the currency comes from ${from}`);
   }
 });
 
 export type CreateOrderBody = z.infer<typeof createOrderBody>;
-
-const idempotencyKey = z.string().regex(
-  /^[\x21-\x7e]{1,255}$/,
-  "Idempotency-Key must be 1-255 visible ASCII characters",
-);
 
 export function publicOrder(row: OrderRow) {
   const iso = (v: string | Date | null) => v === null ? null : new Date(v).toISOString();
@@ -77,6 +82,7 @@ export function publicOrder(row: OrderRow) {
     purpose: row.purpose,
     plan_id: row.plan_id,
     product_id: row.product_id,
+    ...(row.purpose === "escrow" ? { engagement_id: row.engagement_id ?? null } : {}),
     amount: minorFromDb(row.amount),
     currency: row.currency,
     gateway: row.gateway,
@@ -95,21 +101,13 @@ export async function createOrder(
 ): Promise<{ status: 200 | 201; body: unknown }> {
   // Paid at once from the account's balance: no gateway order, no checkout (wallet_orders.ts).
   if (body.gateway === "wallet") return await payOrderFromWallet(app, caller, body, rawKey);
-  const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
+  const key = optionalIdempotencyKey(rawKey);
   const gateway = app.gateway(body.gateway);
   if (body.amount !== undefined && body.currency) gateway.checkAmount(body.amount, body.currency);
-  // The hash covers the normalized request, so key replays compare meaning, not bytes.
-  const requestHash = await sha256Hex(JSON.stringify([
-    body.gateway,
-    body.purpose,
-    body.plan_id ?? null,
-    body.product_id ?? null,
-    body.amount ?? null,
-    body.currency ?? null,
-    body.account_id ?? null,
-  ]));
+  const requestHash = await orderRequestHash(body);
 
   const created = await asUser(app.sql, caller, async (tx) => {
+    if (body.purpose === "escrow") return await escrowOrder(tx, gateway, body, key, requestHash);
     const [r] = await tx`select settle.create_order(
       ${body.gateway}, ${body.purpose}, ${body.plan_id ?? null}, ${body.product_id ?? null},
       ${body.amount ?? null}, ${body.currency ?? null}, ${body.account_id ?? null},
@@ -143,6 +141,26 @@ export async function createOrder(
       }),
     },
   };
+}
+
+/**
+ * An engagement's funding order (settle.create_escrow_order): the amount and currency are the
+ * engagement's, read through RLS first so the gateway's own limits are checked before anything
+ * is written (an invisible engagement falls through to the function, which answers 404).
+ */
+async function escrowOrder(
+  tx: Tx,
+  gateway: PaymentGateway,
+  body: CreateOrderBody,
+  key: string | null,
+  requestHash: string,
+): Promise<{ order: OrderRow; replayed: boolean }> {
+  const [e] = await tx<{ amount: string; currency: string }[]>`select amount, currency
+    from public.engagements where id = ${body.engagement_id!}`;
+  if (e) gateway.checkAmount(minorFromDb(e.amount), e.currency);
+  const [r] = await tx`select settle.create_escrow_order(${body.gateway}, ${body.engagement_id!},
+    ${body.account_id ?? null}, ${key}, ${requestHash}) as result`;
+  return r.result as { order: OrderRow; replayed: boolean };
 }
 
 /** Added to a gateway call's longest time for its claim: latency, a slow database. */
@@ -183,7 +201,12 @@ async function ensureGatewayOrder(
   }
 }
 
-/** The claimed call: its answer is recorded (first answer wins), a failure frees the claim. */
+/**
+ * The claimed call: its answer is recorded (first answer wins). A refusal frees the claim; a
+ * failure whose outcome is unknown (a timeout: the gateway may still make the order) keeps it
+ * until its lease ends, so the request that takes it over looks the order up first, unless the
+ * gateway's own idempotency makes a second order impossible anyway.
+ */
 async function callGateway(
   sql: Sql,
   gateway: PaymentGateway,
@@ -205,7 +228,9 @@ async function callGateway(
     }));
   } catch (err) {
     const message = String((err as Error)?.message ?? err).slice(0, 500);
-    await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message})`;
+    const unknown = outcomeUnknown(err) && !gateway.idempotentOrders;
+    await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message},
+      ${unknown})`;
     throw err;
   }
   const [{ r }] = await sql`select settle.record_gateway_order(${row.id}, ${claim},

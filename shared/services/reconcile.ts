@@ -1,11 +1,14 @@
 // Reconciliation: a list of steps (stuck orders, failed webhook events, ...) run one after another.
 import type { App } from "../app.ts";
+import { eachLimited } from "../concurrency.ts";
 import { GatewayError, type GatewayName, type PaymentResult } from "../gateways/types.ts";
 import { minorFromDb } from "../money.ts";
+import { convergeDisputes, DISPUTE_LIST_SECONDS } from "./disputes.ts";
 import { applyPayment } from "./orders.ts";
 import { reconcileRefunds } from "./refunds.ts";
 import { retryOwedReads } from "./webhooks.ts";
 import { expireHolds } from "./wallet_charges.ts";
+import { reconcilePayouts } from "./payouts.ts";
 
 /** One run's knobs; anything omitted comes from app.config.reconcile. */
 export interface ReconcileOptions {
@@ -63,15 +66,6 @@ type Outcome =
 
 function log(level: "warn" | "error", msg: string, fields: Record<string, unknown>) {
   console.error(JSON.stringify({ level, function: "reconcile", msg, ...fields }));
-}
-
-/** Runs fn over items with at most `limit` in flight. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**
@@ -214,6 +208,19 @@ export const pendingRefunds: ReconcileStep = {
   },
 };
 
+/**
+ * Disputes at the gateways: those created in the last DISPUTE_LIST_SECONDS, and settle's older
+ * unresolved ones read by id, converged through settle.apply_dispute_event (a missed dispute
+ * webhook lands here). A gateway that cannot be read counts as errors; the run goes on.
+ */
+export const gatewayDisputes: ReconcileStep = {
+  name: "disputes",
+  async run(app, s) {
+    const to = Math.floor(Date.now() / 1000);
+    return await convergeDisputes(app, { from: to - DISPUTE_LIST_SECONDS, to }, { limit: s.limit });
+  },
+};
+
 /** Subscriptions whose period ended: past_due, or canceled when asked at period end. */
 export const lapsedSubscriptions: ReconcileStep = {
   name: "subscriptions",
@@ -231,14 +238,27 @@ export const expiredHolds: ReconcileStep = {
   },
 };
 
+/**
+ * Payouts pending or processing past the stuck threshold: sent again under their idempotency
+ * key when the gateway never answered, else read from the gateway and converged.
+ */
+export const stuckPayouts: ReconcileStep = {
+  name: "payouts",
+  async run(app, s) {
+    return await reconcilePayouts(app, { limit: s.limit, olderThanSeconds: s.olderThanSeconds });
+  },
+};
+
 /** The steps of one run, in order. A new step is one more entry here. */
 export const RECONCILE_STEPS: readonly ReconcileStep[] = [
   stuckOrders,
   owedWebhookReads,
   failedWebhooks,
   pendingRefunds,
+  gatewayDisputes,
   lapsedSubscriptions,
   expiredHolds,
+  stuckPayouts,
 ];
 
 export interface ReconcileSummary {

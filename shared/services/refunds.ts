@@ -13,9 +13,10 @@ import type { Caller } from "../auth.ts";
 import { asUser, type Tx } from "../db.ts";
 import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
+import { optionalIdempotencyKey } from "../idempotency.ts";
 import { minorFromDb } from "../money.ts";
 import { GatewayError, type GatewayName, type RefundResult } from "../gateways/types.ts";
-import { RazorpayApiError } from "../gateways/razorpay/client.ts";
+import { refusedByGateway } from "../gateways/outcome.ts";
 import { type OrderRow, publicOrder } from "./orders.ts";
 
 export interface RefundRow {
@@ -52,11 +53,6 @@ export const refundBody = z.object({
   reason: reasonText.optional(),
 }).strict();
 
-const idempotencyKey = z.string().regex(
-  /^[\x21-\x7e]{1,255}$/,
-  "Idempotency-Key must be 1-255 visible ASCII characters",
-);
-
 const listQuery = z.object({ order_id: z.uuid({ error: "order_id must be a uuid" }) });
 
 export function publicRefund(r: RefundRow) {
@@ -86,7 +82,7 @@ export async function createRefund(
   rawKey: string | null,
 ): Promise<{ status: 200 | 201; body: unknown }> {
   const input = refundBody.parse(body);
-  const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
+  const key = optionalIdempotencyKey(rawKey);
   const requestHash = await sha256Hex(
     JSON.stringify([input.order_id, input.amount ?? null, input.reason ?? null]),
   );
@@ -95,9 +91,18 @@ export async function createRefund(
     // The gateway's own limits (minimum refund, three-decimal rounding) are checked before
     // anything is written. Read through RLS for a user: an invisible order falls through to
     // the function, which answers 404.
-    const [order] = await tx<Pick<OrderRow, "gateway" | "currency" | "amount">[]>`
-      select gateway, currency, amount - amount_refunded as amount
+    const [order] = await tx<Pick<OrderRow, "gateway" | "currency" | "amount" | "purpose">[]>`
+      select gateway, currency, amount - amount_refunded as amount, purpose
       from public.orders where id = ${input.order_id}`;
+    // Escrow money leaves only by cancelling or settling the engagement (the database refuses
+    // it too, after the buyer's refund policy has spoken: this answer comes first).
+    if (order?.purpose === "escrow") {
+      throw new HttpError(
+        409,
+        "escrow_refund_not_allowed",
+        "an escrow order is refunded only by cancelling or settling its engagement",
+      );
+    }
     // A wallet order's refund goes back to the wallet: no gateway, no gateway limits.
     if (
       order && order.gateway !== "wallet" &&
@@ -171,21 +176,6 @@ export async function submitRefund(
   const [row] = await app.sql`select settle.record_refund_result(${refund.id},
     ${result.gatewayRefundId}, ${result.status}, ${result.failureReason ?? null}, null) as result`;
   return row.result as RefundRow;
-}
-
-/**
- * Whether the gateway said no, so no refund was made: only a 4xx answer says that. A 5xx, a
- * dropped connection or an unreadable answer may hide a refund that was made, so the refund
- * stays pending and is sent again under the same idempotency key. 408, 409 (Stripe's "another
- * request with this key is in progress") and 429 are "not now", not "no".
- */
-function refusedByGateway(err: unknown): boolean {
-  if (!(err instanceof GatewayError) || err.status !== 502) return false;
-  const status = err instanceof RazorpayApiError
-    ? err.httpStatus
-    : (err.detail as { statusCode?: unknown } | undefined)?.statusCode;
-  return typeof status === "number" && status >= 400 && status < 500 &&
-    ![408, 409, 429].includes(status);
 }
 
 /**

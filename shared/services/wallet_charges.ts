@@ -9,6 +9,7 @@ import type { App } from "../app.ts";
 import { type Caller, requireServiceRole } from "../auth.ts";
 import { asUser, type Sql } from "../db.ts";
 import { HttpError } from "../http.ts";
+import { idempotencyKey, optionalIdempotencyKey } from "../idempotency.ts";
 import { minorFromDb } from "../money.ts";
 
 type Amount = string | number;
@@ -78,11 +79,6 @@ export const chargeBody = z.object({
 });
 
 const amountBody = z.object({ amount: minor.optional() }).strict();
-
-const idempotencyKey = z.string({ error: "an Idempotency-Key header is required" }).regex(
-  /^[\x21-\x7e]{1,255}$/,
-  "Idempotency-Key must be 1-255 visible ASCII characters",
-);
 
 const chargeId = z.uuid({ error: "the charge id must be a uuid" });
 
@@ -191,7 +187,7 @@ export async function refundCharge(
 ): Promise<{ status: 200 | 201; body: unknown }> {
   requireServiceRole(caller, SERVICE_ONLY);
   const charge = chargeId.parse(id);
-  const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
+  const key = optionalIdempotencyKey(rawKey);
   const { amount } = amountBody.parse(body);
   const result = await serviceCall(app, caller, async (sql) => {
     const [r] = await sql`select settle.refund_wallet_charge(${charge}, ${amount ?? null}, ${key})

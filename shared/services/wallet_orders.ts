@@ -1,19 +1,13 @@
 // Paying an order from the wallet: create-order with gateway "wallet" pays a plan or a product
 // at once from the account's balance (settle.pay_order_from_wallet): no gateway, no checkout,
 // no webhook, and the same downstream effects (ledger, subscription, outbox) as a payment.
-import { z } from "zod";
 import type { App } from "../app.ts";
 import type { Caller } from "../auth.ts";
 import { asUser } from "../db.ts";
-import { sha256Hex } from "../crypto.ts";
+import { optionalIdempotencyKey, orderRequestHash } from "../idempotency.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 import { type CreateOrderBody, type OrderRow, publicOrder } from "./orders.ts";
-
-const idempotencyKey = z.string().regex(
-  /^[\x21-\x7e]{1,255}$/,
-  "Idempotency-Key must be 1-255 visible ASCII characters",
-);
 
 export async function payOrderFromWallet(
   app: App,
@@ -28,17 +22,9 @@ export async function payOrderFromWallet(
       "purpose: the wallet pays for a plan or a product; a top-up needs a gateway",
     );
   }
-  const key = rawKey === null ? null : idempotencyKey.parse(rawKey);
+  const key = optionalIdempotencyKey(rawKey);
   // The same normalized request hash as a gateway order's, so one key cannot name both.
-  const requestHash = await sha256Hex(JSON.stringify([
-    body.gateway,
-    body.purpose,
-    body.plan_id ?? null,
-    body.product_id ?? null,
-    body.amount ?? null,
-    body.currency ?? null,
-    body.account_id ?? null,
-  ]));
+  const requestHash = await orderRequestHash(body);
   const { result, balance } = await asUser(app.sql, caller, async (tx) => {
     const [r] = await tx`select settle.pay_order_from_wallet(${body.purpose},
       ${body.plan_id ?? null}, ${body.product_id ?? null}, ${body.account_id ?? null}, ${key},

@@ -173,6 +173,7 @@ export const TABLES = [
   "refunds",
   "subscriptions",
   "subscription_periods",
+  "engagements",
 ] as const;
 
 /** A checksum per table: equal snapshots mean no row was inserted, changed or deleted. */
@@ -188,11 +189,12 @@ export async function snapshot(db: Sql): Promise<Record<string, string>> {
   return out;
 }
 
-/** Waits until neither gateway's webhook deliveries to the stack are in flight. */
+/** Waits until no simulator's webhook deliveries to the stack are in flight. */
 export async function idle(s: Stack) {
   await s.razorpay.idle();
   await s.stripe.idle();
   await s.paypal.idle();
+  await s.razorpayx.idle();
 }
 
 export async function walletBalance(db: Sql, accountId: string, currency = "INR") {

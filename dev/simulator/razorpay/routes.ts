@@ -10,6 +10,13 @@ import {
   listFaults,
   setConfig,
 } from "./control.ts";
+import {
+  acceptDispute,
+  getDispute,
+  listDisputes,
+  simAdvanceDispute,
+  simOpenDispute,
+} from "./disputes.ts";
 import { simListEvents } from "./events.ts";
 import { createOrder, getOrder, listOrders, orderPayments, patchOrder } from "./orders.ts";
 import { capturePayment, getPayment, listPayments, simFailLate } from "./payments.ts";
@@ -40,6 +47,10 @@ export const API_ROUTES = new Router<Handler>([
 
   route("GET", "/v1/refunds", listRefunds),
   route("GET", "/v1/refunds/:id", getRefund),
+
+  route("GET", "/v1/disputes", listDisputes),
+  route("GET", "/v1/disputes/:id", getDispute),
+  route("POST", "/v1/disputes/:id/accept", acceptDispute),
 ]);
 
 export const CONTROL_ROUTES = new Router<Handler>([
@@ -47,6 +58,8 @@ export const CONTROL_ROUTES = new Router<Handler>([
   route("POST", "/_sim/razorpay/payments/:id/fail-late", simFailLate),
   route("POST", "/_sim/razorpay/payments/:id/auto-refund", simAutoRefund),
   route("POST", "/_sim/razorpay/refunds/:id/fail", simFailRefund),
+  route("POST", "/_sim/razorpay/payments/:id/dispute", simOpenDispute),
+  route("POST", "/_sim/razorpay/disputes/:id/advance", simAdvanceDispute),
   route("GET", "/_sim/razorpay/events", simListEvents),
   route("GET", "/_sim/razorpay/deliveries", listDeliveries),
   route("GET", "/_sim/razorpay/faults", listFaults),

@@ -6,7 +6,7 @@ import {
   WebhookDispatcher,
   type WebhookOptions,
 } from "../common/mod.ts";
-import type { Json, OrderEntity, PaymentEntity, RefundEntity } from "./wire.ts";
+import type { DisputeEntity, Json, OrderEntity, PaymentEntity, RefundEntity } from "./wire.ts";
 
 export interface RazorpaySimOptions {
   keyId: string;
@@ -68,6 +68,8 @@ export class RazorpayState {
   readonly paymentSeq: string[] = [];
   readonly refunds = new Map<string, RefundEntity>();
   readonly refundSeq: string[] = [];
+  readonly disputes = new Map<string, DisputeEntity>();
+  readonly disputeSeq: string[] = [];
   readonly refundKeys = new Map<
     string,
     { paymentId: string; fingerprint: string; refundId: string }

@@ -65,3 +65,25 @@ export interface RefundEntity {
   speed_processed: "normal" | "instant";
   speed_requested: "normal" | "optimum";
 }
+
+/** A dispute entity (DISPUTE_FACTS 2.2), fields in the order Razorpay's samples list them. */
+export interface DisputeEntity {
+  id: string;
+  entity: "dispute";
+  payment_id: string;
+  amount: number;
+  currency: string;
+  amount_deducted: number;
+  reason_code: string;
+  respond_by: number;
+  status: "open" | "under_review" | "won" | "lost" | "closed";
+  phase: "fraud" | "retrieval" | "chargeback" | "pre_arbitration" | "arbitration";
+  created_at: number;
+  evidence: {
+    amount: number;
+    summary: string | null;
+    shipping_proof: string[] | null;
+    others: { type: string; document_ids: string[] }[] | null;
+    submitted_at: number | null;
+  };
+}

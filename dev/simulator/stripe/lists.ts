@@ -57,6 +57,7 @@ function lookup(s: StripeState, id: string): unknown {
   if (id.startsWith("ch_")) return s.charges.get(id);
   if (id.startsWith("seti_")) return s.sis.get(id);
   if (id.startsWith("re_")) return s.refunds.get(id);
+  if (id.startsWith("dp_")) return s.disputes.get(id);
   return undefined;
 }
 

@@ -314,6 +314,9 @@ export const ALLOWED = {
       "preferred_locales shipping source tax tax_exempt validate",
   ),
   customerList: names(`${PAGE} created email test_clock`),
+  disputeList: names(`${PAGE} charge created payment_intent`),
+  disputeRetrieve: names("expand"),
+  disputeClose: names("expand"),
   customerPms: names(`${PAGE} allow_redisplay type`),
   invoiceSettings: names("custom_fields default_payment_method footer rendering_options"),
   piCreate: names(

@@ -113,6 +113,17 @@ function refundableCharge(s: StripeState, p: Params): Charge {
       "charge_not_refundable",
     );
   }
+  // A chargeback not won: the money is already on its way back (DISPUTE_FACTS 1.4).
+  const chargedBack = [...s.disputes.values()].some((d) =>
+    d.charge === charge!.id && !d.is_charge_refundable && d.status !== "won"
+  );
+  if (chargedBack) {
+    throw invalid(
+      `Charge ${charge.id} has been charged back; cannot issue a refund.`,
+      "charge",
+      "charge_disputed",
+    );
+  }
   return charge;
 }
 

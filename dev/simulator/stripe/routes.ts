@@ -19,6 +19,13 @@ import {
   retrieveCustomerPaymentMethod,
   updateCustomer,
 } from "./customers.ts";
+import {
+  closeDispute,
+  listDisputes,
+  retrieveDispute,
+  simAdvanceDispute,
+  simOpenDispute,
+} from "./disputes.ts";
 import { listEvents, retrieveEvent, simListEvents, simResendEvent } from "./events.ts";
 import {
   cancelPaymentIntent,
@@ -83,6 +90,10 @@ export const API_ROUTES = new Router<ApiHandler>([
   route("GET", "/v1/charges", listCharges),
   route("GET", "/v1/charges/:id", retrieveCharge),
 
+  route("GET", "/v1/disputes", listDisputes),
+  route("GET", "/v1/disputes/:id", retrieveDispute),
+  route("POST", "/v1/disputes/:id/close", closeDispute),
+
   route("GET", "/v1/events", listEvents),
   route("GET", "/v1/events/:id", retrieveEvent),
 ]);
@@ -91,6 +102,8 @@ export const CONTROL_ROUTES = new Router<ControlHandler>([
   route("POST", "/_sim/stripe/payment_intents/:id/confirm", withCtx(simConfirmPayment)),
   route("POST", "/_sim/stripe/setup_intents/:id/confirm", withCtx(simConfirmSetup)),
   route("POST", "/_sim/stripe/refunds/:id/fail", withCtx(simFailRefund)),
+  route("POST", "/_sim/stripe/charges/:id/dispute", withCtx(simOpenDispute)),
+  route("POST", "/_sim/stripe/disputes/:id/advance", withCtx(simAdvanceDispute)),
   route(
     "POST",
     "/_sim/stripe/events/:id/resend",

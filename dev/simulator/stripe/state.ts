@@ -11,6 +11,7 @@ import type { Params } from "./params.ts";
 import type {
   Charge,
   Customer,
+  Dispute,
   PaymentIntent,
   PaymentMethod,
   Refund,
@@ -99,6 +100,7 @@ export class StripeState {
   readonly charges = new Map<string, Charge>();
   readonly sis = new Map<string, SetupIntent>();
   readonly refunds = new Map<string, Refund>();
+  readonly disputes = new Map<string, Dispute>();
   readonly events: StoredEvent[] = [];
   readonly idempotency = new Map<string, IdempotencyEntry>();
   readonly faults = new FaultBook();

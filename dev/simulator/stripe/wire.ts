@@ -154,7 +154,7 @@ export interface Charge {
   currency: string;
   customer: string | null;
   description: string | null;
-  disputed: false;
+  disputed: boolean;
   failure_balance_transaction: null;
   failure_code: string | null;
   failure_message: string | null;
@@ -241,4 +241,63 @@ export interface Refund {
   source_transfer_reversal: null;
   status: "pending" | "succeeded" | "failed" | "canceled";
   transfer_reversal: null;
+}
+
+/** A balance transaction as a dispute lists it (DISPUTE_FACTS 1.4). */
+export interface DisputeBalanceTransaction {
+  id: string;
+  object: "balance_transaction";
+  amount: number;
+  available_on: number;
+  created: number;
+  currency: string;
+  description: string;
+  fee: number;
+  fee_details: {
+    amount: number;
+    application: null;
+    currency: string;
+    description: string;
+    type: string;
+  }[];
+  net: number;
+  reporting_category: "dispute" | "dispute_reversal";
+  source: string;
+  status: "available" | "pending";
+  type: "adjustment";
+}
+
+export type DisputeStatus =
+  | "warning_needs_response"
+  | "warning_under_review"
+  | "warning_closed"
+  | "needs_response"
+  | "under_review"
+  | "won"
+  | "lost";
+
+export interface Dispute {
+  id: string;
+  object: "dispute";
+  amount: number;
+  balance_transactions: DisputeBalanceTransaction[];
+  charge: string;
+  created: number;
+  currency: string;
+  enhanced_eligibility_types: string[];
+  evidence: Json;
+  evidence_details: {
+    due_by: number | null;
+    enhanced_eligibility: Json;
+    has_evidence: boolean;
+    past_due: boolean;
+    submission_count: number;
+  };
+  is_charge_refundable: boolean;
+  livemode: false;
+  metadata: Metadata;
+  payment_intent: string;
+  payment_method_details: Json;
+  reason: string;
+  status: DisputeStatus;
 }

@@ -135,6 +135,8 @@ export function createPayPalGateway(
     name: "paypal",
     // A token request, then the create call.
     orderCallBudgetMs: 2 * config.timeoutMs,
+    // The request id is the order's: a call whose answer was lost is safely repeated at once.
+    idempotentOrders: true,
 
     checkAmount: checkPayPalAmount,
 

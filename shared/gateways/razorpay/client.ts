@@ -165,4 +165,28 @@ export class RazorpayClient {
       if (page.items.length < 100) return [...seen.values()];
     }
   }
+
+  /**
+   * GET /v1/disputes, newest first, 100 a page by `skip` (the SDK sends only count and skip,
+   * DISPUTE_FACTS 2.5), until a page ends before `from`; those created in [from, to].
+   */
+  async listDisputes<T extends { id: string; created_at: number }>(
+    from: number,
+    to: number,
+  ): Promise<T[]> {
+    const seen = new Map<string, T>();
+    for (let skip = 0;; skip += 100) {
+      const q = new URLSearchParams({ count: "100", skip: String(skip) });
+      const page = await this.#request<RzpCollection<T>>("GET", `/v1/disputes?${q}`);
+      for (const item of page.items) {
+        if (item.created_at >= from && item.created_at <= to) seen.set(item.id, item);
+      }
+      const oldest = page.items.at(-1)?.created_at ?? 0;
+      if (page.items.length < 100 || oldest < from) return [...seen.values()];
+    }
+  }
+
+  fetchDispute<T>(disputeId: string): Promise<T> {
+    return this.#request("GET", `/v1/disputes/${encodeURIComponent(disputeId)}`);
+  }
 }

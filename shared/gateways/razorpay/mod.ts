@@ -15,6 +15,7 @@ import {
 import { isNoSuchId, RazorpayClient } from "./client.ts";
 import { verifyPaymentSignature, verifyWebhookSignature } from "./signature.ts";
 import {
+  disputeReadEffect,
   normalizeWebhook,
   paymentRecord,
   paymentResult,
@@ -250,6 +251,27 @@ export function createRazorpayGateway(
     async refundRecord(gatewayRefundId) {
       try {
         return refundRecord(await client.fetchRefund(gatewayRefundId));
+      } catch (err) {
+        if (isNoSuchId(err)) return null;
+        throw err;
+      }
+    },
+
+    // Disputes for reconcile and the audit: read, then mapped as their webhooks are.
+    async listDisputes(w) {
+      const readAt = Math.floor(Date.now() / 1000);
+      return (await client.listDisputes(w.from, w.to)).flatMap((d) => {
+        const effect = disputeReadEffect(d, readAt);
+        return effect ? [effect] : [];
+      });
+    },
+
+    async fetchDispute(gatewayDisputeId) {
+      try {
+        return disputeReadEffect(
+          await client.fetchDispute(gatewayDisputeId),
+          Math.floor(Date.now() / 1000),
+        );
       } catch (err) {
         if (isNoSuchId(err)) return null;
         throw err;

@@ -196,6 +196,9 @@ function inert(
 export function normalizeWebhook(raw: string, eventId: string): NormalizedEvent {
   const envelopeBase = checkEnvelope(raw);
   const bodyKey = razorpayBodyKey(envelopeBase, raw);
+  if (envelopeBase.event.startsWith("payment.dispute.")) {
+    return disputeEvent(envelopeBase, inert(eventId, envelopeBase.event, raw, bodyKey, null));
+  }
   const result = envelope.safeParse(envelopeBase);
   if (!result.success) return inert(eventId, envelopeBase.event, raw, bodyKey, null);
   const parsed = result.data;
@@ -351,4 +354,91 @@ export function refundRecord(r: RzpRefund): GatewayRefundRecord {
     status: refundStatus(r.status),
     created: r.created_at,
   };
+}
+
+// Section - disputes (DISPUTE_FACTS 2): state from the entity's status and phase, money from
+// amount_deducted (Razorpay deducts when a dispute is lost or accepted, nothing at creation).
+
+const disputeEntity = z.object({
+  id: z.string().min(1).max(255),
+  payment_id: z.string().min(1).max(255),
+  amount: z.number().int().positive(),
+  currency: z.string().min(3).max(3),
+  amount_deducted: z.number().int().nonnegative().nullish(),
+  reason_code: z.string().nullish(),
+  respond_by: z.number().int().nullish(),
+  status: z.string().nullish(),
+  phase: z.string().nullish(),
+  created_at: z.number().int().nullish(),
+}).loose();
+
+const DISPUTE_STATUSES = ["open", "under_review", "won", "lost", "closed"];
+const DISPUTE_PHASES = ["fraud", "retrieval", "chargeback", "pre_arbitration", "arbitration"];
+
+/** The status an event name implies, where the entity carries none settle knows. */
+function statusOfEvent(event: string): string {
+  const suffix = event.slice("payment.dispute.".length);
+  return DISPUTE_STATUSES.includes(suffix) ? suffix : "open";
+}
+
+export function disputeEffect(
+  d: z.infer<typeof disputeEntity>,
+  event: string,
+  occurredAt: number | null,
+  gatewayOrderId: string | null,
+): Record<string, unknown> {
+  const status = d.status && DISPUTE_STATUSES.includes(d.status) ? d.status : statusOfEvent(event);
+  const deducted = d.amount_deducted ?? 0;
+  return {
+    action: "dispute",
+    gateway_dispute_id: d.id,
+    gateway_payment_id: d.payment_id,
+    gateway_order_id: gatewayOrderId,
+    amount: d.amount,
+    currency: d.currency.toUpperCase(),
+    reason: d.reason_code ?? null,
+    status,
+    phase: d.phase && DISPUTE_PHASES.includes(d.phase) ? d.phase : "chargeback",
+    gateway_status: d.status ?? status,
+    evidence_due_by: d.respond_by ?? null,
+    created: d.created_at ?? null,
+    occurred_at: occurredAt ?? d.created_at ?? null,
+    // A lost dispute whose entity does not say what was deducted: the whole amount.
+    withdrawn: deducted > 0 ? deducted : status === "lost" ? d.amount : 0,
+    reinstated: 0,
+  };
+}
+
+/** payment.dispute.*: the dispute entity (an unreadable one is stored, never a 400). */
+function disputeEvent(
+  parsed: z.infer<typeof baseEnvelope>,
+  base: ReturnType<typeof inert>,
+): NormalizedEvent {
+  const entity = disputeEntity.safeParse(
+    (parsed.payload.dispute as { entity?: unknown } | undefined)?.entity,
+  );
+  if (!entity.success) return base;
+  const payment = (parsed.payload.payment as { entity?: { order_id?: unknown } } | undefined)
+    ?.entity;
+  const orderId = typeof payment?.order_id === "string" ? payment.order_id : null;
+  const createdAt = typeof parsed.created_at === "number" ? parsed.created_at : null;
+  const effect = disputeEffect(entity.data, parsed.event, createdAt, orderId);
+  return {
+    ...base,
+    occurredAt: createdAt ? new Date(createdAt * 1000) : null,
+    gatewayOrderId: orderId,
+    gatewayPaymentId: entity.data.payment_id,
+    amount: entity.data.amount,
+    currency: entity.data.currency.toUpperCase(),
+    effect,
+  };
+}
+
+/** A dispute read from GET /v1/disputes as the effect its webhook would carry; null if unreadable. */
+export function disputeReadEffect(
+  entity: unknown,
+  readAt: number,
+): Record<string, unknown> | null {
+  const d = disputeEntity.safeParse(entity);
+  return d.success ? disputeEffect(d.data, "payment.dispute.read", readAt, null) : null;
 }

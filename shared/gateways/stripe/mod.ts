@@ -17,6 +17,7 @@ import {
   card,
   type CardDetails,
   checkEnvelope,
+  disputeEffect,
   idOf,
   intentResult,
   normalizeEvent,
@@ -176,6 +177,8 @@ export function createStripeGateway(
     publishableKey: config.publishableKey,
     orderCallBudgetMs: (1 + STRIPE_NETWORK_RETRIES) * config.timeoutMs +
       STRIPE_NETWORK_RETRIES * STRIPE_MAX_RETRY_DELAY_MS,
+    // createOrder's idempotency key derives from settle's order id.
+    idempotentOrders: true,
 
     checkAmount(amount, currency) {
       toStripeAmount(amount, currency);
@@ -305,6 +308,22 @@ export function createStripeGateway(
     async refundRecord(gatewayRefundId) {
       const r = await callOrMissing(() => stripe.refunds.retrieve(gatewayRefundId));
       return r ? refundRecord(r) : null;
+    },
+
+    // Disputes for reconcile and the audit (GET /v1/disputes by created, GET /v1/disputes/:id),
+    // mapped as their webhooks are; a read is the gateway's state now.
+    listDisputes(w) {
+      const readAt = Math.floor(now().getTime() / 1000);
+      return listAll(
+        (p) => stripe.disputes.list(p),
+        w,
+        (d) => disputeEffect(d, "reconcile", readAt),
+      );
+    },
+
+    async fetchDispute(gatewayDisputeId) {
+      const d = await callOrMissing(() => stripe.disputes.retrieve(gatewayDisputeId));
+      return d ? disputeEffect(d, "reconcile", Math.floor(now().getTime() / 1000)) : null;
     },
 
     async createCustomer(accountId) {

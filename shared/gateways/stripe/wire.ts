@@ -219,6 +219,15 @@ export function normalizeEvent(event: Stripe.Event, raw: string): NormalizedEven
       return withRefund(base, refundEffect(event.data.object));
     case "charge.refunded":
       return withRefund(base, chargeRefundedEffect(event.data.object));
+    case "charge.dispute.created":
+    case "charge.dispute.updated":
+    case "charge.dispute.funds_withdrawn":
+    case "charge.dispute.funds_reinstated":
+    case "charge.dispute.closed":
+      return withRefund(base, disputeEffect(event.data.object, event.type, event.created));
+    case "radar.early_fraud_warning.created":
+    case "radar.early_fraud_warning.updated":
+      return withRefund(base, earlyWarningEffect(event.data.object, event.created));
     default:
       return { ...base, effect: cardEffect(event) };
   }
@@ -232,5 +241,116 @@ function withRefund(base: NormalizedEvent, effect: Record<string, unknown>): Nor
     amount: Number.isSafeInteger(effect.amount) ? effect.amount as number : null,
     currency: typeof effect.currency === "string" ? effect.currency : null,
     effect,
+  };
+}
+
+// Section - disputes (DISPUTE_FACTS 1.1-1.4): state from the dispute's status, money from its
+// balance transactions (the dispute's amount where a chargeback status implies a withdrawal
+// that the payload does not itemise). Never from the event's name alone: funds_reinstated can
+// come with status lost (a partial win).
+
+/** Stripe's dispute status as settle's status and phase. */
+const DISPUTE_STATES: Record<string, { status: string; phase: string }> = {
+  warning_needs_response: { status: "open", phase: "inquiry" },
+  warning_under_review: { status: "under_review", phase: "inquiry" },
+  warning_closed: { status: "closed", phase: "inquiry" },
+  prevented: { status: "closed", phase: "inquiry" },
+  needs_response: { status: "open", phase: "chargeback" },
+  under_review: { status: "under_review", phase: "chargeback" },
+  won: { status: "won", phase: "chargeback" },
+  lost: { status: "lost", phase: "chargeback" },
+  appeal_needs_response: { status: "open", phase: "pre_arbitration" },
+  appeal_under_review: { status: "under_review", phase: "pre_arbitration" },
+};
+
+type DisputeEvent =
+  | "charge.dispute.created"
+  | "charge.dispute.updated"
+  | "charge.dispute.funds_withdrawn"
+  | "charge.dispute.funds_reinstated"
+  | "charge.dispute.closed";
+
+/** What the dispute's balance transactions moved, in the dispute's currency (others: not comparable). */
+function disputeMoney(d: Stripe.Dispute, currency: string) {
+  let withdrawn = 0;
+  let reinstated = 0;
+  const txns = (Array.isArray(d.balance_transactions) ? d.balance_transactions : [])
+    .filter((bt) => bt && typeof bt === "object" && typeof bt.id === "string");
+  for (const bt of txns) {
+    if (bt.currency?.toUpperCase() !== currency || !Number.isSafeInteger(bt.amount)) continue;
+    const amount = fromStripeAmount(bt.amount, currency);
+    if (amount < 0) withdrawn -= amount;
+    else reinstated += amount;
+  }
+  const fees = txns.flatMap((bt) =>
+    Number.isSafeInteger(bt.fee) && typeof bt.currency === "string"
+      ? [{
+        id: bt.id,
+        fee: fromStripeAmount(bt.fee, bt.currency.toUpperCase()),
+        currency: bt.currency.toUpperCase(),
+      }]
+      : []
+  );
+  return { withdrawn, reinstated, fees };
+}
+
+export function disputeEffect(
+  d: Stripe.Dispute,
+  type: DisputeEvent | "reconcile",
+  occurredAt: number,
+): Record<string, unknown> {
+  const currency = d.currency.toUpperCase();
+  const amount = fromStripeAmount(d.amount, currency);
+  const state = DISPUTE_STATES[d.status] ?? { status: "open", phase: "chargeback" };
+  const money = disputeMoney(d, currency);
+  // A chargeback status means Stripe has debited the disputed amount (how-disputes-work).
+  const chargeback = state.phase !== "inquiry" || type === "charge.dispute.funds_withdrawn";
+  const withdrawn = money.withdrawn > 0 ? money.withdrawn : chargeback ? amount : 0;
+  const reinstated = money.reinstated > 0
+    ? money.reinstated
+    : d.status === "won" || (type === "charge.dispute.funds_reinstated" && d.status !== "lost")
+    ? withdrawn
+    : 0;
+  return {
+    action: "dispute",
+    gateway_dispute_id: d.id,
+    gateway_payment_id: idOf(d.charge),
+    gateway_order_id: idOf(d.payment_intent),
+    amount,
+    currency,
+    reason: d.reason ?? null,
+    status: state.status,
+    phase: state.phase,
+    gateway_status: d.status,
+    evidence_due_by: d.evidence_details?.due_by ?? null,
+    created: d.created,
+    occurred_at: occurredAt,
+    withdrawn,
+    reinstated,
+    balance_transactions: money.fees,
+    refundable: d.is_charge_refundable ?? null,
+  };
+}
+
+/** An early fraud warning: recorded beside the charge's disputes; it never moves money. */
+export function earlyWarningEffect(
+  w: Stripe.Radar.EarlyFraudWarning,
+  occurredAt: number,
+): Record<string, unknown> {
+  return {
+    action: "dispute",
+    gateway_dispute_id: w.id,
+    gateway_payment_id: idOf(w.charge),
+    gateway_order_id: idOf(w.payment_intent ?? null),
+    amount: null,
+    currency: null,
+    reason: w.fraud_type ?? null,
+    status: w.actionable ? "open" : "closed",
+    phase: "early_warning",
+    gateway_status: `early_fraud_warning_${w.actionable ? "actionable" : "resolved"}`,
+    created: w.created,
+    occurred_at: occurredAt,
+    withdrawn: 0,
+    reinstated: 0,
   };
 }

@@ -97,7 +97,10 @@ select set_eq(
       and has_table_privilege('authenticated', c.oid, 'SELECT')$$,
   array['currencies', 'plans', 'products', 'accounts', 'account_members', 'wallets', 'orders',
         'ledger_entries', 'ledger_transactions', 'payment_methods', 'refunds', 'subscriptions',
-        'subscription_periods', 'wallet_charges', 'wallet_charge_refunds'],
+        'subscription_periods', 'wallet_charges', 'wallet_charge_refunds',
+        -- marketplace escrow: engagements (members of either side, RLS) and the split policy
+        'engagements', 'escrow_policies',
+        'payout_policies', 'payout_accounts', 'payouts', 'disputes'],
   'authenticated can select the member tables only (not webhook_events, gateway_customers, the outbox or rate limits)');
 -- New settle functions are executable by PUBLIC unless a migration revokes it (the schema's
 -- default-privilege revoke does not apply): this allowlist catches one that forgot.
@@ -111,7 +114,14 @@ select set_eq(
         'settle.cancel_subscription(uuid,boolean)',
         'settle.request_refund(uuid,bigint,text,text,text)',
         'settle.can_read_payment_stats(uuid)',
-        'settle.pay_order_from_wallet(text,text,text,uuid,text,text)'],
+        'settle.pay_order_from_wallet(text,text,text,uuid,text,text)',
+        -- marketplace escrow, as the payer or payee (auth.uid() decides what each may do)
+        'settle.create_engagement(uuid,uuid,bigint,text,text,text,integer,text,text)',
+        'settle.create_escrow_order(text,uuid,uuid,text,text)',
+        'settle.complete_engagement(uuid,integer)', 'settle.dispute_engagement(uuid,text)',
+        'settle.cancel_engagement(uuid)', 'settle.engagement_json(engagements)',
+        'settle.request_payout(uuid,bigint,text,text,text)',
+        'settle.disable_payout_account(uuid)'],
   'users may execute exactly the settle functions meant for them');
 
 -- Section - a member reads exactly their accounts' rows (a: personal + team)

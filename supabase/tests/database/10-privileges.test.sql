@@ -65,7 +65,22 @@ select set_eq(
     'authenticated SELECT public.wallet_spending_stats',
     'authenticated SELECT settle.wallet_spending_stats_visible',
     'payment_analyst SELECT public.wallet_spending_stats',
-    'payment_analyst SELECT settle.wallet_spending_stats_visible'],
+    'payment_analyst SELECT settle.wallet_spending_stats_visible',
+    -- marketplace escrow: members of either side read engagements (RLS), signed-in users the
+    -- split policy; escrow stats like payment_stats
+    'authenticated SELECT public.engagements', 'authenticated SELECT public.escrow_policies',
+    'authenticated SELECT public.escrow_stats', 'authenticated SELECT settle.escrow_stats_visible',
+    'payment_analyst SELECT public.escrow_stats', 'payment_analyst SELECT settle.escrow_stats_visible',
+    -- payouts: members read their payout accounts, payouts and policies (RLS); payout stats
+    'authenticated SELECT public.payout_policies', 'authenticated SELECT public.payout_accounts',
+    'authenticated SELECT public.payouts', 'authenticated SELECT public.payout_stats',
+    'authenticated SELECT settle.payout_stats_visible',
+    'payment_analyst SELECT public.payout_stats', 'payment_analyst SELECT settle.payout_stats_visible',
+    -- disputes: members read theirs (RLS); dispute stats like payment_stats; the operators' view
+    'authenticated SELECT public.disputes', 'authenticated SELECT public.dispute_stats',
+    'authenticated SELECT settle.dispute_stats_visible',
+    'payment_analyst SELECT public.dispute_stats', 'payment_analyst SELECT settle.dispute_stats_visible',
+    'payment_analyst SELECT public.open_disputes'],
   'user roles may read exactly the allowed tables and views, write none, and use no sequence');
 
 select set_eq(
@@ -81,7 +96,17 @@ select set_eq(
     'payment_analyst EXECUTE settle.can_read_payment_stats(uuid)',
     'payment_analyst EXECUTE settle.ledger_audit()',
     -- paying an order from the wallet (create-order with gateway wallet), as the owner
-    'authenticated EXECUTE settle.pay_order_from_wallet(text,text,text,uuid,text,text)'],
+    'authenticated EXECUTE settle.pay_order_from_wallet(text,text,text,uuid,text,text)',
+    -- marketplace escrow, as the payer or payee (auth.uid() decides what each may do)
+    'authenticated EXECUTE settle.create_engagement(uuid,uuid,bigint,text,text,text,integer,text,text)',
+    'authenticated EXECUTE settle.create_escrow_order(text,uuid,uuid,text,text)',
+    'authenticated EXECUTE settle.complete_engagement(uuid,integer)',
+    'authenticated EXECUTE settle.dispute_engagement(uuid,text)',
+    'authenticated EXECUTE settle.cancel_engagement(uuid)',
+    'authenticated EXECUTE settle.engagement_json(engagements)',
+    -- payouts, as the owner of the payee account
+    'authenticated EXECUTE settle.request_payout(uuid,bigint,text,text,text)',
+    'authenticated EXECUTE settle.disable_payout_account(uuid)'],
   'user roles may execute exactly the functions meant for them, in public and settle');
 
 select set_eq(

@@ -1,0 +1,82 @@
+// A small fetch client for RazorpayX (contacts, fund accounts, payouts): configurable base URL,
+// timeouts, and errors that say whether the payout was refused or its fate is unknown.
+import { PayoutGatewayError, refusalStatus } from "../types.ts";
+import type { RzpxContact, RzpxError, RzpxFundAccount, RzpxPayout } from "./wire.ts";
+
+export interface RazorpayXClientOptions {
+  keyId: string;
+  keySecret: string;
+  apiUrl: string;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+export class RazorpayXClient {
+  readonly #auth: string;
+  readonly #fetch: typeof fetch;
+
+  constructor(readonly opts: RazorpayXClientOptions) {
+    this.#auth = "Basic " + btoa(`${opts.keyId}:${opts.keySecret}`);
+    this.#fetch = opts.fetch ?? fetch;
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown, headers: HeadersInit = {}) {
+    const h = new Headers(headers);
+    h.set("authorization", this.#auth);
+    if (body !== undefined) h.set("content-type", "application/json");
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.#fetch(this.opts.apiUrl + path, {
+        method,
+        headers: h,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+      text = await res.text();
+    } catch (err) {
+      const timeout = (err as Error)?.name === "TimeoutError";
+      throw new PayoutGatewayError(
+        503,
+        "razorpayx",
+        timeout ? "razorpayx timed out" : `razorpayx unreachable: ${String(err).slice(0, 200)}`,
+      );
+    }
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok) {
+      const description = (parsed as RzpxError | undefined)?.error?.description ?? "no error body";
+      throw new PayoutGatewayError(
+        res.status === 503 || res.status === 504 ? 503 : 502,
+        "razorpayx",
+        `razorpayx answered ${res.status}: ${description}`,
+        refusalStatus(res.status),
+      );
+    }
+    if (parsed === undefined) {
+      throw new PayoutGatewayError(502, "razorpayx", "razorpayx answered without a JSON body");
+    }
+    return parsed as T;
+  }
+
+  createContact(body: { name: string; type: string; reference_id: string }): Promise<RzpxContact> {
+    return this.#request("POST", "/v1/contacts", body);
+  }
+
+  createFundAccount(body: Record<string, unknown>): Promise<RzpxFundAccount> {
+    return this.#request("POST", "/v1/fund_accounts", body);
+  }
+
+  /** POST /v1/payouts with the mandatory X-Payout-Idempotency: a retry returns the same payout. */
+  createPayout(body: Record<string, unknown>, idempotencyKey: string): Promise<RzpxPayout> {
+    return this.#request("POST", "/v1/payouts", body, { "x-payout-idempotency": idempotencyKey });
+  }
+
+  fetchPayout(id: string): Promise<RzpxPayout> {
+    return this.#request("GET", `/v1/payouts/${encodeURIComponent(id)}`);
+  }
+}
