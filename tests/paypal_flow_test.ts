@@ -25,6 +25,14 @@ import {
   simPost,
   verify,
 } from "./support/paypal.ts";
+import {
+  complete,
+  createEngagement,
+  engagementRow,
+  escrowAccount,
+  houseBalance,
+  settleRun,
+} from "./support/escrow.ts";
 import { LOCAL_PAYPAL } from "../dev/stack.ts";
 import { reconcile } from "../shared/services/reconcile.ts";
 
@@ -418,6 +426,38 @@ Deno.test({
       assert.deepEqual(found.map((d) => [d.kind, d.gateway_object_id]), [
         ["missing_in_settle", behind.order.gateway_order_id],
       ]);
+      await assertLedgerHealthy(s);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "paypal: an escrow engagement funded with PayPal settles, and its penalty is refunded there",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const payer = await createUser(s.db, "pp-escrow-payer");
+      const payee = await createUser(s.db, "pp-escrow-payee");
+      const e = await createEngagement(s, payer, payee, { currency: "USD", hold_hours: 0 });
+      const { order } = await paidByVerify(s, payer, { purpose: "escrow", engagement_id: e.id });
+      assert.equal(order.amount, 10000);
+      assert.equal((await engagementRow(s, e.id)).status, "funded");
+      assert.equal(await houseBalance(s, escrowAccount(e.id)), 10000);
+      assert.equal(await walletBalance(s.db, payer.accountId, "USD"), 0);
+
+      await complete(s, payer, e.id, 3);
+      const run = await settleRun(s);
+      assert.equal(run.settled, 1);
+      assert.equal(run.refunds_created, 1);
+      await s.paypal.idle();
+      assert.equal(await walletBalance(s.db, payee.accountId, "USD"), 8100);
+      const atPayPal = [...s.paypal.state.refunds.values()];
+      assert.deepEqual(atPayPal.map((r) => [r.amount.value, r.status]), [["10.00", "COMPLETED"]]);
+      const [refund] = await s
+        .db`select id, status from public.refunds where order_id = ${order.id}`;
+      assert.equal(refund.status, "processed");
+      assert.equal(atPayPal[0].custom_id, refund.id);
       await assertLedgerHealthy(s);
     });
   },
