@@ -23,6 +23,7 @@ import {
   SimulatedConnectionReset,
   simulatedResetResponse,
 } from "./simulator/razorpay/mod.ts";
+import { PayPalSimulator } from "./simulator/paypal/mod.ts";
 import { anonKey, LOCAL_JWT_SECRET, serviceRoleKey } from "./keys.ts";
 
 export const FUNCTIONS = {
@@ -54,6 +55,12 @@ export const LOCAL_RAZORPAY = {
   keyId: "rzp_test_SettleLocal001",
   keySecret: "settle_local_razorpay_key_secret",
   webhookSecret: "settle_local_razorpay_webhook_secret",
+};
+
+export const LOCAL_PAYPAL = {
+  clientId: "settle-local-paypal-client",
+  clientSecret: "settle_local_paypal_client_secret",
+  webhookId: "8PT597110X687430LKGECATA",
 };
 
 export const LOCAL_RAZORPAYX = {
@@ -104,6 +111,7 @@ export interface Stack {
   config: Config;
   razorpay: RazorpaySimulator;
   stripe: StripeSimulator;
+  paypal: PayPalSimulator;
   razorpayx: RazorpayXSimulator;
   close(): Promise<void>;
 }
@@ -128,6 +136,7 @@ function listen(port: number, hostname: string, fn: Serve) {
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const hostname = opts.hostname ?? "127.0.0.1";
   const razorpay = new RazorpaySimulator({ ...LOCAL_RAZORPAY });
+  const paypal = await PayPalSimulator.create({ ...LOCAL_PAYPAL });
   const razorpayx = new RazorpayXSimulator({ ...LOCAL_RAZORPAYX });
 
   const sim = listen(opts.simulatorPort ?? 54330, hostname, async (req) => {
@@ -136,6 +145,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       url.pathname = url.pathname.slice("/razorpay".length) || "/";
       try {
         return await razorpay.fetch(new Request(url, req));
+      } catch (err) {
+        if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+        throw err;
+      }
+    }
+    if (url.pathname === "/paypal" || url.pathname.startsWith("/paypal/")) {
+      url.pathname = url.pathname.slice("/paypal".length) || "/";
+      try {
+        return await paypal.fetch(new Request(url, req));
       } catch (err) {
         if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
         throw err;
@@ -154,6 +172,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   });
   const simAddr = await sim.addr;
   const simulatorUrl = `http://${hostname}:${simAddr.port}`;
+  paypal.setBaseUrl(`${simulatorUrl}/paypal`);
 
   const stripe = new StripeSimulator({ ...LOCAL_STRIPE });
   const stripeSim = listen(opts.stripePort ?? 54331, hostname, async (req) => {
@@ -195,6 +214,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     STRIPE_CONNECT_WEBHOOK_SECRET: LOCAL_STRIPE.connectWebhookSecret,
     STRIPE_API_URL: stripeUrl,
     STRIPE_TIMEOUT_MS: "5000",
+    PAYPAL_CLIENT_ID: LOCAL_PAYPAL.clientId,
+    PAYPAL_CLIENT_SECRET: LOCAL_PAYPAL.clientSecret,
+    PAYPAL_WEBHOOK_ID: LOCAL_PAYPAL.webhookId,
+    PAYPAL_ENV: "sandbox",
+    PAYPAL_API_URL: `${simulatorUrl}/paypal`,
+    PAYPAL_TIMEOUT_MS: "5000",
+    // The simulator's certificates, signed by its own CA (production allows PayPal's hosts only).
+    PAYPAL_DEV_CERT_URL: paypal.certUrlPrefix,
+    PAYPAL_DEV_CERT_CA: paypal.caPem,
     DB_POOL_MAX: "10",
     ...(opts.quiet ? { LOG_REQUESTS: "false" } : {}),
     ...opts.env,
@@ -205,6 +233,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
   stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
   stripe.setConnectWebhookUrl(`${url}/functions/v1/webhook/stripe-connect`);
+  paypal.setWebhookUrl(`${url}/functions/v1/webhook/paypal`);
   razorpayx.setWebhookUrl(`${url}/functions/v1/webhook/razorpayx`);
 
   const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));
@@ -249,11 +278,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     config,
     razorpay,
     stripe,
+    paypal,
     razorpayx,
     async close() {
       await razorpay.idle();
       await razorpayx.idle();
       await stripe.idle();
+      await paypal.idle();
       await router.server.shutdown();
       await sim.server.shutdown();
       await stripeSim.server.shutdown();

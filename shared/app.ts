@@ -4,14 +4,17 @@ import { type Config, loadConfig } from "./config.ts";
 import { createPool, type Sql } from "./db.ts";
 import { HttpError } from "./http.ts";
 import { createRazorpayGateway } from "./gateways/razorpay/mod.ts";
+import { createPayPalGateway } from "./gateways/paypal/mod.ts";
 import { createStripeGateway, type StripeGateway } from "./gateways/stripe/mod.ts";
-import type { GatewayName, PaymentGateway } from "./gateways/types.ts";
+import { type GatewayName, GATEWAYS, type PaymentGateway } from "./gateways/types.ts";
 
 export interface App {
   config: Config;
   sql: Sql;
   authenticate: Authenticator;
   gateway(name: GatewayName): PaymentGateway;
+  /** The gateways this deployment has configured (reconcile and the audit visit these). */
+  configuredGateways(): GatewayName[];
   /** Stripe's customer and payment-method verbs; 400 when Stripe is not configured. */
   stripe(): StripeGateway;
   now(): Date;
@@ -31,6 +34,9 @@ export function createApp(config: Config, opts: AppOptions = {}): App {
     ? createStripeGateway(config.stripe, { now, fetch: opts.fetch })
     : undefined;
   if (stripe) gateways.stripe = stripe;
+  if (config.paypal) {
+    gateways.paypal = createPayPalGateway(config.paypal, { fetch: opts.fetch, now });
+  }
   return {
     config,
     sql: opts.sql ?? createPool(config.dbUrl, config.dbPoolMax),
@@ -46,6 +52,9 @@ export function createApp(config: Config, opts: AppOptions = {}): App {
       const g = gateways[name];
       if (!g) throw new HttpError(400, "invalid_request", `gateway ${name} is not configured`);
       return g;
+    },
+    configuredGateways() {
+      return GATEWAYS.filter((g) => gateways[g] !== undefined);
     },
     stripe() {
       if (!stripe) throw new HttpError(400, "invalid_request", "gateway stripe is not configured");

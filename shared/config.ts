@@ -34,6 +34,28 @@ export interface StripeConnectConfig {
   refreshUrl?: string;
 }
 
+export interface PayPalConfig {
+  clientId: string;
+  clientSecret: string;
+  /** The webhook's id at PayPal: part of every signed string. */
+  webhookId: string;
+  /** sandbox or live: the default API host, and which hosts' certificates are PayPal's. */
+  env: "sandbox" | "live";
+  apiUrl: string;
+  timeoutMs: number;
+  /**
+   * Development only (refused with PAYPAL_ENV=live): a URL prefix the simulator serves its
+   * signing certificates under, and its local CA (PEM) that those certificates must chain to.
+   */
+  devCertUrl?: string;
+  devCaPem?: string;
+  /**
+   * offline (default): the certificate and signature are checked here. postback: PayPal's
+   * verify-webhook-signature API is asked, with the raw body spliced in verbatim.
+   */
+  verify: "offline" | "postback";
+}
+
 /** RazorpayX Payouts (shared/payouts/razorpayx/): its own webhook secret and account number. */
 export interface RazorpayXConfig {
   keyId: string;
@@ -104,6 +126,7 @@ export interface Config {
   allowedOrigins: string[];
   razorpay?: RazorpayConfig;
   stripe?: StripeConfig;
+  paypal?: PayPalConfig;
   razorpayx?: RazorpayXConfig;
   webhookBodyLimitBytes: number;
   /** One JSON log line per request (LOG_REQUESTS=false silences it, e.g. in tests). */
@@ -212,6 +235,55 @@ function stripeConnect(env: Env): StripeConnectConfig | undefined {
   };
 }
 
+const PAYPAL_HOSTS = {
+  sandbox: "https://api-m.sandbox.paypal.com",
+  live: "https://api-m.paypal.com",
+} as const;
+
+function paypal(env: Env): PayPalConfig | undefined {
+  const keys = [
+    "PAYPAL_CLIENT_ID",
+    "PAYPAL_CLIENT_SECRET",
+    "PAYPAL_WEBHOOK_ID",
+    "PAYPAL_API_URL",
+    "PAYPAL_ENV",
+  ];
+  if (keys.every((k) => !env(k)?.trim())) return undefined;
+  const mode = required(env, "PAYPAL_ENV");
+  if (mode !== "sandbox" && mode !== "live") {
+    throw new ConfigError(`PAYPAL_ENV must be sandbox or live, got ${JSON.stringify(mode)}`);
+  }
+  const webhookId = required(env, "PAYPAL_WEBHOOK_ID");
+  if (!/^[A-Za-z0-9]{1,50}$/.test(webhookId)) {
+    throw new ConfigError("PAYPAL_WEBHOOK_ID must be PayPal's webhook id (letters and digits)");
+  }
+  const devCertUrl = env("PAYPAL_DEV_CERT_URL")?.trim() || undefined;
+  const devCaPem = env("PAYPAL_DEV_CERT_CA")?.trim() || undefined;
+  if ((devCertUrl || devCaPem) && mode === "live") {
+    throw new ConfigError("PAYPAL_DEV_CERT_URL and PAYPAL_DEV_CERT_CA are for development only");
+  }
+  if (Boolean(devCertUrl) !== Boolean(devCaPem)) {
+    throw new ConfigError("PAYPAL_DEV_CERT_URL and PAYPAL_DEV_CERT_CA go together");
+  }
+  const verify = env("PAYPAL_WEBHOOK_VERIFY")?.trim() || "offline";
+  if (verify !== "offline" && verify !== "postback") {
+    throw new ConfigError(
+      `PAYPAL_WEBHOOK_VERIFY must be offline or postback, got ${JSON.stringify(verify)}`,
+    );
+  }
+  return {
+    clientId: required(env, "PAYPAL_CLIENT_ID"),
+    clientSecret: required(env, "PAYPAL_CLIENT_SECRET"),
+    webhookId,
+    env: mode,
+    apiUrl: url(env, "PAYPAL_API_URL", PAYPAL_HOSTS[mode]),
+    timeoutMs: positiveInt(env, "PAYPAL_TIMEOUT_MS", 10_000),
+    devCertUrl: devCertUrl ? url(env, "PAYPAL_DEV_CERT_URL") + "/" : undefined,
+    devCaPem,
+    verify,
+  };
+}
+
 /** All five RAZORPAYX_ variables or none (the timeout is optional). */
 function razorpayx(env: Env): RazorpayXConfig | undefined {
   const keys = [
@@ -302,6 +374,7 @@ export function loadConfig(env: Env = (k) => Deno.env.get(k)): Config {
     ),
     razorpay: razorpay(env),
     stripe: stripe(env),
+    paypal: paypal(env),
     razorpayx: razorpayx(env),
     webhookBodyLimitBytes: positiveInt(env, "WEBHOOK_BODY_LIMIT_BYTES", 256 * 1024),
     logRequests: env("LOG_REQUESTS")?.trim() !== "false",

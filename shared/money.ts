@@ -13,6 +13,9 @@ export const CURRENCY_EXPONENTS: Readonly<Record<string, 0 | 2 | 3>> = {
   AED: 2,
   AUD: 2,
   CAD: 2,
+  // Two decimals as ISO 4217 has them; PayPal takes them without (gateways/paypal/amounts.ts).
+  HUF: 2,
+  TWD: 2,
   JPY: 0,
   KRW: 0,
   KWD: 3,

@@ -286,10 +286,10 @@ Deno.test({
           send: () => order({ purpose: "wallet_topup", amount: 50000, currency: "INR" }),
         },
         {
-          name: "unknown gateway paypal",
+          name: "unknown gateway adyen",
           status: 400,
           code: "invalid_request",
-          send: () => order({ ...topup, gateway: "paypal" }),
+          send: () => order({ ...topup, gateway: "adyen" }),
         },
         {
           name: "missing purpose",
@@ -863,10 +863,10 @@ Deno.test({
           send: () => webhook(oversized.body, oversized.headers),
         },
         {
-          name: "unknown gateway path webhook/paypal",
+          name: "unknown gateway path webhook/adyen",
           status: 404,
           code: "not_found",
-          send: () => webhook(captured.body, realHeaders(captured), "webhook/paypal"),
+          send: () => webhook(captured.body, realHeaders(captured), "webhook/adyen"),
         },
         {
           name: "no gateway in the path",

@@ -1,7 +1,7 @@
 // The gateway interface: stateless verbs; the core persists what they return.
 
-export type GatewayName = "razorpay" | "stripe";
-export const GATEWAYS: readonly GatewayName[] = ["razorpay", "stripe"];
+export type GatewayName = "razorpay" | "stripe" | "paypal";
+export const GATEWAYS: readonly GatewayName[] = ["razorpay", "stripe", "paypal"];
 
 /** What a payment event does to an order; null for events settle stores but does not act on. */
 export type PaymentKind = "authorized" | "captured" | "failed";
@@ -44,6 +44,12 @@ export interface NormalizedEvent {
    * identity, unique per gateway, so a signed body replayed under a fresh event id stores nothing.
    */
   bodyKey?: string | null;
+  /**
+   * The payer approved but the gateway leaves the capture to settle (PayPal
+   * CHECKOUT.ORDER.APPROVED): after storing the event, the webhook service reads the order
+   * through fetchPayment (which captures it) and applies the result.
+   */
+  captureOwed?: boolean;
 }
 
 /** The outcome of a verified checkout or a read from the gateway. */

@@ -7,14 +7,14 @@ import { optionalIdempotencyKey, orderRequestHash } from "../idempotency.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 import { outcomeUnknown } from "../gateways/outcome.ts";
-import type { PaymentGateway, PaymentResult } from "../gateways/types.ts";
+import type { GatewayName, PaymentGateway, PaymentResult } from "../gateways/types.ts";
 import { ensureCustomer } from "./customers.ts";
 import { payOrderFromWallet } from "./wallet_orders.ts";
 
 export interface OrderRow {
   id: string;
   account_id: string;
-  gateway: "razorpay" | "stripe" | "wallet";
+  gateway: "razorpay" | "stripe" | "paypal" | "wallet";
   purpose: "wallet_topup" | "plan" | "product" | "escrow";
   engagement_id?: string | null;
   plan_id: string | null;
@@ -31,7 +31,7 @@ export interface OrderRow {
 const slug = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be an id of letters, digits, _ or -");
 
 export const createOrderBody = z.object({
-  gateway: z.enum(["razorpay", "stripe", "wallet"]),
+  gateway: z.enum(["razorpay", "stripe", "paypal", "wallet"]),
   purpose: z.enum(["wallet_topup", "plan", "product", "escrow"]),
   plan_id: slug.optional(),
   engagement_id: z.uuid({ error: "must be an engagement id (uuid)" }).optional(),
@@ -112,7 +112,11 @@ export async function createOrder(
       ${body.gateway}, ${body.purpose}, ${body.plan_id ?? null}, ${body.product_id ?? null},
       ${body.amount ?? null}, ${body.currency ?? null}, ${body.account_id ?? null},
       ${key}, ${requestHash}) as result`;
-    return r.result as { order: OrderRow; replayed: boolean };
+    const result = r.result as { order: OrderRow; replayed: boolean };
+    // Catalog prices too must be amounts the gateway takes (PayPal has no INR, no HUF
+    // fractions): refused inside the transaction, so nothing is written.
+    gateway.checkAmount(minorFromDb(result.order.amount), result.order.currency);
+    return result;
   });
 
   let order = created.order;
@@ -234,12 +238,20 @@ async function callGateway(
   return r.order as OrderRow;
 }
 
-const verifyEnvelope = z.union([
-  z.object({ razorpay_order_id: z.string() }).loose(),
-  z.object({ payment_intent_id: z.string() }).loose(),
-], {
-  error: "send razorpay_order_id, razorpay_payment_id, razorpay_signature or payment_intent_id",
-});
+/** The field that names the gateway order in a verify body, per gateway. */
+const VERIFY_KEYS: Record<string, GatewayName> = {
+  razorpay_order_id: "razorpay",
+  payment_intent_id: "stripe",
+  paypal_order_id: "paypal",
+};
+
+const verifyEnvelope = z.record(z.string(), z.unknown()).refine(
+  (b) => Object.keys(VERIFY_KEYS).filter((k) => typeof b[k] === "string").length === 1,
+  {
+    error: "send razorpay_order_id, razorpay_payment_id, razorpay_signature, " +
+      "payment_intent_id or paypal_order_id",
+  },
+);
 
 /**
  * Applies what the gateway says about the caller's order once its proof checks out: paid only
@@ -251,7 +263,8 @@ export async function verifyPayment(
   body: Record<string, unknown>,
 ): Promise<{ order: ReturnType<typeof publicOrder> }> {
   verifyEnvelope.parse(body);
-  const gatewayName = "razorpay_order_id" in body ? "razorpay" : "stripe";
+  const gatewayName =
+    VERIFY_KEYS[Object.keys(VERIFY_KEYS).find((k) => typeof body[k] === "string")!];
   const gateway = app.gateway(gatewayName);
   const reference = gateway.verifyReference(body);
 

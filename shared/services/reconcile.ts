@@ -1,7 +1,7 @@
 // Reconciliation: a list of steps (stuck orders, failed webhook events, ...) run one after another.
 import type { App } from "../app.ts";
 import { eachLimited } from "../concurrency.ts";
-import { GatewayError, type GatewayName, GATEWAYS, type PaymentResult } from "../gateways/types.ts";
+import { GatewayError, type GatewayName, type PaymentResult } from "../gateways/types.ts";
 import { minorFromDb } from "../money.ts";
 import { convergeDisputes, DISPUTE_LIST_SECONDS } from "./disputes.ts";
 import { applyPayment } from "./orders.ts";
@@ -87,9 +87,7 @@ export const stuckOrders: ReconcileStep = {
       mismatched: 0,
       errors: 0,
     };
-    const configured = GATEWAYS.filter((g) =>
-      g === "razorpay" ? app.config.razorpay : app.config.stripe
-    );
+    const configured = app.configuredGateways();
     const claim = crypto.randomUUID();
     const started = performance.now();
     const claimed = await app.sql<Claimed[]>`select * from settle.claim_stuck_orders(

@@ -1,7 +1,14 @@
 // Webhook ingestion: verified on the raw body, stored once, applied in the same transaction.
 import type { App } from "../app.ts";
 import { HttpError, readBodyText } from "../http.ts";
-import { GatewayError, type GatewayName, GATEWAYS } from "../gateways/types.ts";
+import {
+  GatewayError,
+  type GatewayName,
+  GATEWAYS,
+  type PaymentGateway,
+} from "../gateways/types.ts";
+import { minorFromDb } from "../money.ts";
+import { applyPayment } from "./orders.ts";
 import { effectCard, refundEffect } from "../gateways/stripe/wire.ts";
 import { transferEvent } from "../payouts/stripe/wire.ts";
 import { storePayoutEvent } from "./payouts.ts";
@@ -47,8 +54,49 @@ export async function ingestWebhook(
       outcome: row.result.outcome,
       order_id: row.result.order_id ?? null,
     });
+    if (e.captureOwed && e.gatewayOrderId && row.result.outcome !== "duplicate") {
+      log.capture = await captureApproved(app, gateway, e.gatewayOrderId);
+    }
   }
   return { received: true as const };
+}
+
+/**
+ * The capture an approval event leaves to settle (PayPal CHECKOUT.ORDER.APPROVED): with no
+ * transaction held, fetchPayment captures the order for its stored terms (the gateway's
+ * idempotency key makes verify, this and reconcile one capture), then the result converges
+ * through settle.apply_payment. A gateway failure is logged and left to verify or reconcile:
+ * the event is stored, so the answer is still 200.
+ */
+async function captureApproved(
+  app: App,
+  gateway: PaymentGateway,
+  gatewayOrderId: string,
+): Promise<string> {
+  const [order] = await app.sql<{ amount: string; currency: string; status: string }[]>`
+    select amount, currency, status from public.orders
+    where gateway = ${gateway.name} and gateway_order_id = ${gatewayOrderId}`;
+  if (!order) return "unknown_order";
+  if (order.status !== "created" && order.status !== "authorized") return "no_effect";
+  try {
+    const result = await gateway.fetchPayment({
+      gatewayOrderId,
+      amount: minorFromDb(order.amount),
+      currency: order.currency,
+    });
+    if (result.kind === "pending") return "pending";
+    return (await applyPayment(app.sql, gateway.name, gatewayOrderId, result)).outcome;
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    console.error(JSON.stringify({
+      level: "warn",
+      msg: "capture after approval failed",
+      gateway: gateway.name,
+      gateway_order_id: gatewayOrderId,
+      error: err.message.slice(0, 300),
+    }));
+    return "capture_failed";
+  }
 }
 
 /**

@@ -193,6 +193,7 @@ export async function snapshot(db: Sql): Promise<Record<string, string>> {
 export async function idle(s: Stack) {
   await s.razorpay.idle();
   await s.stripe.idle();
+  await s.paypal.idle();
   await s.razorpayx.idle();
 }
 

@@ -94,8 +94,8 @@ select throws_ok(
   $$select settle.create_order('razorpay', 'wallet_topup', null, null, null, 'INR', null, null, null)$$,
   'ST400', null, 'a top-up without an amount is refused');
 select throws_ok(
-  $$select settle.create_order('paypal', 'wallet_topup', null, null, 1000, 'INR', null, null, null)$$,
-  'ST400', 'gateway must be razorpay or stripe', 'an unknown gateway is refused');
+  $$select settle.create_order('adyen', 'wallet_topup', null, null, 1000, 'INR', null, null, null)$$,
+  'ST400', 'gateway must be razorpay, stripe or paypal', 'an unknown gateway is refused');
 select throws_ok(
   $$select settle.create_order('razorpay', 'donation', null, null, 1000, 'INR', null, null, null)$$,
   'ST400', null, 'an unknown purpose is refused');
