@@ -42,6 +42,7 @@ import { type ServerProcess, startServer } from "./lib/spawn.ts";
 import { chargeJobs, checkChargesAndRefund, fundWallets } from "./lib/charges.ts";
 import { serviceRoleKey } from "../dev/keys.ts";
 import { latency, round } from "./lib/stats.ts";
+import { checkPeerStored, ensurePeer, PEER_PACKAGE, startPeer } from "./lib/peer.ts";
 
 // ---------------------------------------------------------------- options
 
@@ -130,7 +131,7 @@ function parseOptions(args: string[]): Options {
       }
       case "--help":
         console.log(
-          "deno task bench [--seconds N | --quick] [--only pgbench,floor,ingest,hot,charges,checkout,sql]\n" +
+          "deno task bench [--seconds N | --quick] [--only pgbench,floor,peer,ingest,hot,charges,checkout,sql,growth,memory]\n" +
             "                [--gateways razorpay,stripe] [--concurrency 1,8,16,32] [--pool N] [--prepare]\n" +
             "                [--no-tuned | --tuned-pool N --tuned-isolates N] [--admin-url URL]\n" +
             "                [--out FILE] [--label TEXT] [--keep-db]\n" +
@@ -870,6 +871,85 @@ async function floor(mode: "echo" | "nodb", c: number, seconds: number, kit: Web
   }
 }
 
+// ---------------------------------------------------------------- the peer
+
+const PEERDB = "settle_bench_peer";
+let peerInfo: { version: string; node: string } | undefined;
+
+/**
+ * @supabase/stripe-sync-engine (pinned) on its own database, fed the same kind of signed
+ * payment_intent.succeeded events by the same load generator at the same concurrencies. It
+ * stores each intent (one upsert); settle's row does what settle does per event.
+ */
+async function peerPhases(template: Record<string, unknown>) {
+  peerInfo = await ensurePeer();
+  const url = await createDatabase(opts.adminUrl, PEERDB);
+  const pdb = connect(url, 2);
+  const peer = await startPeer(url, LOCAL_STRIPE.webhookSecret);
+  log(`peer ${PEER_PACKAGE}@${peerInfo.version} on Node ${peerInfo.node} at ${peer.url}`);
+  rowGateway = "stripe";
+  rowConfig = `peer ${peerInfo.version}`;
+  const sign = (e: ReturnType<typeof succeededEvent>): QueuedEvent => ({
+    ...e,
+    signedAt: Date.now(),
+    bytes: post(peer.url, "/webhook", {
+      "content-type": "application/json; charset=utf-8",
+      "stripe-signature": stripeSignature(LOCAL_STRIPE.webhookSecret, e.body),
+    }, e.body),
+  });
+  const make = (n: number) =>
+    Array.from({ length: n }, () =>
+      sign(succeededEvent(template, {
+        gatewayOrderId: stripeId("pi_"),
+        amount: randomAmount(),
+        currency: "USD",
+      })));
+  const ok = (r: Reply) =>
+    r.status === 200 && r.body.includes('"received":true')
+      ? undefined
+      : `peer answered ${r.status} ${r.body.slice(0, 200)}`;
+  try {
+    // Warm-up (JIT, the pool's connections), checked but not reported.
+    const warm = make(3000);
+    let w = 0;
+    await runLoad(peer.url, {
+      concurrency: 16,
+      seconds: Math.min(2, opts.seconds),
+      next: () => w < warm.length ? { bytes: warm[w++].bytes, check: ok } : undefined,
+    });
+    const warmProblems = await checkPeerStored(pdb, warm.slice(0, w));
+    if (warmProblems.length) problems.push(`peer warm-up: ${warmProblems.join("; ")}`);
+    for (const c of opts.concurrencies) {
+      const events = make(capacity(opts.seconds, 3000));
+      let i = 0;
+      await pdb.unsafe("vacuum analyze stripe.payment_intents");
+      await checkpoint();
+      const win = windows(opts.seconds, peer.pid, PEERDB);
+      const r = await runLoad(peer.url, {
+        concurrency: c,
+        seconds: opts.seconds,
+        next: () => i < events.length ? { bytes: events[i++].bytes, check: ok } : undefined,
+      });
+      const sent = events.slice(0, i);
+      makeRow(
+        "peer_webhook_unique",
+        `peer: ${PEER_PACKAGE} processWebhook, all unique`,
+        c,
+        r,
+        sent.length,
+        await checkPeerStored(pdb, sent),
+        await win,
+        `tpcb s10 c${c}`,
+        "stores the intent (one upsert into stripe.payment_intents); no dedup, order, ledger or outbox",
+      );
+    }
+  } finally {
+    await peer.stop();
+    await pdb.end({ timeout: 5 });
+    if (!opts.keepDb) await dropDatabase(opts.adminUrl, PEERDB);
+  }
+}
+
 // ---------------------------------------------------------------- one server's phases
 
 const kits = (): WebhookKit[] =>
@@ -1041,6 +1121,9 @@ try {
     await floor("echo", 16, opts.seconds, razorpayKit);
     for (const kit of kits()) await floor("nodb", 16, opts.seconds, kit);
   }
+
+  // 2b. The peer, @supabase/stripe-sync-engine, on the same Stripe events.
+  if (want("peer") && stripeTemplate) await peerPhases(stripeTemplate);
 
   // 3. The function server over the bench database, as shipped (default), then tuned.
   //    The gateway simulators run in a process of their own: create-order's calls to the
