@@ -1,6 +1,7 @@
 // The growth phase's preload: many paid top-up orders with everything a payment leaves behind
 // (the order, its ledger transaction and entries, the wallet's balance, its outbox event and
-// the webhook event that paid it), written in bulk with set-based SQL.
+// the webhook event that paid it, its payment_stats rollup figures), written in bulk with
+// set-based SQL.
 //
 // Paying 10^6 orders through the real functions takes 20+ minutes here (1.3 ms per order
 // through the status update's triggers alone), so the rows are cloned, per gateway, from an
@@ -36,6 +37,9 @@ export const PER_PAYMENT: Record<string, number> = {
   "public.ledger_entries": 2,
   "public.outbox_events": 1,
   "public.webhook_events": 1,
+  // payment_stats' delta row (20261204000500): the preload folds its orders straight into the
+  // rollups instead, as settle.compact_payment_stats() would.
+  "settle.payment_stats_deltas": 1,
 };
 
 /** Problems when `events` real payments did not add exactly PER_PAYMENT rows each. */
@@ -124,6 +128,30 @@ export async function preload(
             group by e.wallet_id) s
       where w.id = s.wallet_id`);
   });
+  // payment_stats' rollups (20261204000500): what compaction would fold for these orders.
+  await db.unsafe(`
+    with g as (
+      select o.account_id, (o.created_at at time zone 'UTC')::date as day, o.gateway, o.currency,
+             count(*) as n, sum(o.amount) as gross
+      from public.orders o join bench_growth_accounts a on a.account_id = o.account_id
+      group by 1, 2, 3, 4
+    ),
+    per_account as (
+      insert into settle.payment_stats_account_daily as r
+      select account_id, day, gateway, currency, n, n, 0, 0, gross, 0 from g order by 1, 2, 3, 4
+      on conflict (account_id, day, gateway, currency) do update set
+        orders_created = r.orders_created + excluded.orders_created,
+        orders_paid = r.orders_paid + excluded.orders_paid,
+        gross = r.gross + excluded.gross
+      returning 1
+    )
+    insert into settle.payment_stats_daily as r
+    select day, gateway, currency, sum(n), sum(n), 0, 0, sum(gross), 0 from g
+    group by 1, 2, 3 order by 1, 2, 3
+    on conflict (day, gateway, currency) do update set
+      orders_created = r.orders_created + excluded.orders_created,
+      orders_paid = r.orders_paid + excluded.orders_paid,
+      gross = r.gross + excluded.gross`);
   await db.unsafe("drop table bench_growth_accounts");
   return { userIds, seconds: (performance.now() - t0) / 1000 };
 }
