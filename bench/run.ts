@@ -1531,12 +1531,15 @@ const targetsFor = (config: string) => {
       );
     }
     for (const [id, name] of [["create_order", "createOrder"], ["verify", "verify"]]) {
-      const p99 = byId(id, 1, config, g)?.latencyMs.p99;
-      out[`${g}.${name}P99C1`] = {
-        target: "p99 < 10 ms at c1",
-        p99Ms: p99,
-        met: (p99 ?? Infinity) < 10,
-      };
+      const c1 = byId(id, 1, config, g);
+      // The tuned pass runs checkout at c16 only.
+      if (c1 || config === "default") {
+        out[`${g}.${name}P99C1`] = {
+          target: "p99 < 10 ms at c1",
+          p99Ms: c1?.latencyMs.p99,
+          met: (c1?.latencyMs.p99 ?? Infinity) < 10,
+        };
+      }
       const before = CHECKOUT_CPU_BEFORE[`${g}.${id}`];
       const cpu = cpuPerRequestUs(byId(id, 16, config, g));
       out[`${g}.${name}CpuPerRequestC16`] = {
