@@ -1985,9 +1985,9 @@ export type Database = {
       "payment_stats": {
         Row: {
           "average_paid_amount": number | null;
-          "currency": string;
+          "currency": string | null;
           "day": string | null;
-          "gateway": string;
+          "gateway": string | null;
           "gross": number | null;
           "net": number | null;
           "orders_created": number | null;

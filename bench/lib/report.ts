@@ -146,3 +146,73 @@ export function backendsTable(rows: Row[]): string {
   }
   return out.join("\n");
 }
+
+/** settle's Stripe ingest, the peer's and pgbench's, side by side per concurrency. */
+export function peerTable(rows: Row[], runs: PgbenchResult[]): string {
+  const peer = rows.filter((r) => r.id === "peer_webhook_unique");
+  if (!peer.length) return "";
+  const out = [
+    "| c | settle stripe (default) events/s | settle stripe (tuned) events/s | stripe-sync-engine events/s | settle ÷ peer | pgbench tpcb s10 tps | settle ÷ pgbench | peer ÷ pgbench | settle p99 ms | peer p99 ms |",
+    "| --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
+  ];
+  for (const p of peer) {
+    const mine = (config: string) =>
+      rows.find((r) =>
+        r.id === "webhook_unique" && r.gateway === "stripe" && r.config === config &&
+        r.concurrency === p.concurrency
+      );
+    const d = mine("default");
+    const t = mine("tuned");
+    const base = runs.find((b) => b.label === `tpcb s10 c${p.concurrency}`);
+    out.push(
+      `| ${p.concurrency} | ${f(d?.eventsPerSec, 0)} | ${f(t?.eventsPerSec, 0)} | ${
+        f(p.eventsPerSec, 0)
+      } | ${d ? f(d.eventsPerSec / p.eventsPerSec, 2) : "–"} | ${f(base?.tps, 0)} | ${
+        f(d?.ratio, 2)
+      } | ${f(p.ratio, 2)} | ${f(d?.latencyMs.p99, 1)} | ${f(p.latencyMs.p99, 1)} |`,
+    );
+  }
+  return out.join("\n");
+}
+
+export function growthTable(g?: {
+  orders: number;
+  accounts: number;
+  preloadSeconds: number;
+  auditSeconds: number;
+  auditRows: number;
+  ingest: { gateway: string; empty: number; full: number; ratio: number }[];
+  stats: { who: string; rows: number; medianMs: number }[];
+}): string {
+  if (!g) return "";
+  return [
+    `Growth: ${g.orders} paid orders over ${g.accounts} accounts preloaded in ${g.preloadSeconds} s; ` +
+    `settle.ledger_audit() took ${g.auditSeconds} s and returned ${g.auditRows} rows.`,
+    "",
+    "| gateway | ingest c16, before the preload (events/s) | after (events/s) | after ÷ before |",
+    "| --- | --: | --: | --: |",
+    ...g.ingest.map((i) =>
+      `| ${i.gateway} | ${f(i.empty, 0)} | ${f(i.full, 0)} | ${f(i.ratio, 2)} |`
+    ),
+    "",
+    "| 30-day payment_stats query | rows | median ms |",
+    "| --- | --: | --: |",
+    ...g.stats.map((s) => `| ${s.who} | ${s.rows} | ${f(s.medianMs, 1)} |`),
+  ].join("\n");
+}
+
+export function memoryTable(m?: {
+  events: number;
+  chunks: { events: number; meanRssMb: number; maxRssMb: number; eventsPerSec: number }[];
+}): string {
+  if (!m) return "";
+  return [
+    `Function server RSS over ${m.events} Razorpay events at c16:`,
+    "",
+    "| events sent | mean RSS MB (during the chunk) | max RSS MB | events/s |",
+    "| --: | --: | --: | --: |",
+    ...m.chunks.map((c) =>
+      `| ${c.events} | ${f(c.meanRssMb, 1)} | ${f(c.maxRssMb, 1)} | ${f(c.eventsPerSec, 0)} |`
+    ),
+  ].join("\n");
+}

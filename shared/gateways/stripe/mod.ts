@@ -26,6 +26,7 @@ import {
   refundResult,
   refundStatus,
 } from "./wire.ts";
+import { verifiedStripeSecret } from "./signature.ts";
 
 /** Stripe's extra verbs: customers, saved cards and setup intents. */
 export interface StripeGateway extends PaymentGateway {
@@ -147,7 +148,6 @@ export function createStripeGateway(
   opts: { now?: () => Date; fetch?: typeof fetch } = {},
 ): StripeGateway {
   const stripe = createStripeClient(config, opts.fetch);
-  const crypto = Stripe.createSubtleCryptoProvider();
   const now = opts.now ?? (() => new Date());
   // A PaymentIntent's client_secret never changes: the one createOrder received is what checkout
   // returns, without reading the intent back (one gateway round trip per create-order fewer).
@@ -214,32 +214,24 @@ export function createStripeGateway(
       return intentResult(await call(() => stripe.paymentIntents.retrieve(payment_intent_id)));
     },
 
+    // async: the interface returns a promise, and a refusal stays a rejection as before.
+    // deno-lint-ignore require-await
     async parseWebhook(rawBody, headers) {
       const header = headers.get("stripe-signature");
       if (!header) throw new HttpError(400, "invalid_signature", "missing Stripe-Signature");
-      let event: unknown;
-      for (const secret of config.webhookSecrets) {
-        try {
-          event = await stripe.webhooks.constructEventAsync(
-            rawBody,
-            header,
-            secret,
-            300,
-            crypto,
-            now().getTime(),
-          );
-          break;
-        } catch (err) {
-          // The SDK parses only once the signature verified: this is a signed body that is not JSON.
-          if (err instanceof SyntaxError) throw notAnEvent("the webhook body is not JSON");
-          if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
-        }
-      }
-      if (event === undefined) {
+      // Stripe's scheme on node:crypto (signature.ts): the SDK's constructEventAsync verifies
+      // with SubtleCrypto under Deno, 65-90 µs an event against about 10 µs.
+      if (!verifiedStripeSecret(rawBody, header, config.webhookSecrets, now().getTime())) {
         if (rawBody === "" && signsEmptyBody(header, config.webhookSecrets, now().getTime())) {
           throw notAnEvent("the webhook body is empty");
         }
         throw new HttpError(400, "invalid_signature", "Stripe-Signature does not verify");
+      }
+      let event: unknown;
+      try {
+        event = JSON.parse(rawBody);
+      } catch {
+        throw notAnEvent("the webhook body is not JSON");
       }
       const verified = checkEnvelope(event);
       try {
