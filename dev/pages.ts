@@ -1,7 +1,8 @@
 // Dev-only pages: the demo SPA and the operator page, supabase-js served from node_modules, a
-// token helper for seeded users, and read endpoints that stand in for PostgREST locally.
+// token helper for seeded users, read endpoints that stand in for PostgREST locally, a directory
+// of users' personal accounts (the escrow demo's payee) and escrow settlement on demand.
 import type { App } from "../shared/app.ts";
-import { requireServiceRole } from "../shared/auth.ts";
+import { requireServiceRole, requireUser } from "../shared/auth.ts";
 import { asUser, type Tx } from "../shared/db.ts";
 import { errorResponse, HttpError, json } from "../shared/http.ts";
 import { minorFromDb } from "../shared/money.ts";
@@ -28,6 +29,7 @@ const PAGES: Record<string, string> = { "/": "index.html", "/operator": "operato
 const ASSETS: Record<string, string> = {
   "/assets/app.js": "app.js",
   "/assets/checkout.js": "checkout.js",
+  "/assets/escrow.js": "escrow.js",
   "/assets/money.js": "money.js",
   "/assets/ui.js": "ui.js",
   "/assets/operator.js": "operator.js",
@@ -81,6 +83,8 @@ async function devRoute(req: Request, url: URL, ctx: PagesContext) {
   const route = `${req.method} ${url.pathname}`;
   // Stands in for Supabase Auth sign-in locally: a token for a seeded user by email.
   if (route === "GET /dev/token") return await token(ctx, url);
+  if (route === "GET /dev/accounts") return await personalAccount(ctx, req, url);
+  if (route === "POST /dev/escrow-settle") return await escrowSettleNow(ctx, req, url);
   const replay = url.pathname.match(/^\/dev\/operator\/deliveries\/(\d{1,18})\/replay$/);
   if (req.method === "POST" && replay) {
     return json(200, await asOperator(ctx, req, (tx) => replayDelivery(tx, replay[1])));
@@ -93,14 +97,49 @@ async function devRoute(req: Request, url: URL, ctx: PagesContext) {
   throw new HttpError(404, "not_found", `no dev route ${route}`);
 }
 
+/** A user and their personal account by email (auth.users is not readable through RLS). */
+async function userByEmail(ctx: PagesContext, email: string) {
+  const [user] = await ctx.app.sql`select u.id, a.id as account_id from auth.users u
+    left join public.accounts a on a.personal_owner_id = u.id where u.email = ${email}`;
+  if (!user) throw new HttpError(404, "not_found", `no user ${email}`);
+  return user as { id: string; account_id: string };
+}
+
 async function token(ctx: PagesContext, url: URL) {
   const email = url.searchParams.get("email") ?? "alice@example.com";
-  const [user] = await ctx.app.sql`select id from auth.users where email = ${email}`;
-  if (!user) throw new HttpError(404, "not_found", "no such user");
+  const user = await userByEmail(ctx, email);
   return json(200, {
     access_token: await userToken(user.id, { email, secret: ctx.jwtSecret }),
     user_id: user.id,
+    account_id: user.account_id,
   });
+}
+
+/**
+ * GET /dev/accounts?email=: the personal account of a user, for a signed-in caller: the escrow
+ * demo names its payee by email. A real marketplace knows the payee's account id already (from
+ * a listing or a profile row of its own).
+ */
+async function personalAccount(ctx: PagesContext, req: Request, url: URL) {
+  requireUser(await ctx.app.authenticate(req));
+  const email = url.searchParams.get("email")?.trim();
+  if (!email) throw new HttpError(400, "invalid_request", "email is required");
+  const user = await userByEmail(ctx, email);
+  return json(200, { email, account_id: user.account_id });
+}
+
+/**
+ * POST /dev/escrow-settle: runs the escrow-settle function now, with the service role key the
+ * dev server holds (the demo page never sees it), for any signed-in caller. It settles only what
+ * is due, as the dev timer's run would; it saves waiting for the next tick.
+ */
+async function escrowSettleNow(ctx: PagesContext, req: Request, url: URL) {
+  requireUser(await ctx.app.authenticate(req));
+  const res = await fetch(`${url.origin}/functions/v1/escrow-settle`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ctx.serviceRoleKey}` },
+  });
+  return json(res.status, await res.json());
 }
 
 // Stand-ins for PostgREST, read as the caller so RLS applies. In production the app reads the
@@ -114,7 +153,8 @@ const READS: Record<string, (tx: Tx) => Promise<unknown>> = {
     };
   },
   "GET /dev/orders": async (tx) => {
-    const rows = await tx`select id, purpose, plan_id, product_id, amount, amount_refunded,
+    const rows = await tx`select id, purpose, plan_id, product_id, engagement_id, amount,
+        amount_refunded,
         currency, gateway, status, failure_reason, created_at, paid_at
       from public.orders order by created_at desc, id limit 50`;
     return {

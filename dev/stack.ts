@@ -46,6 +46,8 @@ export const LOCAL_STRIPE = {
   secretKey: "sk_test_settle_local",
   publishableKey: "pk_test_settle_local",
   webhookSecret: "whsec_settle_local",
+  /** The Connect endpoint's own secret (STRIPE_CONNECT_WEBHOOK_SECRET). */
+  connectWebhookSecret: "whsec_settle_local_connect",
 };
 
 export const LOCAL_RAZORPAY = {
@@ -190,6 +192,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     STRIPE_SECRET_KEY: LOCAL_STRIPE.secretKey,
     STRIPE_PUBLISHABLE_KEY: LOCAL_STRIPE.publishableKey,
     STRIPE_WEBHOOK_SECRET: LOCAL_STRIPE.webhookSecret,
+    STRIPE_CONNECT_WEBHOOK_SECRET: LOCAL_STRIPE.connectWebhookSecret,
     STRIPE_API_URL: stripeUrl,
     STRIPE_TIMEOUT_MS: "5000",
     DB_POOL_MAX: "10",
@@ -201,6 +204,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const app = createApp({ ...config, supabaseUrl: undefined });
   razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
   stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
+  stripe.setConnectWebhookUrl(`${url}/functions/v1/webhook/stripe-connect`);
   razorpayx.setWebhookUrl(`${url}/functions/v1/webhook/razorpayx`);
 
   const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));

@@ -18,6 +18,20 @@ export interface StripeConfig {
   /** Base URL of the API (scheme, host, port); the SDK adds /v1. */
   apiUrl: string;
   timeoutMs: number;
+  /** Stripe Connect payouts (shared/payouts/stripe/): set when STRIPE_CONNECT_WEBHOOK_SECRET is. */
+  connect?: StripeConnectConfig;
+}
+
+/** Stripe Connect payouts: the Connect endpoint's own secret and where onboarding returns. */
+export interface StripeConnectConfig {
+  /** The Connect webhook endpoint's signing secret (not the platform endpoint's). */
+  webhookSecret: string;
+  /**
+   * Where Stripe sends the payee after onboarding (return) or when the link expired (refresh).
+   * Unset: the origin the payout-accounts function was called at (docs/decisions.md).
+   */
+  returnUrl?: string;
+  refreshUrl?: string;
 }
 
 /** RazorpayX Payouts (shared/payouts/razorpayx/): its own webhook secret and account number. */
@@ -163,7 +177,14 @@ function razorpay(env: Env): RazorpayConfig | undefined {
 
 function stripe(env: Env): StripeConfig | undefined {
   const keys = ["STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"];
-  if (keys.every((k) => !env(k)?.trim())) return undefined;
+  if (keys.every((k) => !env(k)?.trim())) {
+    if (env("STRIPE_CONNECT_WEBHOOK_SECRET")?.trim()) {
+      throw new ConfigError(
+        "STRIPE_CONNECT_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is undefined",
+      );
+    }
+    return undefined;
+  }
   const previous = env("STRIPE_WEBHOOK_SECRET_PREVIOUS")?.trim();
   return {
     secretKey: required(env, "STRIPE_SECRET_KEY"),
@@ -171,6 +192,23 @@ function stripe(env: Env): StripeConfig | undefined {
     webhookSecrets: [required(env, "STRIPE_WEBHOOK_SECRET"), ...(previous ? [previous] : [])],
     apiUrl: url(env, "STRIPE_API_URL", "https://api.stripe.com"),
     timeoutMs: positiveInt(env, "STRIPE_TIMEOUT_MS", 10_000),
+    connect: stripeConnect(env),
+  };
+}
+
+/** Connect is on with its webhook secret; the onboarding URLs are optional. */
+function stripeConnect(env: Env): StripeConnectConfig | undefined {
+  const urls = ["STRIPE_CONNECT_RETURN_URL", "STRIPE_CONNECT_REFRESH_URL"];
+  if (!env("STRIPE_CONNECT_WEBHOOK_SECRET")?.trim()) {
+    const set = urls.find((k) => env(k)?.trim());
+    if (set) throw new ConfigError(`${set} is set but STRIPE_CONNECT_WEBHOOK_SECRET is undefined`);
+    return undefined;
+  }
+  const optionalUrl = (k: string) => env(k)?.trim() ? url(env, k) : undefined;
+  return {
+    webhookSecret: required(env, "STRIPE_CONNECT_WEBHOOK_SECRET"),
+    returnUrl: optionalUrl("STRIPE_CONNECT_RETURN_URL"),
+    refreshUrl: optionalUrl("STRIPE_CONNECT_REFRESH_URL"),
   };
 }
 

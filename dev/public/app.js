@@ -1,12 +1,14 @@
 // The settle demo app: sign in, then every feature through supabase-js functions.invoke, with
 // the rows (wallets, orders) read back through RLS. Plain ES module, no framework: copy freely.
 import { openCheckout } from "./checkout.js";
+import { renderEngagements, setupEscrow } from "./escrow.js";
 import { formatMinor, parseMajor } from "./money.js";
 import { $, action, describe, el, idle, log, setReady, setStatus } from "./ui.js";
 
 const config = JSON.parse($("settle-config").textContent);
 let supabase; // the signed-in client
 let token;
+let session = { email: "", account_id: "" }; // who is signed in, and their personal account
 let catalog = { currencies: [], plans: [] };
 
 // Section - talking to settle
@@ -32,10 +34,12 @@ async function invoke(name, { method = "POST", body } = {}) {
 
 /**
  * Reads the user's rows. Locally there is no PostgREST, so the dev server answers /dev/<name>
- * as the user (RLS applies). In production: await supabase.from("orders").select("*").
+ * as the user (RLS applies). In production: await supabase.from("orders").select("*"). Also the
+ * dev-only helpers (POST /dev/escrow-settle).
  */
-async function read(name) {
+async function read(name, method = "GET") {
   const res = await fetch(`/dev/${name}`, {
+    method,
     headers: { apikey: config.anon_key, authorization: `Bearer ${token}` },
   });
   const body = await res.json();
@@ -62,14 +66,18 @@ function renderWallets({ wallets }) {
 
 function orderLabel(o) {
   if (o.purpose === "plan") return catalog.plans.find((p) => p.id === o.plan_id)?.name ?? o.plan_id;
+  if (o.purpose === "escrow") return `escrow funding (engagement ${o.engagement_id.slice(0, 8)})`;
   return o.purpose === "wallet_topup" ? `${o.currency} wallet top-up` : o.product_id;
 }
 
-/** Refund for a paid order; Pay (again) for an unpaid one whose checkout this page holds. */
+/**
+ * Refund for a paid order; Pay (again) for an unpaid one whose checkout this page holds. Escrow
+ * money leaves only by settlement or cancellation, so an escrow order has no Refund button.
+ */
 function orderAction(o) {
   const button = (cls, text, onclick) =>
     el("button", { class: `act ${cls}`, disabled: !idle(), onclick }, text);
-  if (o.status === "paid" || o.status === "partially_refunded") {
+  if ((o.status === "paid" || o.status === "partially_refunded") && o.purpose !== "escrow") {
     return button("refund", "Refund", () => refund(o));
   }
   if ((o.status === "created" || o.status === "failed") && checkouts.has(o.id)) {
@@ -153,16 +161,18 @@ function renderPlans() {
 }
 
 async function refresh() {
-  const [wallets, orders, subscription, cards] = await Promise.all([
+  const [wallets, orders, subscription, cards, engagements] = await Promise.all([
     read("wallets"),
     read("orders"),
     invoke("subscriptions", { method: "GET" }),
     invoke("payment-methods", { method: "GET" }),
+    invoke("engagements", { method: "GET" }),
   ]);
   renderWallets(wallets);
   renderOrders(orders);
   renderSubscription(subscription);
   renderCards(cards);
+  renderEngagements(engagements);
 }
 
 /**
@@ -185,13 +195,20 @@ const checkouts = new Map(); // order id → { order, checkout }
 
 /** Creates an order, then opens its checkout. */
 function buy(body, label) {
-  return action("checkout-status", `creating the ${body.gateway} order…`, async () => {
-    const { order, checkout } = await invoke("create-order", { body });
-    log(`created ${order.id} (${order.status}) at ${order.gateway}`);
-    checkouts.set(order.id, { order: { ...order, label }, checkout });
-    await refresh();
-    return await pay(order.id);
-  });
+  return action(
+    "checkout-status",
+    `creating the ${body.gateway} order…`,
+    () => checkoutOrder(body, label, "checkout-status"),
+  );
+}
+
+/** Inside an action: creates the order, opens its checkout, answers what pay() answers. */
+async function checkoutOrder(body, label, statusId) {
+  const { order, checkout } = await invoke("create-order", { body });
+  log(`created ${order.id} (${order.status}) at ${order.gateway}`);
+  checkouts.set(order.id, { order: { ...order, label }, checkout });
+  await refresh();
+  return await pay(order.id, statusId);
 }
 
 /** Opens an order's checkout again (after a decline, or after it was closed). */
@@ -199,17 +216,20 @@ function payAgain(orderId) {
   return action("checkout-status", "opening the checkout…", () => pay(orderId));
 }
 
-/** Shows the checkout and reports what the customer did, with the order's status from the DB. */
-async function pay(orderId) {
+/**
+ * Shows the checkout and reports what the customer did, with the order's status from the DB:
+ * { state?, text } as an action answers (no state: paid).
+ */
+async function pay(orderId, statusId = "checkout-status") {
   const { order, checkout } = checkouts.get(orderId);
-  setStatus("checkout-status", "loading", `waiting for the customer at ${order.gateway}…`);
+  setStatus(statusId, "loading", `waiting for the customer at ${order.gateway}…`);
   const result = await openCheckout(config, order, checkout);
   if (result.kind === "closed") {
     await refresh();
     return { state: "cancelled", text: "checkout closed: nothing was charged" };
   }
   if (result.kind === "failed") {
-    setStatus("checkout-status", "loading", `${result.message}; waiting for settle to hear…`);
+    setStatus(statusId, "loading", `${result.message}; waiting for settle to hear…`);
     const { orders } = await until(
       () => read("orders"),
       ({ orders }) => orders.find((o) => o.id === order.id)?.status !== "created",
@@ -218,7 +238,7 @@ async function pay(orderId) {
     const status = orders.find((o) => o.id === order.id)?.status;
     return { state: "failure", text: `payment failed: ${result.message} (order ${status})` };
   }
-  setStatus("checkout-status", "loading", "verifying the payment…");
+  setStatus(statusId, "loading", "verifying the payment…");
   const verified = await invoke("verify", { body: result.proof });
   await refresh();
   return { text: `${order.label}: order ${verified.order.status}` };
@@ -318,17 +338,18 @@ async function signIn(email) {
   setReady(false);
   setStatus("sign-in-status", "loading", `signing in as ${email}…`);
   const res = await fetch(`/dev/token?email=${encodeURIComponent(email)}`);
-  const session = await res.json();
+  const me = await res.json();
   if (!res.ok) {
     $("who").textContent = "nobody";
     setStatus(
       "sign-in-status",
       "failure",
-      `sign-in failed for ${email}: ${session.error?.message}`,
+      `sign-in failed for ${email}: ${me.error?.message}`,
     );
     return;
   }
-  token = session.access_token;
+  token = me.access_token;
+  session = { email, account_id: me.account_id };
   supabase = globalThis.supabase.createClient(config.url, config.anon_key, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     global: { headers: { Authorization: `Bearer ${token}` } },
@@ -337,6 +358,13 @@ async function signIn(email) {
     catalog = await read("catalog");
     $("currency").replaceChildren(...catalog.currencies.map((c) => el("option", {}, c.code)));
     $("currency").value = "INR";
+    $("escrow-currency").replaceChildren(
+      ...catalog.currencies.map((c) => el("option", {}, c.code)),
+    );
+    $("escrow-currency").value = "INR";
+    $("my-account").textContent = session.account_id;
+    // The seeded pair pay each other; any other user names a payee by email.
+    $("escrow-payee").value = email === "bob@example.com" ? "alice@example.com" : "bob@example.com";
     renderPlans();
     await refresh();
   } catch (err) {
@@ -348,6 +376,15 @@ async function signIn(email) {
   setReady(true);
 }
 
+setupEscrow({
+  invoke,
+  read,
+  money,
+  exponentOf,
+  refresh,
+  checkoutOrder,
+  session: () => session,
+});
 $("topup").onsubmit = topUp;
 $("add-card").onclick = addCard;
 $("cancel-subscription").onclick = cancelSubscription;

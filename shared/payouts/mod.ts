@@ -2,15 +2,13 @@
 import type { App } from "../app.ts";
 import { HttpError } from "../http.ts";
 import { createRazorpayXGateway } from "./razorpayx/mod.ts";
-import type { PayoutEvent, PayoutGateway, PayoutGatewayName } from "./types.ts";
+import { createStripeConnectGateway, type StripeConnectGateway } from "./stripe/mod.ts";
+import type { PayoutGateway, PayoutGatewayName } from "./types.ts";
 
 export interface PayoutGateways {
   razorpayx?: ReturnType<typeof createRazorpayXGateway>;
-  stripe?: PayoutGateway & {
-    parseWebhook(raw: string, headers: Headers, endpoint: "platform" | "connect"): Promise<
-      PayoutEvent[]
-    >;
-  };
+  /** Stripe Connect: configured with Stripe and STRIPE_CONNECT_WEBHOOK_SECRET. */
+  stripe?: StripeConnectGateway;
 }
 
 const built = new WeakMap<App, PayoutGateways>();
@@ -20,6 +18,12 @@ export function payoutGateways(app: App): PayoutGateways {
   if (!g) {
     g = {};
     if (app.config.razorpayx) g.razorpayx = createRazorpayXGateway(app.config.razorpayx);
+    const stripe = app.config.stripe;
+    if (stripe?.connect) {
+      g.stripe = createStripeConnectGateway({ ...stripe, connect: stripe.connect }, {
+        now: () => app.now(),
+      });
+    }
     built.set(app, g);
   }
   return g;

@@ -41,6 +41,11 @@ export interface PayoutSend {
   gatewayAccountId: string;
   /** Derived from the payout id: the same for every try of the same payout. */
   idempotencyKey: string;
+  /**
+   * The first try may be older than the gateway keeps idempotency keys (Stripe: 24 h): look for
+   * the payout it made before sending again.
+   */
+  keyMayHaveExpired?: boolean;
 }
 
 /** The gateway's record of a payout. */
@@ -68,9 +73,16 @@ export interface PayoutEvent {
 
 export interface PayoutGateway {
   readonly name: PayoutGatewayName;
+  /**
+   * The send's answer is final (Stripe transfers are synchronous: a transfer made is money in the
+   * connected account), so its status is applied at once; otherwise only the gateway's id is
+   * recorded and the status follows its events.
+   */
+  readonly settlesOnSend?: boolean;
   createDestination(
     req: DestinationRequest,
-    ctx: { payoutAccountId: string; accountId: string; returnUrl: string },
+    /** origin: where the payout-accounts function was called (onboarding URLs' fallback). */
+    ctx: { payoutAccountId: string; accountId: string; origin: string },
   ): Promise<Destination>;
   sendPayout(p: PayoutSend): Promise<PayoutRecord>;
   fetchPayout(gatewayPayoutId: string): Promise<PayoutRecord>;

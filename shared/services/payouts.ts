@@ -184,7 +184,7 @@ export async function createPayoutAccount(
   app: App,
   caller: Caller,
   body: Record<string, unknown>,
-  returnUrl: string,
+  origin: string,
 ) {
   const user = requireUser(caller);
   const b = destinationBody(body);
@@ -202,7 +202,7 @@ export async function createPayoutAccount(
     : { type: "stripe_account", email: b.email, country: b.country };
   const id = crypto.randomUUID();
   const d = await gatewayCall(() =>
-    gateway.createDestination(req, { payoutAccountId: id, accountId: account, returnUrl })
+    gateway.createDestination(req, { payoutAccountId: id, accountId: account, origin })
   );
   const [row] = await app.sql`select settle.create_payout_account(${id}, ${account},
     ${user.userId}, ${b.gateway}, ${d.type}, ${d.display}, ${d.last4}, ${d.vpaHandle},
@@ -212,6 +212,37 @@ export async function createPayoutAccount(
     out.onboarding = { url: d.onboarding.url, expires_at: d.onboarding.expiresAt };
   }
   return out;
+}
+
+/**
+ * POST /payout-accounts/{id}/onboarding: a fresh account link for a Stripe account still
+ * onboarding (a link expires within minutes and works once; Stripe sends the payee to the
+ * refresh URL for a new one). The owner only; 409 once the account is active or disabled.
+ */
+export async function onboardingLink(app: App, caller: Caller, id: string, origin: string) {
+  const pa = uuid("payout account").parse(id);
+  const user = requireUser(caller);
+  const [row] = await asUser(
+    app.sql,
+    user,
+    (tx) =>
+      tx<(PayoutAccountRow & { gateway_account_id: string; owner: boolean })[]>`
+    select p.*, coalesce(settle.has_role_on_account(p.account_id, 'owner'), false) as owner
+    from public.payout_accounts p where p.id = ${pa}`,
+  );
+  if (!row?.owner) throw new HttpError(404, "not_found", "payout account not found");
+  if (row.gateway !== "stripe" || row.status !== "onboarding") {
+    throw new HttpError(409, "conflict", `payout account ${pa} is ${row.status}, not onboarding`);
+  }
+  const stripe = payoutGateways(app).stripe;
+  if (!stripe) throw notConfigured("stripe connect");
+  const link = await gatewayCall(() =>
+    stripe.onboardingLink(row.gateway_account_id, { payoutAccountId: pa, origin })
+  );
+  return {
+    payout_account: publicPayoutAccount(row),
+    onboarding: { url: link.url, expires_at: link.expiresAt },
+  };
 }
 
 export async function listPayoutAccounts(app: App, caller: Caller) {
@@ -253,6 +284,9 @@ async function gatewayCall<T>(fn: () => Promise<T>): Promise<T> {
 
 // Section - payouts
 
+/** Stripe keeps idempotency keys at least 24 h; a retry later than this looks first. */
+const KEY_SAFE_MS = 23 * 3600 * 1000;
+
 /** POST /payouts: counted and moved into flight as the owner, then sent to the gateway. */
 export async function createPayout(
   app: App,
@@ -275,8 +309,9 @@ export async function createPayout(
   if (payout.status === "pending" && payout.gateway_payout_id === null) {
     const after = await sendPayout(app, payout);
     // The reply is the payout as accepted (its webhooks may already have moved it on: GET
-    // /payouts and the outbox tell), unless the gateway refused it: then it is failed.
-    payout = after.returned_at !== null
+    // /payouts and the outbox tell), unless the gateway refused it: then it is failed. A
+    // gateway whose send is final (Stripe) answers the status the send gave.
+    payout = after.returned_at !== null || payoutGateways(app)[payout.gateway]?.settlesOnSend
       ? after
       : { ...payout, gateway_payout_id: after.gateway_payout_id };
   }
@@ -296,17 +331,25 @@ export async function sendPayout(app: App, payout: PayoutRow): Promise<PayoutRow
     select type, gateway_account_id from public.payout_accounts
     where id = ${payout.payout_account_id}`;
   try {
-    const sent = await payoutGateway(app, payout.gateway).sendPayout({
+    // Inside the try: a gateway no longer configured refuses the send (the payout fails).
+    const gateway = payoutGateway(app, payout.gateway);
+    const sent = await gateway.sendPayout({
       payoutId: payout.id,
       amount: minorFromDb(payout.amount) - minorFromDb(payout.fee),
       currency: payout.currency,
       destinationType: pa.type as "bank_account" | "vpa" | "stripe_account",
       gatewayAccountId: pa.gateway_account_id,
       idempotencyKey: payout.id,
+      // The first try follows the request at once: a payout this old is being sent again.
+      keyMayHaveExpired: app.now().getTime() - new Date(payout.created_at!).getTime() > KEY_SAFE_MS,
     });
     const [row] = await app.sql`select settle.record_payout_sent(${payout.id},
       ${sent.gatewayPayoutId}, ${sent.gatewayStatus}, null) as result`;
-    return row.result.payout as PayoutRow;
+    if (!gateway.settlesOnSend || sent.status === null) return row.result.payout as PayoutRow;
+    // Stripe: the transfer exists, so the money is in the connected account (processed).
+    const [moved] = await app.sql`select settle.apply_payout_status(${payout.id}, ${sent.status},
+      ${sent.gatewayStatus}, ${sent.failureReason}) as result`;
+    return moved.result.payout as PayoutRow;
   } catch (err) {
     const known = err instanceof PayoutGatewayError || err instanceof HttpError;
     if (!known) throw err;
@@ -372,12 +415,24 @@ export async function ingestPayoutWebhook(
     if (!gateways.razorpayx) throw notConfigured("razorpayx");
     events = await gateways.razorpayx.parseWebhook(raw, req.headers);
   } else {
-    // Stripe Connect payouts are not built yet: this endpoint answers as unconfigured.
-    if (!gateways.stripe) throw notConfigured("stripe connect");
-    events = await gateways.stripe.parseWebhook(raw, req.headers, "connect");
+    const stripe = gateways.stripe;
+    if (!stripe) throw notConfigured("stripe connect");
+    events = await stripe.parseWebhook(raw, req.headers);
+    for (const e of events) {
+      if (e.effect.action !== "read_account" || await stored(app, e)) continue;
+      // A failed read answers 503 and stores nothing: Stripe redelivers the event.
+      e.effect = await gatewayCall(() => stripe.readAccount(String(e.effect.gateway_account_id)));
+    }
   }
   for (const e of events) await storePayoutEvent(app, e, log);
   return { received: true as const };
+}
+
+/** Whether the event is stored already (a redelivery: ingest answers it as a duplicate). */
+async function stored(app: App, e: PayoutEvent): Promise<boolean> {
+  const rows = await app.sql`select 1 from public.webhook_events
+    where gateway = ${e.gateway} and event_id = ${e.eventId}`;
+  return rows.length > 0;
 }
 
 /** Stores and applies one verified payout event (also Stripe's platform transfer.* events). */

@@ -3,6 +3,8 @@ import type { App } from "../app.ts";
 import { HttpError, readBodyText } from "../http.ts";
 import { GatewayError, type GatewayName, GATEWAYS } from "../gateways/types.ts";
 import { effectCard, refundEffect } from "../gateways/stripe/wire.ts";
+import { transferEvent } from "../payouts/stripe/wire.ts";
+import { storePayoutEvent } from "./payouts.ts";
 import type postgres from "postgres";
 
 type Effect = Record<string, unknown>;
@@ -23,6 +25,11 @@ export async function ingestWebhook(
   const raw = await readBodyText(req, app.config.webhookBodyLimitBytes);
   const events = await gateway.parseWebhook(raw, req.headers);
   for (const e of events) {
+    // Platform transfer.* events are about payouts (Stripe Connect transfers).
+    if (e.gateway === "stripe" && e.type.startsWith("transfer.")) {
+      await storePayoutEvent(app, transferEvent(JSON.parse(e.raw), e.raw), log);
+      continue;
+    }
     // A redelivery needs no gateway read: ingest_webhook answers it as a duplicate.
     const stored = e.effect
       ? await app.sql`select 1 from public.webhook_events

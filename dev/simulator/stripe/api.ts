@@ -38,7 +38,10 @@ export async function handleApi(
     : { key, scopedKey: `${auth.key}\n${key}`, method, path, params };
   if (keyed) {
     const early = replayOrReject(s, keyed, fail, headers);
-    if (early) return early;
+    if (early) {
+      record(s, method, path, key, early.headers.has("idempotent-replayed"), early.status);
+      return early;
+    }
   }
 
   const ctx: Ctx = {
@@ -47,13 +50,25 @@ export async function handleApi(
     events: [],
   };
   const { status, body } = run(s, routes, { method, path, params, auth, ctx });
-  s.hooks.schedule(ctx.events, ctx.hooks);
+  s.schedule(ctx.events, ctx.hooks);
+  if (method === "POST") record(s, method, path, key, false, status);
   if (keyed) remember(s, keyed, status, body, requestId);
   return jsonResponse(
     status,
     body,
     key === null ? headers : { ...headers, "idempotency-key": key },
   );
+}
+
+function record(
+  s: StripeState,
+  method: string,
+  path: string,
+  key: string | null,
+  replayed: boolean,
+  status: number,
+): void {
+  s.requests.push({ method, path, idempotency_key: key, replayed, status });
 }
 
 interface Dispatch {

@@ -52,13 +52,21 @@ export function withCtx(
     try {
       return ok(fn(s, ids.id, body, ctx));
     } finally {
-      s.hooks.schedule(ctx.events, ctx.hooks);
+      s.schedule(ctx.events, ctx.hooks);
     }
   };
 }
 
-export function listDeliveries(s: StripeState): Res {
-  return ok({ deliveries: s.hooks.deliveries });
+/** The platform endpoint's deliveries; `?endpoint=connect` the Connect endpoint's. */
+export function listDeliveries(s: StripeState, { url }: ControlCall): Res {
+  const hooks = url.searchParams.get("endpoint") === "connect" ? s.connectHooks : s.hooks;
+  return ok({ deliveries: hooks.deliveries });
+}
+
+/** The POSTs the API received, optionally those whose path starts with `?path=`. */
+export function listRequests(s: StripeState, { url }: ControlCall): Res {
+  const prefix = url.searchParams.get("path");
+  return ok({ requests: s.requests.filter((r) => prefix === null || r.path.startsWith(prefix)) });
 }
 
 export function listFaults(s: StripeState): Res {
@@ -80,16 +88,28 @@ export async function addFaults(s: StripeState, { req }: ControlCall): Promise<R
 export function getConfig(s: StripeState): Res {
   return ok({
     webhook_url: s.hooks.url ?? null,
+    connect_webhook_url: s.connectHooks.url ?? null,
     webhooks: s.defaultWebhooks,
     ...s.hooks.chaos(),
   });
 }
 
 export async function setConfig(s: StripeState, { req }: ControlCall): Promise<Res> {
-  const config = readSimConfig(await readJson(req));
+  const body = await readJson(req);
+  const config = readSimConfig(body);
   if ("problem" in config) throw invalid(config.problem.message, config.problem.param);
+  const connectUrl = body.connect_webhook_url;
+  if ("connect_webhook_url" in body && connectUrl !== null && typeof connectUrl !== "string") {
+    throw invalid("connect_webhook_url must be a string or null", "connect_webhook_url");
+  }
   if (config.webhookUrl !== undefined) s.hooks.url = config.webhookUrl ?? undefined;
+  if ("connect_webhook_url" in body) {
+    s.connectHooks.url = (connectUrl as string | null) ?? undefined;
+  }
   if (config.webhooks) s.defaultWebhooks = config.webhooks;
-  if (config.chaos !== undefined) s.hooks.setChaos(config.chaos);
+  if (config.chaos !== undefined) {
+    s.hooks.setChaos(config.chaos);
+    s.connectHooks.setChaos(config.chaos);
+  }
   return getConfig(s);
 }

@@ -32,6 +32,7 @@ export function emit(
   type: string,
   object: { id: string },
   previous?: Json,
+  account: string | null = null,
 ): void {
   const data: Json = { object: clone(object) };
   if (previous) data.previous_attributes = clone(previous);
@@ -39,6 +40,8 @@ export function emit(
   const event = {
     id: randomId("evt_"),
     object: "event",
+    // Connect events name the connected account they are about (MARKETPLACE_FACTS 3.3).
+    ...(account === null ? {} : { account }),
     api_version: STRIPE_API_VERSION,
     created,
     data,
@@ -50,7 +53,17 @@ export function emit(
   // Stripe sends pretty-printed JSON: handlers must verify the raw bytes, not a re-serialization.
   const body = JSON.stringify(event, null, 2);
   const related = new Set<string>([object.id]);
-  for (const k of ["payment_intent", "customer", "charge", "latest_charge", "payment_method"]) {
+  for (
+    const k of [
+      "payment_intent",
+      "customer",
+      "charge",
+      "latest_charge",
+      "payment_method",
+      "destination",
+      "transfer_group",
+    ]
+  ) {
     const v = (object as Json)[k];
     if (typeof v === "string") related.add(v);
   }
@@ -59,10 +72,16 @@ export function emit(
     event_id: event.id,
     type,
     body,
-    signature: stripeSignatureHeader(s.opts.webhookSecret, created, body),
+    signature: stripeSignatureHeader(
+      account === null ? s.opts.webhookSecret : s.opts.connectWebhookSecret!,
+      created,
+      body,
+    ),
     objectId: object.id,
     related,
+    account,
   };
+  if (account !== null) related.add(account);
   s.events.push(ev);
   ctx.events.push(ev);
 }
@@ -74,9 +93,10 @@ export function emitUpdated(
   type: string,
   before: object,
   after: { id: string },
+  account: string | null = null,
 ): void {
   const previous = diff(before as Json, after as unknown as Json);
-  if (previous) emit(s, ctx, type, after, previous);
+  if (previous) emit(s, ctx, type, after, previous, account);
 }
 
 // ---------------------------------------------------------------- /v1/events
@@ -121,7 +141,7 @@ export async function simResendEvent(s: StripeState, req: Request, id: string): 
   const body = await readJson(req);
   const e = s.events.find((x) => x.event_id === id);
   if (!e) throw noSuch("event", id, "id", 404);
-  s.hooks.schedule([e], {
+  s.schedule([e], {
     ...s.defaultWebhooks,
     ...parseWebhookOptions(body.webhooks),
   });

@@ -58,6 +58,8 @@ function lookup(s: StripeState, id: string): unknown {
   if (id.startsWith("seti_")) return s.sis.get(id);
   if (id.startsWith("re_")) return s.refunds.get(id);
   if (id.startsWith("dp_")) return s.disputes.get(id);
+  if (id.startsWith("acct_")) return s.accounts.get(id);
+  if (id.startsWith("tr_")) return s.transfers.get(id);
   return undefined;
 }
 

@@ -44,9 +44,15 @@ export class StripeSimulator {
     this.#s.hooks.url = url;
   }
 
-  /** Resolves once every scheduled webhook delivery has finished. */
-  idle(): Promise<void> {
-    return this.#s.hooks.idle();
+  /** Where Connect events (about connected accounts) are sent. */
+  setConnectWebhookUrl(url: string | undefined): void {
+    this.#s.connectHooks.url = url;
+  }
+
+  /** Resolves once every scheduled webhook delivery (both endpoints) has finished. */
+  async idle(): Promise<void> {
+    await Promise.all([this.#s.hooks.idle(), this.#s.connectHooks.idle()]);
+    await Promise.all([this.#s.hooks.idle(), this.#s.connectHooks.idle()]);
   }
 
   async fetch(req: Request): Promise<Response> {

@@ -374,6 +374,21 @@ export const ALLOWED = {
   refundList: names(`${PAGE} charge created payment_intent`),
   chargeList: names(`${PAGE} created customer payment_intent transfer_group`),
   eventList: names(`${PAGE} created delivery_success type types`),
+  accountCreate: names(
+    "account_token bank_account business_profile business_type capabilities company controller " +
+      "country default_currency documents email expand external_account groups individual " +
+      "metadata settings tos_acceptance type",
+  ),
+  accountController: names("fees losses requirement_collection stripe_dashboard"),
+  accountList: names(`${PAGE} created`),
+  accountLinkCreate: names("account collect collection_options expand refresh_url return_url type"),
+  transferCreate: names(
+    "amount currency description destination expand metadata source_transaction source_type " +
+      "transfer_group",
+  ),
+  transferList: names(`${PAGE} created destination transfer_group`),
+  reversalCreate: names("amount description expand metadata refund_application_fee"),
+  reversalList: names(PAGE),
 };
 
 export const EXPANDABLE = new Set([

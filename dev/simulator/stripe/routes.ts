@@ -2,11 +2,20 @@
 // path pattern. A new resource adds its lines here (handlers live in the resource's file).
 import { route, Router } from "../common/mod.ts";
 import {
+  createAccount,
+  createAccountLink,
+  listAccounts,
+  retrieveAccount,
+  simDeauthorize,
+  simOnboard,
+} from "./accounts.ts";
+import {
   addFaults,
   clearFaults,
   getConfig,
   listDeliveries,
   listFaults,
+  listRequests,
   setConfig,
   withCtx,
 } from "./control.ts";
@@ -54,6 +63,15 @@ import {
   simConfirmSetup,
 } from "./setup_intents.ts";
 import type { ApiHandler, ControlHandler } from "./state.ts";
+import {
+  createReversal,
+  createTransfer,
+  listReversals,
+  listTransfers,
+  retrieveReversal,
+  retrieveTransfer,
+  simReverseTransfer,
+} from "./transfers.ts";
 
 export const API_ROUTES = new Router<ApiHandler>([
   route("POST", "/v1/customers", createCustomer),
@@ -93,6 +111,17 @@ export const API_ROUTES = new Router<ApiHandler>([
   route("GET", "/v1/disputes", listDisputes),
   route("GET", "/v1/disputes/:id", retrieveDispute),
   route("POST", "/v1/disputes/:id/close", closeDispute),
+  route("POST", "/v1/accounts", createAccount),
+  route("GET", "/v1/accounts", listAccounts),
+  route("GET", "/v1/accounts/:id", retrieveAccount),
+  route("POST", "/v1/account_links", createAccountLink),
+
+  route("POST", "/v1/transfers", createTransfer),
+  route("GET", "/v1/transfers", listTransfers),
+  route("GET", "/v1/transfers/:id", retrieveTransfer),
+  route("POST", "/v1/transfers/:id/reversals", createReversal),
+  route("GET", "/v1/transfers/:id/reversals", listReversals),
+  route("GET", "/v1/transfers/:id/reversals/:reversal", retrieveReversal),
 
   route("GET", "/v1/events", listEvents),
   route("GET", "/v1/events/:id", retrieveEvent),
@@ -104,6 +133,9 @@ export const CONTROL_ROUTES = new Router<ControlHandler>([
   route("POST", "/_sim/stripe/refunds/:id/fail", withCtx(simFailRefund)),
   route("POST", "/_sim/stripe/charges/:id/dispute", withCtx(simOpenDispute)),
   route("POST", "/_sim/stripe/disputes/:id/advance", withCtx(simAdvanceDispute)),
+  route("POST", "/_sim/stripe/accounts/:id/onboard", withCtx(simOnboard)),
+  route("POST", "/_sim/stripe/accounts/:id/deauthorize", withCtx(simDeauthorize)),
+  route("POST", "/_sim/stripe/transfers/:id/reverse", withCtx(simReverseTransfer)),
   route(
     "POST",
     "/_sim/stripe/events/:id/resend",
@@ -111,6 +143,7 @@ export const CONTROL_ROUTES = new Router<ControlHandler>([
   ),
   route("GET", "/_sim/stripe/events", (s, { url }) => simListEvents(s, url)),
   route("GET", "/_sim/stripe/deliveries", listDeliveries),
+  route("GET", "/_sim/stripe/requests", listRequests),
   route("GET", "/_sim/stripe/faults", listFaults),
   route("DELETE", "/_sim/stripe/faults", clearFaults),
   route("POST", "/_sim/stripe/faults", addFaults),

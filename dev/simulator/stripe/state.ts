@@ -9,6 +9,7 @@ import type { CardSpec } from "./cards.ts";
 import { noSuch } from "./errors.ts";
 import type { Params } from "./params.ts";
 import type {
+  Account,
   Charge,
   Customer,
   Dispute,
@@ -16,6 +17,7 @@ import type {
   PaymentMethod,
   Refund,
   SetupIntent,
+  Transfer,
 } from "./wire.ts";
 
 export interface StripeSimOptions {
@@ -26,6 +28,13 @@ export interface StripeSimOptions {
   /** Signs webhooks exactly as given, whsec_ prefix included (GATEWAY_FACTS B5). */
   webhookSecret: string;
   webhookUrl?: string;
+  /**
+   * Connect: the Connect endpoint's own signing secret (events about connected accounts, which
+   * carry `account`, go to connectWebhookUrl signed with it). Unset: the platform has not signed
+   * up for Connect and POST /v1/accounts is refused.
+   */
+  connectWebhookSecret?: string;
+  connectWebhookUrl?: string;
   nowMs?: () => number;
 }
 
@@ -43,6 +52,17 @@ export interface PmRecord {
 export interface StoredEvent extends SimEventRecord {
   objectId: string;
   related: Set<string>;
+  /** A Connect event (about a connected account): the Connect endpoint receives it. */
+  account: string | null;
+}
+
+/** A POST the API pipeline received (for "sent once, under one key" assertions). */
+export interface RequestRecord {
+  method: string;
+  path: string;
+  idempotency_key: string | null;
+  replayed: boolean;
+  status: number;
 }
 
 export interface IdempotencyEntry {
@@ -101,25 +121,39 @@ export class StripeState {
   readonly sis = new Map<string, SetupIntent>();
   readonly refunds = new Map<string, Refund>();
   readonly disputes = new Map<string, Dispute>();
+  readonly accounts = new Map<string, Account>();
+  readonly transfers = new Map<string, Transfer>();
+  readonly requests: RequestRecord[] = [];
   readonly events: StoredEvent[] = [];
   readonly idempotency = new Map<string, IdempotencyEntry>();
   readonly faults = new FaultBook();
   readonly hooks: WebhookDispatcher<StoredEvent>;
+  /** The Connect endpoint's deliveries (its own URL and secret). */
+  readonly connectHooks: WebhookDispatcher<StoredEvent>;
 
   constructor(opts: StripeSimOptions) {
     this.opts = opts;
     this.now = opts.nowMs ?? Date.now;
-    this.hooks = new WebhookDispatcher<StoredEvent>({
-      label: "stripe",
-      timeoutMs: WEBHOOK_TIMEOUT_MS,
-      url: opts.webhookUrl,
-      headers: (e) => ({
-        "content-type": "application/json; charset=utf-8",
-        "stripe-signature": e.signature,
-        "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        "cache-control": "no-cache",
-      }),
-    });
+    const dispatcher = (label: string, url: string | undefined) =>
+      new WebhookDispatcher<StoredEvent>({
+        label,
+        timeoutMs: WEBHOOK_TIMEOUT_MS,
+        url,
+        headers: (e) => ({
+          "content-type": "application/json; charset=utf-8",
+          "stripe-signature": e.signature,
+          "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+          "cache-control": "no-cache",
+        }),
+      });
+    this.hooks = dispatcher("stripe", opts.webhookUrl);
+    this.connectHooks = dispatcher("stripe connect", opts.connectWebhookUrl);
+  }
+
+  /** A call's events to their endpoints: Connect events to the Connect one, the rest here. */
+  schedule(events: StoredEvent[], hooks: WebhookOptions): void {
+    this.hooks.schedule(events.filter((e) => e.account === null), hooks);
+    this.connectHooks.schedule(events.filter((e) => e.account !== null), hooks);
   }
 
   unix(): number {
@@ -142,6 +176,18 @@ export class StripeState {
     const pi = this.pis.get(id);
     if (!pi) throw noSuch("payment_intent", id, "id", 404);
     return pi;
+  }
+
+  account(id: string, param = "id"): Account {
+    const a = this.accounts.get(id);
+    if (!a) throw noSuch("account", id, param, param === "id" ? 404 : 400);
+    return a;
+  }
+
+  transfer(id: string): Transfer {
+    const t = this.transfers.get(id);
+    if (!t) throw noSuch("transfer", id, "id", 404);
+    return t;
   }
 
   setupIntent(id: string): SetupIntent {

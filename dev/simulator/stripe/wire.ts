@@ -301,3 +301,86 @@ export interface Dispute {
   reason: string;
   status: DisputeStatus;
 }
+
+// ---------------------------------------------------------------- Connect
+
+export type CapabilityStatus = "active" | "inactive" | "pending";
+
+export interface Account {
+  id: string;
+  object: "account";
+  business_profile: { mcc: null; name: null; product_description: null; url: null };
+  business_type: null;
+  capabilities: { card_payments?: CapabilityStatus; transfers?: CapabilityStatus };
+  charges_enabled: boolean;
+  controller: {
+    fees: { payer: string };
+    is_controller: true;
+    losses: { payments: string };
+    requirement_collection: string;
+    stripe_dashboard: { type: string };
+    type: "application";
+  };
+  country: string;
+  created: number;
+  default_currency: string;
+  details_submitted: boolean;
+  email: string | null;
+  external_accounts: { object: "list"; data: []; has_more: false; total_count: 0; url: string };
+  metadata: Metadata;
+  payouts_enabled: boolean;
+  requirements: {
+    currently_due: string[];
+    disabled_reason: string | null;
+    eventually_due: string[];
+    past_due: string[];
+  };
+  tos_acceptance: { date: number | null };
+  type: "express";
+}
+
+export interface AccountLink {
+  object: "account_link";
+  created: number;
+  expires_at: number;
+  url: string;
+}
+
+export interface TransferReversal {
+  id: string;
+  object: "transfer_reversal";
+  amount: number;
+  balance_transaction: string;
+  created: number;
+  currency: string;
+  destination_payment_refund: string;
+  metadata: Metadata;
+  source_refund: null;
+  transfer: string;
+}
+
+export interface Transfer {
+  id: string;
+  object: "transfer";
+  amount: number;
+  amount_reversed: number;
+  balance_transaction: string;
+  created: number;
+  currency: string;
+  description: string | null;
+  destination: string;
+  destination_payment: string;
+  livemode: false;
+  metadata: Metadata;
+  reversals: {
+    object: "list";
+    data: TransferReversal[];
+    has_more: false;
+    total_count: number;
+    url: string;
+  };
+  reversed: boolean;
+  source_transaction: string | null;
+  source_type: "card";
+  transfer_group: string | null;
+}

@@ -13,6 +13,7 @@ import {
   type PaymentGateway,
 } from "../types.ts";
 import { fromStripeAmount, toStripeAmount } from "./amounts.ts";
+import { createStripeClient, STRIPE_MAX_RETRY_DELAY_MS, STRIPE_NETWORK_RETRIES } from "./client.ts";
 import {
   card,
   type CardDetails,
@@ -141,25 +142,11 @@ async function listAll<T, R>(
   return out;
 }
 
-/** The SDK retries a failed request (same idempotency key) after at most 5 s (its cap). */
-const STRIPE_NETWORK_RETRIES = 1;
-const STRIPE_MAX_RETRY_DELAY_MS = 5000;
-
 export function createStripeGateway(
   config: StripeConfig,
   opts: { now?: () => Date; fetch?: typeof fetch } = {},
 ): StripeGateway {
-  const api = new URL(config.apiUrl);
-  const stripe = new Stripe(config.secretKey, {
-    apiVersion: Stripe.API_VERSION as Stripe.LatestApiVersion,
-    host: api.hostname,
-    port: api.port ? Number(api.port) : (api.protocol === "https:" ? 443 : 80),
-    protocol: api.protocol === "http:" ? "http" : "https",
-    httpClient: Stripe.createFetchHttpClient(opts.fetch),
-    maxNetworkRetries: STRIPE_NETWORK_RETRIES,
-    timeout: config.timeoutMs,
-    telemetry: false,
-  });
+  const stripe = createStripeClient(config, opts.fetch);
   const crypto = Stripe.createSubtleCryptoProvider();
   const now = opts.now ?? (() => new Date());
   // A PaymentIntent's client_secret never changes: the one createOrder received is what checkout

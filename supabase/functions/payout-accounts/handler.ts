@@ -1,6 +1,7 @@
 // POST /payout-accounts (owner): a RazorpayX bank account or UPI address, or a Stripe Connect
 // account (with its onboarding link). GET /payout-accounts: the caller's (RLS).
-// DELETE /payout-accounts/{id} (owner): disables one.
+// DELETE /payout-accounts/{id} (owner): disables one. POST /payout-accounts/{id}/onboarding
+// (owner): a fresh Stripe onboarding link for an account still onboarding.
 import type { App } from "../../../shared/app.ts";
 import { serveFunction } from "../../../shared/handler.ts";
 import { HttpError, json, readJsonObject, requireMethod, subpath } from "../../../shared/http.ts";
@@ -8,6 +9,7 @@ import {
   createPayoutAccount,
   disablePayoutAccount,
   listPayoutAccounts,
+  onboardingLink,
 } from "../../../shared/services/payouts.ts";
 
 export function handler(app: App) {
@@ -23,6 +25,11 @@ export function handler(app: App) {
     if (path.length === 1) {
       requireMethod(req, "DELETE");
       return json(200, await disablePayoutAccount(app, await ctx.authenticate(), path[0]));
+    }
+    if (path.length === 2 && path[1] === "onboarding") {
+      requireMethod(req, "POST");
+      const caller = await ctx.authenticate();
+      return json(200, await onboardingLink(app, caller, path[0], new URL(req.url).origin));
     }
     throw new HttpError(404, "not_found", "no such payout-accounts route");
   }, { rateLimit: { scope: "payout-accounts" } });

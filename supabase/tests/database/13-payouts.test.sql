@@ -42,7 +42,7 @@ select is(settle.create_payout_account('00000000-0000-4000-8000-0000000000f1', p
   'cont_Test000000001', 'fa_Test0000000001') ->> 'status', 'active', 'a RazorpayX account is active at once');
 select is(settle.create_payout_account('00000000-0000-4000-8000-0000000000f2', pg_temp.acct(),
   '00000000-0000-4000-8000-0000000000a1', 'stripe', 'stripe_account', 'Stripe account', null, null,
-  null, 'acct_Test00000001') ->> 'status', 'pending', 'a Stripe account waits for onboarding');
+  null, 'acct_Test00000001') ->> 'status', 'onboarding', 'a Stripe account waits for onboarding');
 select tests.logout();
 select throws_ok($$insert into public.payout_accounts (account_id, gateway, type, display, last4,
     gateway_contact_id, gateway_account_id, status)

@@ -1,0 +1,32 @@
+// The RazorpayX simulator's route tables: every /v1 endpoint and /_sim/razorpayx control, by
+// method and path pattern. A new resource adds its lines here (handlers live in its file).
+import { route, Router } from "../common/mod.ts";
+import { createContact, getContact } from "./contacts.ts";
+import { config, faults, listDeliveries } from "./control.ts";
+import { simListEvents } from "./events.ts";
+import { createFundAccount, getFundAccount } from "./fund_accounts.ts";
+import { createPayout, getPayout, simListPayouts, simTransition } from "./payouts.ts";
+import type { Handler } from "./state.ts";
+
+export const API_ROUTES = new Router<Handler>([
+  route("POST", "/v1/contacts", createContact),
+  route("GET", "/v1/contacts/:id", getContact),
+
+  route("POST", "/v1/fund_accounts", createFundAccount),
+  route("GET", "/v1/fund_accounts/:id", getFundAccount),
+
+  route("POST", "/v1/payouts", createPayout),
+  route("GET", "/v1/payouts/:id", getPayout),
+]);
+
+export const CONTROL_ROUTES = new Router<Handler>([
+  route("POST", "/_sim/razorpayx/payouts/:id/transition", simTransition),
+  route("GET", "/_sim/razorpayx/payouts", simListPayouts),
+  route("GET", "/_sim/razorpayx/events", simListEvents),
+  route("GET", "/_sim/razorpayx/deliveries", listDeliveries),
+  ...["GET", "POST", "DELETE", "PUT", "PATCH"].map((m) =>
+    route(m, "/_sim/razorpayx/faults", faults)
+  ),
+  route("GET", "/_sim/razorpayx/config", config),
+  route("POST", "/_sim/razorpayx/config", config),
+]);
