@@ -473,3 +473,56 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "escrow chargebacks: a penalty owed when a chargeback opens waits for the outcome, then goes back at once",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      for (const [gw, outcome] of [["razorpay", "won"], ["stripe", "lost"]] as const) {
+        const { amount, currency } = TERMS[gw];
+        const d = await funded(s, gw);
+        await complete(s, d.payer, d.e.id, 3);
+        // Settled by the SQL job alone: the penalty is queued, not yet refunded.
+        await s.db`select settle.escrow_settle(now(), 1000)`;
+        const penalty = Number((await engagementRow(s, d.e.id)).penalty_amount);
+        assert.equal(penalty, amount / 10);
+        const owed = async () => {
+          const [o] = await s.db`select settle.escrow_owed(o)::int as owed from public.orders o
+            where o.id = ${d.paid.orderId}`;
+          return o.owed as number;
+        };
+        const id = await chargeback(s, d);
+        await settleRun(s);
+        assert.equal(await owed(), penalty, `${gw}: the penalty waits for the outcome`);
+        const [none] = await s.db`select count(*)::int as n from public.refunds
+          where order_id = ${d.paid.orderId}`;
+        assert.equal(none.n, 0, "no refund asked while the chargeback is open");
+        const [q] = await s
+          .db`select next_attempt_at > now() as later from settle.escrow_refund_queue
+          where order_id = ${d.paid.orderId}`;
+        assert.equal(q.later, true, "queued for later");
+        await decide(s, d, id, outcome);
+        await settleRun(s);
+        await idle(s);
+        assert.equal(await owed(), 0, `${gw} ${outcome}: returned right after the outcome`);
+        const refunds = await s.db`select amount::int, status from public.refunds
+          where order_id = ${d.paid.orderId}`;
+        if (outcome === "won") {
+          // An ordinary refund of the penalty, as without a chargeback.
+          assert.deepEqual(refunds.map((r) => [r.amount, r.status]), [[penalty, "processed"]]);
+        } else {
+          // No refund of a charged-back payment: the payer's wallet gets it.
+          assert.equal(refunds.length, 0);
+          assert.equal(await walletBalance(s.db, d.payer.accountId, currency), penalty);
+        }
+        assert.equal(
+          await payeeWallet(s, d),
+          Number((await engagementRow(s, d.e.id)).payee_amount),
+        );
+        await audit(s);
+      }
+    });
+  },
+});

@@ -232,6 +232,21 @@ create trigger disputes_end_escrow after update of amount_lost on public.dispute
   for each row when (new.amount_lost > old.amount_lost and new.status in ('won', 'lost', 'closed'))
   execute function settle.end_escrow_on_lost_dispute();
 
+-- Money owed back to the payer waits while the payment is disputed (escrow_return_owed puts
+-- the order back 10 minutes each time); when the dispute is resolved the order is due at once.
+create function settle.release_escrow_return() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  update settle.escrow_refund_queue set next_attempt_at = now()
+  where order_id = new.order_id and next_attempt_at > now();
+  return null;
+end
+$$;
+create trigger disputes_release_escrow_return after update of status on public.disputes
+  for each row when (new.status in ('won', 'lost', 'closed') and old.status not in ('won', 'lost', 'closed'))
+  execute function settle.release_escrow_return();
+
 -- Section - what is owed back to payers
 -- escrow_owed as defined in 20261204000110_escrow_settlement.sql, except that money a dispute
 -- took back (settle.order_disputed_net) from a payment that is owed back in full (a canceled
@@ -536,5 +551,5 @@ $$;
 -- Section - privileges
 revoke execute on function settle.order_disputed_net(uuid), settle.escrow_payment_disputed(uuid),
   settle.escrow_dispute_holder(public.orders), settle.dispute_holder(public.orders),
-  settle.end_escrow_on_lost_dispute(), settle.lock_funding_order(uuid)
+  settle.end_escrow_on_lost_dispute(), settle.release_escrow_return(), settle.lock_funding_order(uuid)
   from public, anon, authenticated;
