@@ -236,6 +236,7 @@ export type Database = {
           "auto_complete_at": string | null;
           "auto_complete_hours": number;
           "auto_completed": boolean;
+          "cancel_reason": string | null;
           "canceled_at": string | null;
           "completed_at": string | null;
           "created_at": string;
@@ -271,6 +272,7 @@ export type Database = {
           "auto_complete_at"?: string | null;
           "auto_complete_hours": number;
           "auto_completed"?: boolean;
+          "cancel_reason"?: string | null;
           "canceled_at"?: string | null;
           "completed_at"?: string | null;
           "created_at"?: string;
@@ -305,6 +307,7 @@ export type Database = {
           "auto_complete_at"?: string | null;
           "auto_complete_hours"?: number;
           "auto_completed"?: boolean;
+          "cancel_reason"?: string | null;
           "canceled_at"?: string | null;
           "completed_at"?: string | null;
           "created_at"?: string;

@@ -845,7 +845,7 @@ async function check(w: World) {
 
   const audit = await s.db`select * from settle.ledger_audit()`;
   for (const a of audit) problems.push(`audit: ${a.invariant} ${a.subject} ${a.detail}`);
-  problems.push(...await checkEscrow(s, w.users));
+  problems.push(...await checkEscrow(s, w.users, w));
 
   // Every order: status and refunded amount; one order_paid posting when paid, none otherwise.
   const ids = model.orders.map((o) => o.id);

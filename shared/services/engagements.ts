@@ -46,6 +46,8 @@ export interface EngagementJson {
   expected_payee_amount: Amount;
   settled_at: Time;
   canceled_at: Time;
+  /** requested (by the payer or payee) or chargeback_lost; null unless canceled. */
+  cancel_reason: string | null;
   created_at: Time;
 }
 
@@ -81,6 +83,7 @@ export function publicEngagement(e: EngagementJson) {
     expected_payee_amount: minorOrNull(e.expected_payee_amount),
     settled_at: iso(e.settled_at),
     canceled_at: iso(e.canceled_at),
+    cancel_reason: e.cancel_reason,
   };
 }
 

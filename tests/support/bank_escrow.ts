@@ -1,7 +1,8 @@
 // The bank test's escrow operations (tests/bank_test.ts hooks them in): engagements between the
 // bank's users, funded by verify (the bank holds webhooks), then completed with a random rating
-// and settled, cancelled by the payee, or disputed and resolved at a random share, all racing
-// the other workers' escrow-settle runs. What lands in wallets (payee amounts, penalties too
+// and settled, cancelled by the payee, disputed and resolved at a random share, or charged back
+// at the gateway (won or lost, its signed events reordered and racing), all racing the other
+// workers' escrow-settle runs (a chargeback may land before or after settlement). What lands in wallets (payee amounts, penalties too
 // small for a gateway refund) is told to the model, so the bank's balance check still holds.
 import assert from "node:assert/strict";
 import {
@@ -13,6 +14,7 @@ import {
   type TestUser,
 } from "./stack.ts";
 import { post } from "./escrow.ts";
+import { disputeState, lifecycle, newDispute, send, type TestDispute } from "./disputes.ts";
 
 export interface EscrowWorld {
   s: TestStack;
@@ -66,7 +68,7 @@ async function tellModel(w: EscrowWorld, id: string, orderId: string) {
 export async function opEscrow(w: EscrowWorld, rng: EscrowRng) {
   const payer = rng.pick(w.users);
   const payee = rng.pick(w.users.filter((u) => u !== payer));
-  const path = rng.pick(["settle", "settle", "cancel", "dispute"] as const);
+  const path = rng.pick(["settle", "settle", "cancel", "dispute", "chargeback"] as const);
   const c = client(w.s, payer.token);
   const created = await invoke(c, "engagements", {
     payee_account_id: payee.accountId,
@@ -103,10 +105,42 @@ export async function opEscrow(w: EscrowWorld, rng: EscrowRng) {
       });
       assert.equal(r.status, 200, JSON.stringify(r.body));
     }
+    if (path === "chargeback") await chargeback(w, rng, order.body.order);
   }
   await settleUntil(w, id, order.body.order.id);
   await tellModel(w, id, order.body.order.id);
   w.model.count(w.model.accepted, `escrow_${path}`);
+}
+
+const chargebacks = new WeakMap<EscrowWorld, { d: TestDispute; outcome: "won" | "lost" }[]>();
+
+/**
+ * A Razorpay chargeback on the funding payment, driven to won or lost by its signed events
+ * (forward or reversed, the first two racing). Whether the engagement settled first is the
+ * race's: either way it ends settled (won, or lost after settlement: the platform's expense)
+ * or canceled with nothing for the payee, and the model needs nothing more (tellModel).
+ */
+async function chargeback(
+  w: EscrowWorld,
+  rng: EscrowRng,
+  order: { id: string; gateway_order_id: string; amount: number; currency: string },
+) {
+  const [row] = await w.s.db`select gateway_payment_id from public.orders where id = ${order.id}`;
+  const d = newDispute({
+    gw: "razorpay",
+    orderId: order.id,
+    gatewayOrderId: order.gateway_order_id,
+    paymentId: row.gateway_payment_id,
+    amount: order.amount,
+    currency: order.currency,
+  });
+  const outcome = rng.pick(["won", "lost"] as const);
+  const list = chargebacks.get(w) ?? (chargebacks.set(w, []), chargebacks.get(w)!);
+  list.push({ d, outcome });
+  const events = lifecycle(d, outcome);
+  if (rng.pick([true, false])) events.reverse();
+  await Promise.all(events.slice(0, 2).map((e) => send(w.s, d, e)));
+  for (const e of events.slice(2)) await send(w.s, d, e);
 }
 
 /** At the end: escrow refunds a fault left pending are sent again, and every run has settled. */
@@ -120,14 +154,27 @@ export async function quiesceEscrow(s: TestStack) {
  * Problems with the bank's engagements (other suites share the database): any left funded or
  * completed, or money still owed back.
  */
-export async function checkEscrow(s: TestStack, users: TestUser[]): Promise<string[]> {
+export async function checkEscrow(
+  s: TestStack,
+  users: TestUser[],
+  w?: EscrowWorld,
+): Promise<string[]> {
+  const problems: string[] = [];
+  for (const { d, outcome } of (w && chargebacks.get(w)) ?? []) {
+    const st = await disputeState(s, d);
+    if (st?.status !== outcome || st.amount_held !== 0) {
+      problems.push(`escrow chargeback ${d.id} (${outcome}): ${JSON.stringify(st)}`);
+    }
+  }
   const rows = await s.db`select e.id, e.status, settle.escrow_owed(o) as owed,
       (select count(*)::int from public.refunds r where r.order_id = o.id and r.status = 'pending')
         as pending
     from public.engagements e join public.orders o on o.engagement_id = e.id
     where o.status in ('paid', 'partially_refunded', 'refunded')
       and e.payer_account_id in ${s.db(users.map((u) => u.accountId))}`;
-  return rows.filter((r) =>
-    !["settled", "canceled"].includes(r.status) || Number(r.owed) !== 0 || r.pending > 0
-  ).map((r) => `escrow: ${r.id} ${r.status}, owed ${r.owed}, ${r.pending} refunds pending`);
+  return problems.concat(
+    rows.filter((r) =>
+      !["settled", "canceled"].includes(r.status) || Number(r.owed) !== 0 || r.pending > 0
+    ).map((r) => `escrow: ${r.id} ${r.status}, owed ${r.owed}, ${r.pending} refunds pending`),
+  );
 }
