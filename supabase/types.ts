@@ -456,6 +456,7 @@ export type Database = {
           "kind": string;
           "last_seen": string;
           "order_id": string | null;
+          "payout_id": string | null;
           "refund_id": string | null;
           "reopened_count": number;
           "resolution": string | null;
@@ -481,6 +482,7 @@ export type Database = {
           "kind": string;
           "last_seen"?: string;
           "order_id"?: string | null;
+          "payout_id"?: string | null;
           "refund_id"?: string | null;
           "reopened_count"?: number;
           "resolution"?: string | null;
@@ -505,6 +507,7 @@ export type Database = {
           "kind"?: string;
           "last_seen"?: string;
           "order_id"?: string | null;
+          "payout_id"?: string | null;
           "refund_id"?: string | null;
           "reopened_count"?: number;
           "resolution"?: string | null;
@@ -520,6 +523,13 @@ export type Database = {
             columns: ["order_id"];
             isOneToOne: false;
             referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "gateway_discrepancies_payout_id_fkey";
+            columns: ["payout_id"];
+            isOneToOne: false;
+            referencedRelation: "payouts";
             referencedColumns: ["id"];
           },
           {
@@ -1860,6 +1870,7 @@ export type Database = {
           "kind": string;
           "last_seen": string;
           "order_id": string | null;
+          "payout_id": string | null;
           "refund_id": string | null;
           "reopened_count": number;
           "settle_amount": number | null;
@@ -1882,6 +1893,7 @@ export type Database = {
           "kind"?: string | null;
           "last_seen"?: string | null;
           "order_id"?: string | null;
+          "payout_id"?: string | null;
           "refund_id"?: string | null;
           "reopened_count"?: number | null;
           "settle_amount"?: number | null;
@@ -1903,6 +1915,7 @@ export type Database = {
           "kind"?: string | null;
           "last_seen"?: string | null;
           "order_id"?: string | null;
+          "payout_id"?: string | null;
           "refund_id"?: string | null;
           "reopened_count"?: number | null;
           "settle_amount"?: number | null;
@@ -1916,6 +1929,13 @@ export type Database = {
             columns: ["order_id"];
             isOneToOne: false;
             referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "gateway_discrepancies_payout_id_fkey";
+            columns: ["payout_id"];
+            isOneToOne: false;
+            referencedRelation: "payouts";
             referencedColumns: ["id"];
           },
           {
