@@ -459,6 +459,7 @@ export type Database = {
           "kind": string;
           "last_seen": string;
           "order_id": string | null;
+          "payout_id": string | null;
           "refund_id": string | null;
           "reopened_count": number;
           "resolution": string | null;
@@ -484,6 +485,7 @@ export type Database = {
           "kind": string;
           "last_seen"?: string;
           "order_id"?: string | null;
+          "payout_id"?: string | null;
           "refund_id"?: string | null;
           "reopened_count"?: number;
           "resolution"?: string | null;
@@ -508,6 +510,7 @@ export type Database = {
           "kind"?: string;
           "last_seen"?: string;
           "order_id"?: string | null;
+          "payout_id"?: string | null;
           "refund_id"?: string | null;
           "reopened_count"?: number;
           "resolution"?: string | null;
@@ -523,6 +526,13 @@ export type Database = {
             columns: ["order_id"];
             isOneToOne: false;
             referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "gateway_discrepancies_payout_id_fkey";
+            columns: ["payout_id"];
+            isOneToOne: false;
+            referencedRelation: "payouts";
             referencedColumns: ["id"];
           },
           {
@@ -1863,6 +1873,7 @@ export type Database = {
           "kind": string;
           "last_seen": string;
           "order_id": string | null;
+          "payout_id": string | null;
           "refund_id": string | null;
           "reopened_count": number;
           "settle_amount": number | null;
@@ -1885,6 +1896,7 @@ export type Database = {
           "kind"?: string | null;
           "last_seen"?: string | null;
           "order_id"?: string | null;
+          "payout_id"?: string | null;
           "refund_id"?: string | null;
           "reopened_count"?: number | null;
           "settle_amount"?: number | null;
@@ -1906,6 +1918,7 @@ export type Database = {
           "kind"?: string | null;
           "last_seen"?: string | null;
           "order_id"?: string | null;
+          "payout_id"?: string | null;
           "refund_id"?: string | null;
           "reopened_count"?: number | null;
           "settle_amount"?: number | null;
@@ -1919,6 +1932,13 @@ export type Database = {
             columns: ["order_id"];
             isOneToOne: false;
             referencedRelation: "orders";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "gateway_discrepancies_payout_id_fkey";
+            columns: ["payout_id"];
+            isOneToOne: false;
+            referencedRelation: "payouts";
             referencedColumns: ["id"];
           },
           {

@@ -59,6 +59,17 @@ export interface PayoutRecord {
   failureReason: string | null;
 }
 
+/** A payout the gateway lists (the audit): its record plus what links it to settle. */
+export interface ListedPayout extends PayoutRecord {
+  /** settle's payout id from the payout's reference_id / notes / metadata, when it has one. */
+  settlePayoutId: string | null;
+  /** The destination it paid (RazorpayX fund account, Stripe connected account). */
+  gatewayAccountId: string | null;
+  /** What the destination kept: the amount less any reversed part (Stripe), minor units. */
+  netAmount: number;
+  created: number;
+}
+
 /** A verified payout webhook, reduced to what settle.ingest_payout_webhook applies. */
 export interface PayoutEvent {
   /** The webhook_events.gateway it is stored under. */
@@ -86,6 +97,8 @@ export interface PayoutGateway {
   ): Promise<Destination>;
   sendPayout(p: PayoutSend): Promise<PayoutRecord>;
   fetchPayout(gatewayPayoutId: string): Promise<PayoutRecord>;
+  /** Every payout the gateway created in [from, to] (unix seconds), all pages (the audit). */
+  listPayouts?(window: { from: number; to: number }): Promise<ListedPayout[]>;
 }
 
 /**

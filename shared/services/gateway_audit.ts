@@ -9,6 +9,8 @@ import { eachLimited } from "../concurrency.ts";
 import type { Sql } from "../db.ts";
 import { minorFromDb } from "../money.ts";
 import { convergeDisputes, type DisputeCounts } from "./disputes.ts";
+import { auditPayouts } from "./gateway_audit_payouts.ts";
+import type { PayoutGatewayName } from "../payouts/types.ts";
 import {
   type GatewayName,
   type GatewayPaymentRecord,
@@ -25,12 +27,16 @@ export type DiscrepancyKind =
   | "credit_count"
   | "refund_missing_in_settle"
   | "refund_not_at_gateway"
-  | "refund_amount_mismatch";
+  | "refund_amount_mismatch"
+  | "payout_missing_in_settle"
+  | "payout_status_mismatch"
+  | "payout_amount_mismatch";
 
 /** The columns of one detection (gateway_discrepancies), amounts in minor units. */
 export interface DiscrepancyFields {
   order_id?: string | null;
   refund_id?: string | null;
+  payout_id?: string | null;
   gateway_order_id?: string | null;
   gateway_payment_id?: string | null;
   gateway_refund_id?: string | null;
@@ -47,8 +53,11 @@ export interface DiscrepancyFields {
 
 export interface Discrepancy {
   kind: DiscrepancyKind;
-  gateway: GatewayName;
-  /** Payment kinds: the gateway order id; refund kinds: the gateway refund id (else settle's id). */
+  gateway: GatewayName | PayoutGatewayName;
+  /**
+   * Payment kinds: the gateway order id; refund kinds: the gateway refund id (else settle's id);
+   * payout kinds: the gateway payout (transfer) id, else settle's payout id.
+   */
   objectId: string;
   fields: DiscrepancyFields;
 }
@@ -64,6 +73,8 @@ export interface GatewayAuditOptions {
 export interface GatewayAuditSummary {
   window: ListWindow;
   gateways: Partial<Record<GatewayName, { payments: number; refunds: number }>>;
+  /** Payouts (Stripe: transfers) each payout gateway listed in the window. */
+  payouts: Partial<Record<PayoutGatewayName, number>>;
   discrepancies: { found: number; new: number };
   /** The window's disputes read at the gateways and converged (not for an account-scoped run). */
   disputes?: DisputeCounts;
@@ -118,6 +129,7 @@ export async function gatewayAudit(
   const summary: GatewayAuditSummary = {
     window,
     gateways: {},
+    payouts: {},
     discrepancies: { found: 0, new: 0 },
     duration_ms: 0,
   };
@@ -141,6 +153,10 @@ export async function gatewayAudit(
       log("error", "gateway not audited", { gateway: name, error: String(err) });
     }
   }
+  const payouts = await auditPayouts(app, window, opts.accountIds);
+  summary.payouts = payouts.counts;
+  found.push(...payouts.found);
+  failure ??= payouts.failure;
   if (!opts.accountIds) {
     // Disputes are converged, not compared: a missed dispute event is applied like the webhook.
     summary.disputes = await convergeDisputes(app, window, { limit: 0, listOnly: true });

@@ -64,6 +64,35 @@ export function getPayout(s: RazorpayXState, { ids }: Call): Response {
   return p ? jsonResponse(200, p) : notFoundId();
 }
 
+/**
+ * GET /v1/payouts?account_number=…: our account's payouts, newest first, `from`/`to` (unix
+ * seconds, inclusive) on created_at, `count` 1..100 (default 10) and `skip`.
+ */
+export function listPayouts(s: RazorpayXState, { url }: Call): Response {
+  const q = url.searchParams;
+  if (q.get("account_number") !== s.opts.accountNumber) {
+    return invalid("The account number is invalid.", "account_number");
+  }
+  const ints: Record<string, number | undefined> = {};
+  for (const name of ["count", "skip", "from", "to"]) {
+    const raw = q.get(name);
+    if (raw === null || raw === "") continue;
+    if (!/^\d+$/.test(raw)) return invalid(`The ${name} must be an integer.`, name);
+    ints[name] = Number(raw);
+  }
+  const count = ints.count ?? 10;
+  if (count < 1 || count > 100) return invalid("The count must be between 1 and 100.", "count");
+  const skip = ints.skip ?? 0;
+  const items = [...s.payouts.values()]
+    .filter((p) =>
+      (ints.from === undefined || p.created_at >= ints.from) &&
+      (ints.to === undefined || p.created_at <= ints.to)
+    )
+    .reverse()
+    .slice(skip, skip + count);
+  return jsonResponse(200, { entity: "collection", count: items.length, items });
+}
+
 /** A payout body as api/x/payouts/create documents it; `account` is our account number. */
 function newPayout(
   body: Json,

@@ -5,7 +5,7 @@ import { createContact, getContact } from "./contacts.ts";
 import { config, faults, listDeliveries } from "./control.ts";
 import { simListEvents } from "./events.ts";
 import { createFundAccount, getFundAccount } from "./fund_accounts.ts";
-import { createPayout, getPayout, simListPayouts, simTransition } from "./payouts.ts";
+import { createPayout, getPayout, listPayouts, simListPayouts, simTransition } from "./payouts.ts";
 import type { Handler } from "./state.ts";
 
 export const API_ROUTES = new Router<Handler>([
@@ -16,6 +16,7 @@ export const API_ROUTES = new Router<Handler>([
   route("GET", "/v1/fund_accounts/:id", getFundAccount),
 
   route("POST", "/v1/payouts", createPayout),
+  route("GET", "/v1/payouts", listPayouts),
   route("GET", "/v1/payouts/:id", getPayout),
 ]);
 

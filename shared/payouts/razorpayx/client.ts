@@ -3,6 +3,9 @@
 import { PayoutGatewayError, refusalStatus } from "../types.ts";
 import type { RzpxContact, RzpxError, RzpxFundAccount, RzpxPayout } from "./wire.ts";
 
+/** The page size of GET /v1/payouts (count 1..100). */
+export const PAYOUT_PAGE = 100;
+
 export interface RazorpayXClientOptions {
   keyId: string;
   keySecret: string;
@@ -78,5 +81,25 @@ export class RazorpayXClient {
 
   fetchPayout(id: string): Promise<RzpxPayout> {
     return this.#request("GET", `/v1/payouts/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * GET /v1/payouts of our account number created in [from, to], 100 a page by `skip`, newest
+   * first: a payout created meanwhile can shift a page, so ids seen twice are dropped.
+   */
+  async listPayouts(accountNumber: string, from: number, to: number): Promise<RzpxPayout[]> {
+    const seen = new Map<string, RzpxPayout>();
+    for (let skip = 0;; skip += PAYOUT_PAGE) {
+      const q = new URLSearchParams({
+        account_number: accountNumber,
+        from: String(from),
+        to: String(to),
+        count: String(PAYOUT_PAGE),
+        skip: String(skip),
+      });
+      const page = await this.#request<{ items: RzpxPayout[] }>("GET", `/v1/payouts?${q}`);
+      for (const item of page.items) if (!seen.has(item.id)) seen.set(item.id, item);
+      if (page.items.length < PAYOUT_PAGE) return [...seen.values()];
+    }
   }
 }

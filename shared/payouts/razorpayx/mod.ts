@@ -6,7 +6,7 @@ import { HttpError } from "../../http.ts";
 import { verifyWebhookSignature } from "../../gateways/razorpay/signature.ts";
 import type { Destination, PayoutEvent, PayoutGateway } from "../types.ts";
 import { RazorpayXClient } from "./client.ts";
-import { NotAnEvent, payoutEvent, payoutRecord } from "./wire.ts";
+import { listedPayout, NotAnEvent, payoutEvent, payoutRecord } from "./wire.ts";
 
 /** IMPS carries up to ₹5,00,000; larger bank payouts go by NEFT. UPI for a VPA. */
 const IMPS_MAX_PAISE = 50_000_000;
@@ -72,6 +72,10 @@ export function createRazorpayXGateway(
 
     async fetchPayout(id) {
       return payoutRecord(await client.fetchPayout(id));
+    },
+
+    async listPayouts(w) {
+      return (await client.listPayouts(config.accountNumber, w.from, w.to)).map(listedPayout);
     },
 
     async parseWebhook(raw, headers) {

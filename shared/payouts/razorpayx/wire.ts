@@ -1,5 +1,5 @@
 // RazorpayX wire types and their mapping to settle's payout words (MARKETPLACE_FACTS 2.5-2.8).
-import type { PayoutEvent, PayoutRecord, PayoutStatus } from "../types.ts";
+import type { ListedPayout, PayoutEvent, PayoutRecord, PayoutStatus } from "../types.ts";
 
 export interface RzpxError {
   error?: { code?: string; description?: string; field?: string | null };
@@ -29,6 +29,7 @@ export interface RzpxPayout {
   notes?: Record<string, string> | [];
   status_details?: { reason?: string; description?: string } | null;
   failure_reason?: string | null;
+  created_at?: number;
 }
 
 interface RzpxEnvelope {
@@ -59,6 +60,18 @@ export function payoutRecord(p: RzpxPayout): PayoutRecord {
     amount: p.amount,
     currency: p.currency.toUpperCase(),
     failureReason: p.status_details?.description ?? p.failure_reason ?? null,
+  };
+}
+
+/** A listed payout: settle's id is its reference_id (or the settle_payout_id note). */
+export function listedPayout(p: RzpxPayout): ListedPayout {
+  const notes = Array.isArray(p.notes) ? {} : p.notes ?? {};
+  return {
+    ...payoutRecord(p),
+    settlePayoutId: p.reference_id ?? notes.settle_payout_id ?? null,
+    gatewayAccountId: p.fund_account_id ?? null,
+    netAmount: p.amount,
+    created: p.created_at ?? 0,
   };
 }
 

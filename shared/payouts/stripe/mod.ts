@@ -14,7 +14,7 @@ import {
   PayoutGatewayError,
   refusalStatus,
 } from "../types.ts";
-import { accountEffect, connectEvent, transferRecord } from "./wire.ts";
+import { accountEffect, connectEvent, listedTransfer, transferRecord } from "./wire.ts";
 
 /** An onboarding link: where the payee goes, and until when Stripe honours it. */
 export interface OnboardingLink {
@@ -202,6 +202,17 @@ export function createStripeConnectGateway(
 
     async fetchPayout(id) {
       return transferRecord(await call(() => stripe.transfers.retrieve(id)));
+    },
+
+    async listPayouts(w) {
+      const out = [];
+      try {
+        const list = stripe.transfers.list({ created: { gte: w.from, lte: w.to }, limit: 100 });
+        for await (const t of list) out.push(listedTransfer(t));
+      } catch (err) {
+        throw payoutError(err);
+      }
+      return out;
     },
 
     async parseWebhook(raw, headers) {

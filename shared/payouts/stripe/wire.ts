@@ -3,7 +3,7 @@
 // connected accounts (usable once payouts are enabled and the transfers capability is active).
 import type Stripe from "stripe";
 import { fromStripeAmount } from "../../gateways/stripe/amounts.ts";
-import type { PayoutEvent, PayoutRecord } from "../types.ts";
+import type { ListedPayout, PayoutEvent, PayoutRecord } from "../types.ts";
 
 /** Whole reversal, partial reversal or none: transfers have no status field of their own. */
 export function transferState(t: Stripe.Transfer): "created" | "reversed" | "partially_reversed" {
@@ -26,6 +26,19 @@ export function transferRecord(t: Stripe.Transfer): PayoutRecord {
     amount: fromStripeAmount(t.amount, currency),
     currency,
     failureReason: state === "reversed" ? "the transfer was reversed" : null,
+  };
+}
+
+/** A listed transfer: settle's payout id is its metadata's (or its transfer_group). */
+export function listedTransfer(t: Stripe.Transfer): ListedPayout {
+  const r = transferRecord(t);
+  const destination = typeof t.destination === "string" ? t.destination : t.destination?.id;
+  return {
+    ...r,
+    settlePayoutId: t.metadata?.settle_payout_id ?? t.transfer_group ?? null,
+    gatewayAccountId: destination ?? null,
+    netAmount: fromStripeAmount(t.amount - t.amount_reversed, r.currency),
+    created: t.created,
   };
 }
 
