@@ -2,9 +2,9 @@
 -- refunds, the refund receivable, gateway refund holds), then every area's own check function,
 -- found by name. An area (wallet holds, escrow, disputes, payouts, …) adds its invariants by
 -- creating `settle.ledger_audit_<area>()` returning (invariant, subject, detail); it never
--- redefines ledger_audit again. Before this, each area's migration redefined the whole function
--- (0700, 20261204000110 escrow, 20261204000300 payouts), and the last one applied dropped the others'
--- branches.
+-- redefines ledger_audit again. (0700 redefined the whole function for one branch; with several
+-- areas written in parallel, whole copies drop each other's branches.) The areas' migrations before
+-- this one (escrow 0110, disputes 0200, payouts 0300, stats 0500) only create their functions.
 
 -- Section - the areas
 create function settle.ledger_audit_areas()
