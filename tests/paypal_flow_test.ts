@@ -322,7 +322,8 @@ Deno.test({
       assert.equal(reversed.length, 1);
       assert.equal((await redeliver(s, reversed[0])).status, 200);
       const stored = await s.db`select outcome, gateway_payment_id from public.webhook_events
-        where gateway = 'paypal' and event_type = 'PAYMENT.CAPTURE.REVERSED'`;
+        where gateway = 'paypal' and event_type = 'PAYMENT.CAPTURE.REVERSED'
+          and gateway_payment_id = ${captureId}`;
       assert.deepEqual(stored.map((r) => [r.outcome, r.gateway_payment_id]), [
         ["ignored", captureId],
       ]);
