@@ -74,7 +74,7 @@ export async function convergeDisputes(
 ): Promise<DisputeCounts> {
   const counts = empty();
   for (const name of GATEWAYS) {
-    if (!(name === "razorpay" ? app.config.razorpay : app.config.stripe)) continue;
+    if (!app.config[name]) continue;
     const gw = app.gateway(name);
     if (!gw.listDisputes) continue;
     try {

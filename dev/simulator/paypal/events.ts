@@ -54,6 +54,9 @@ const RESOURCE_TYPES: Record<string, string> = {
   "CHECKOUT.ORDER.APPROVED": "checkout-order",
   "PAYMENT.CAPTURE.REFUNDED": "refund",
   "PAYMENT.CAPTURE.REVERSED": "refund",
+  "CUSTOMER.DISPUTE.CREATED": "dispute",
+  "CUSTOMER.DISPUTE.UPDATED": "dispute",
+  "CUSTOMER.DISPUTE.RESOLVED": "dispute",
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -63,6 +66,9 @@ const SUMMARIES: Record<string, string> = {
   "PAYMENT.CAPTURE.DENIED": "A payment capture was denied",
   "PAYMENT.CAPTURE.REFUNDED": "A capture was refunded",
   "PAYMENT.CAPTURE.REVERSED": "A payment was reversed",
+  "CUSTOMER.DISPUTE.CREATED": "A new dispute opened",
+  "CUSTOMER.DISPUTE.UPDATED": "A dispute was updated",
+  "CUSTOMER.DISPUTE.RESOLVED": "A dispute was resolved",
 };
 
 /** The event envelope; `event_version` stays the string "1.0" (re-encoding would change it). */
@@ -92,6 +98,30 @@ export async function emit(
   orderId: string | null,
   hooks: WebhookOptions,
 ): Promise<PayPalEvent> {
+  const e = await signedEvent(s, type, resource, orderId);
+  s.hooks.schedule([e], hooks);
+  return e;
+}
+
+/** Records several signed events and schedules them as one batch (reorder reverses it). */
+export async function emitAll(
+  s: PayPalState,
+  events: { type: string; resource: object }[],
+  orderId: string | null,
+  hooks: WebhookOptions,
+): Promise<PayPalEvent[]> {
+  const signed: PayPalEvent[] = [];
+  for (const e of events) signed.push(await signedEvent(s, e.type, e.resource, orderId));
+  s.hooks.schedule(signed, hooks);
+  return signed;
+}
+
+async function signedEvent(
+  s: PayPalState,
+  type: string,
+  resource: object,
+  orderId: string | null,
+): Promise<PayPalEvent> {
   const { id, body } = eventBody(type, resource, s.now(), s.baseUrl);
   const headers = await signDelivery(body, s.signer.privateKey, {
     certUrl: s.certUrl(s.signer.id),
@@ -107,7 +137,6 @@ export async function emit(
     orderId,
   };
   s.events.push(e);
-  s.hooks.schedule([e], hooks);
   return e;
 }
 

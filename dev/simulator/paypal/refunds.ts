@@ -1,5 +1,6 @@
 // /v2/payments/captures/:id/refund and /v2/payments/refunds/:id, and the refund control.
 import { formatUnits, parseValue, unitsOf } from "./currencies.ts";
+import { chargebackOpen } from "./disputes.ts";
 import { emit } from "./events.ts";
 import { invalidRequest, jsonResponse, notFound, unprocessable } from "./errors.ts";
 import { remember, replay } from "./idempotency.ts";
@@ -49,6 +50,12 @@ export async function refundCapture(
   }
   if (cap.status !== "COMPLETED" && cap.status !== "PARTIALLY_REFUNDED") {
     return unprocessable("TRANSACTION_REFUSED", `the capture is ${cap.status}`);
+  }
+  if (chargebackOpen(s, id)) {
+    return unprocessable(
+      "REFUND_NOT_PERMITTED_DUE_TO_CHARGEBACK",
+      "Refunds are not allowed on this capture due to a chargeback on the card or bank.",
+    );
   }
   const remaining = unitsOf(cap.amount.value, currency) - refundedUnits(s, c.refunds, currency);
   let amount = remaining;

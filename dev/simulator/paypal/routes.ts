@@ -10,6 +10,7 @@ import {
   listFaults,
   setConfig,
 } from "./control.ts";
+import { getDispute, listDisputes, simAdvanceDispute, simOpenDispute } from "./disputes.ts";
 import { simListEvents } from "./events.ts";
 import { verifyWebhookSignature } from "./notifications.ts";
 import { issueToken } from "./oauth.ts";
@@ -26,6 +27,8 @@ export const API_ROUTES = new Router<Handler>([
   route("POST", "/v2/payments/captures/:id/refund", refundCapture),
   route("GET", "/v2/payments/refunds/:id", getRefund),
   route("POST", "/v1/notifications/verify-webhook-signature", verifyWebhookSignature),
+  route("GET", "/v1/customer/disputes", listDisputes),
+  route("GET", "/v1/customer/disputes/:id", getDispute),
 ]);
 
 export const CONTROL_ROUTES = new Router<Handler>([
@@ -33,6 +36,8 @@ export const CONTROL_ROUTES = new Router<Handler>([
   route("POST", "/_sim/paypal/captures/:id/settle", simSettleCapture),
   route("POST", "/_sim/paypal/captures/:id/reverse", simReverseCapture),
   route("POST", "/_sim/paypal/refunds/:id/settle", simSettleRefund),
+  route("POST", "/_sim/paypal/captures/:id/dispute", simOpenDispute),
+  route("POST", "/_sim/paypal/disputes/:id/advance", simAdvanceDispute),
   route("GET", "/_sim/paypal/events", simListEvents),
   route("GET", "/_sim/paypal/deliveries", listDeliveries),
   route("GET", "/_sim/paypal/faults", listFaults),

@@ -7,6 +7,7 @@ import {
   type WebhookOptions,
 } from "../common/mod.ts";
 import { type CertRecord, type LocalCa, localKeys } from "./certs.ts";
+import type { Dispute } from "./disputes.ts";
 import type { PayPalEvent } from "./events.ts";
 import type { Json } from "./params.ts";
 import type { Capture, CaptureOutcome, Order, Refund } from "./wire.ts";
@@ -49,6 +50,7 @@ export class PayPalState {
   readonly orders = new Map<string, OrderRecord>();
   readonly captures = new Map<string, { capture: Capture; orderId: string; refunds: string[] }>();
   readonly refunds = new Map<string, Refund>();
+  readonly disputes = new Map<string, Dispute>();
   /** PayPal-Request-Id → the first answer, per endpoint (orders keep 6 h, payments 45 days). */
   readonly replies = new Map<string, { status: number; body: unknown }>();
   readonly tokens = new Map<string, number>();

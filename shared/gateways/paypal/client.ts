@@ -2,7 +2,7 @@
 // URL, an OAuth token cached until shortly before it expires, timeouts and typed errors. The
 // official SDK has no base-URL option and no webhook support (docs/decisions.md, PayPal).
 import { GatewayError } from "../types.ts";
-import type { PpErrorBody, PpOrder, PpRefund, PpToken } from "./wire.ts";
+import type { PpDispute, PpErrorBody, PpLink, PpOrder, PpRefund, PpToken } from "./wire.ts";
 
 export interface PayPalClientOptions {
   clientId: string;
@@ -172,5 +172,16 @@ export class PayPalClient {
 
   getRefund(id: string): Promise<PpRefund> {
     return this.#request("GET", `/v2/payments/refunds/${encodeURIComponent(id)}`);
+  }
+
+  /** GET /v1/customer/disputes: one page (start_time, page_size, next_page_token). */
+  listDisputes(
+    query: Record<string, string>,
+  ): Promise<{ items?: PpDispute[]; links?: PpLink[] }> {
+    return this.#request("GET", `/v1/customer/disputes?${new URLSearchParams(query)}`);
+  }
+
+  getDispute(id: string): Promise<PpDispute> {
+    return this.#request("GET", `/v1/customer/disputes/${encodeURIComponent(id)}`);
   }
 }

@@ -12,6 +12,7 @@ import {
 } from "../types.ts";
 import { checkPayPalAmount, fromPayPalValue, toPayPalValue } from "./amounts.ts";
 import { PayPalApiError, PayPalClient } from "./client.ts";
+import { completeDisputeEvent, paypalDisputeVerbs } from "./disputes.ts";
 import {
   CertCache,
   CertUnavailable,
@@ -82,6 +83,7 @@ export function createPayPalGateway(
     timeoutMs: config.timeoutMs,
     fetch: opts.fetch,
   });
+  const disputes = paypalDisputeVerbs(client);
   // Approve links of orders this isolate created; another isolate reads the order once.
   const approveLinks = new Map<string, string>();
 
@@ -196,7 +198,9 @@ export function createPayPalGateway(
         }
         throw err;
       }
-      return [normalizeEvent(rawBody, transmissionId)];
+      return [
+        await completeDisputeEvent(normalizeEvent(rawBody, transmissionId), disputes.fetchDispute),
+      ];
     },
 
     async fetchPayment(order) {
@@ -231,6 +235,8 @@ export function createPayPalGateway(
         throw err;
       }
     },
+
+    ...disputes,
 
     async refundRecord(gatewayRefundId) {
       try {

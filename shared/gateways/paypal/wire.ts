@@ -232,7 +232,12 @@ const CAPTURE_EVENTS = new Set([
   "PAYMENT.CAPTURE.DENIED",
   "PAYMENT.CAPTURE.DECLINED",
 ]);
-const REFUND_EVENTS = new Set(["PAYMENT.CAPTURE.REFUNDED", "PAYMENT.CAPTURE.REVERSED"]);
+const REFUND_EVENTS = new Set(["PAYMENT.CAPTURE.REFUNDED"]);
+export const DISPUTE_EVENTS = new Set([
+  "CUSTOMER.DISPUTE.CREATED",
+  "CUSTOMER.DISPUTE.UPDATED",
+  "CUSTOMER.DISPUTE.RESOLVED",
+]);
 
 /**
  * Maps a verified event. Unknown events, and known ones whose resource is not the shape settle
@@ -261,7 +266,9 @@ export function normalizeEvent(raw: string, bodyKey: string): NormalizedEvent {
     bodyKey: `transmission:${bodyKey}`.slice(0, 255),
   };
   if (CAPTURE_EVENTS.has(e.event_type)) return captureEvent(base, e.resource);
-  if (REFUND_EVENTS.has(e.event_type)) return refundEvent(base, e.resource, e.event_type);
+  if (REFUND_EVENTS.has(e.event_type)) return refundEvent(base, e.resource);
+  if (e.event_type === "PAYMENT.CAPTURE.REVERSED") return reversedEvent(base, e.resource);
+  if (DISPUTE_EVENTS.has(e.event_type)) return disputeEvent(base, e.resource);
   if (e.event_type === "CHECKOUT.ORDER.APPROVED") return approvedEvent(base, e.resource);
   return base;
 }
@@ -305,17 +312,16 @@ function approvedEvent(base: NormalizedEvent, resource: unknown): NormalizedEven
 }
 
 /**
- * REFUNDED (a merchant refund) and REVERSED (PayPal took the money back): the resource is the
- * refund, linked to settle's refund by its id or custom_id (settle's refund id), else a refund
- * made at the gateway of the capture it names.
+ * REFUNDED (a merchant refund): the resource is the refund, linked to settle's refund by its id
+ * or custom_id (settle's refund id), else a refund made at the gateway of the capture it names.
  */
-function refundEvent(base: NormalizedEvent, resource: unknown, type: string): NormalizedEvent {
+function refundEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
   const p = refundShape.safeParse(resource);
   if (!p.success) return base;
   const refund = p.data as unknown as PpRefund;
   const captureId = refundCaptureId(refund);
   const { amount, currency } = money(refund.amount);
-  const status = type === "PAYMENT.CAPTURE.REVERSED" ? "processed" : refundStatus(refund.status);
+  const status = refundStatus(refund.status);
   return {
     ...base,
     gatewayPaymentId: captureId,
@@ -334,6 +340,165 @@ function refundEvent(base: NormalizedEvent, resource: unknown, type: string): No
         ? `refund ${refund.status.toLowerCase()} at paypal`
         : null,
     },
+  };
+}
+
+/**
+ * REVERSED: PayPal took a capture's money back, which it does when a dispute (a claim or a card
+ * chargeback, both in the Disputes API) is resolved for the buyer. The dispute books that money
+ * (CUSTOMER.DISPUTE.RESOLVED or reconcile's read of it), so the reversal is stored and moves
+ * nothing: counting it as a refund too would take the money twice (docs/decisions.md, PayPal
+ * disputes).
+ */
+function reversedEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
+  const p = refundShape.safeParse(resource);
+  if (!p.success) return base;
+  const refund = p.data as unknown as PpRefund;
+  return { ...base, gatewayPaymentId: refundCaptureId(refund), ...money(refund.amount) };
+}
+
+// Section - disputes (Disputes v1; DISPUTE_FACTS 3, MARKETPLACE_FACTS 1.5): state from the
+// status, the outcome and the life-cycle stage; money from what PayPal holds and takes. A
+// claim or chargeback (stage CHARGEBACK or later) holds the disputed amount at once and refunds
+// are refused (REFUND_NOT_PERMITTED_DUE_TO_CHARGEBACK), so settle withdraws it from the holder;
+// an inquiry moves nothing (a refund is how it ends). Resolved for the buyer: PayPal keeps
+// dispute_outcome.amount_refunded (a partial outcome gives the rest back); for the seller,
+// cancelled or paid out by PayPal itself: everything held comes back.
+
+export interface PpDispute {
+  dispute_id: string;
+  create_time?: string;
+  update_time?: string;
+  disputed_transactions?: { seller_transaction_id?: string }[];
+  reason?: string;
+  status?: string;
+  dispute_amount?: PpMoney;
+  dispute_outcome?: { outcome_code?: string; amount_refunded?: PpMoney };
+  dispute_life_cycle_stage?: string;
+  seller_response_due_date?: string;
+  money_movements?: {
+    affected_party?: string;
+    type?: string;
+    amount?: PpMoney;
+    initiated_time?: string;
+    reason?: string;
+  }[];
+  links?: PpLink[];
+}
+
+const disputeShape = z.object({
+  dispute_id: z.string().regex(/^[A-Za-z0-9-]{1,255}$/),
+  disputed_transactions: z.array(
+    z.object({ seller_transaction_id: z.string().min(1).max(255) }).loose(),
+  ).min(1),
+  status: z.string().min(1).max(100),
+  dispute_amount: moneyShape,
+}).loose();
+
+const STAGES: Record<string, string> = {
+  INQUIRY: "inquiry",
+  CHARGEBACK: "chargeback",
+  PRE_ARBITRATION: "pre_arbitration",
+  ARBITRATION: "arbitration",
+};
+
+/** settle's status of a RESOLVED dispute by its outcome (null: not known yet). */
+const OUTCOMES: Record<string, string> = {
+  RESOLVED_BUYER_FAVOUR: "lost",
+  ACCEPTED: "lost",
+  RESOLVED_SELLER_FAVOUR: "won",
+  DENIED: "won",
+  // PayPal paid the buyer from its own funds: the seller keeps the money.
+  RESOLVED_WITH_PAYOUT: "won",
+  CANCELED_BY_BUYER: "closed",
+};
+
+const FEE_REASONS = new Set(["DISPUTE_FEE", "CHARGEBACK_FEE", "DISPUTE_SETTLEMENT_FEE"]);
+
+const unix = (iso: string | undefined) => {
+  const t = iso ? Date.parse(iso) : NaN;
+  return Number.isNaN(t) ? null : Math.floor(t / 1000);
+};
+
+/** A dispute the normalizer can apply: linked to a capture, with an outcome once resolved. */
+export function readableDispute(resource: unknown): PpDispute | null {
+  const d = disputeShape.safeParse(resource);
+  if (!d.success) return null;
+  const dispute = d.data as unknown as PpDispute;
+  const amount = money(dispute.dispute_amount).amount;
+  if (amount === null || amount <= 0) return null;
+  if (dispute.status === "RESOLVED" && !OUTCOMES[dispute.dispute_outcome?.outcome_code ?? ""]) {
+    return null;
+  }
+  return dispute;
+}
+
+/** The seller's dispute fees in money_movements, each once (a credit is a fee given back). */
+function disputeFees(d: PpDispute) {
+  return (d.money_movements ?? []).flatMap((m) => {
+    const { amount, currency } = money(m.amount);
+    if (m.affected_party !== "SELLER" || !FEE_REASONS.has(m.reason ?? "") || !amount) return [];
+    return [{
+      id: `${d.dispute_id}:${m.reason}:${m.type}:${m.initiated_time ?? ""}`,
+      fee: m.type === "CREDIT" ? -amount : amount,
+      currency,
+    }];
+  });
+}
+
+/** The effect settle.apply_dispute_event takes (20261204000200_disputes.sql). */
+export function disputeEffect(d: PpDispute, occurredAt: number | null): Record<string, unknown> {
+  const { amount, currency } = money(d.dispute_amount);
+  const phase = STAGES[d.dispute_life_cycle_stage ?? ""] ?? "chargeback";
+  const status = d.status === "RESOLVED"
+    ? OUTCOMES[d.dispute_outcome?.outcome_code ?? ""] ?? "under_review"
+    : d.status === "UNDER_REVIEW"
+    ? "under_review"
+    : "open";
+  const held = phase === "inquiry" ? 0 : amount ?? 0;
+  const kept = money(d.dispute_outcome?.amount_refunded);
+  const taken = kept.amount !== null && kept.currency === currency ? kept.amount : amount ?? 0;
+  const withdrawn = status === "lost" ? Math.max(held, taken) : held;
+  return {
+    action: "dispute",
+    gateway_dispute_id: d.dispute_id,
+    gateway_payment_id: d.disputed_transactions?.find((t) => t.seller_transaction_id)
+      ?.seller_transaction_id ?? null,
+    gateway_order_id: null,
+    amount,
+    currency,
+    reason: d.reason ?? null,
+    status,
+    phase,
+    gateway_status: d.dispute_outcome?.outcome_code
+      ? `${d.status}:${d.dispute_outcome.outcome_code}`
+      : d.status ?? "OPEN",
+    evidence_due_by: unix(d.seller_response_due_date),
+    created: unix(d.create_time),
+    occurred_at: unix(d.update_time) ?? occurredAt,
+    withdrawn,
+    reinstated: status === "lost" ? withdrawn - Math.min(taken, withdrawn) : status === "open" ||
+        status === "under_review"
+      ? 0
+      : withdrawn,
+    balance_transactions: disputeFees(d),
+  };
+}
+
+/** CUSTOMER.DISPUTE.*: the dispute (an unreadable one is stored, never a 400). */
+function disputeEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
+  const d = readableDispute(resource);
+  if (!d) return base;
+  const effect = disputeEffect(
+    d,
+    base.occurredAt ? Math.floor(base.occurredAt.getTime() / 1000) : null,
+  );
+  return {
+    ...base,
+    gatewayPaymentId: effect.gateway_payment_id as string,
+    amount: effect.amount as number,
+    currency: effect.currency as string,
+    effect,
   };
 }
 
