@@ -52,7 +52,9 @@ console.log(`settle is running
   migrations    ${applied.length ? applied.join(", ") : "up to date"}
   functions     ${stack.functionsUrl}/{${Object.keys(FUNCTIONS).join(",")}}
   simulators    ${stack.simulatorUrl}/razorpay  (Razorpay API + /_sim/razorpay controls)
-                ${stack.stripeUrl}  (Stripe API + /_sim/stripe controls)
+                ${stack.stripeUrl}  (Stripe API, Connect + /_sim/stripe controls)
+                ${stack.simulatorUrl}/paypal  (PayPal API + /_sim/paypal controls)
+                ${stack.simulatorUrl}/razorpayx  (RazorpayX payouts + /_sim/razorpayx controls)
   demo page     ${stack.url}/
   anon key      ${stack.anonKey}
   service role  ${stack.serviceRoleKey}
