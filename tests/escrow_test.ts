@@ -17,6 +17,8 @@ import {
   withStack,
 } from "./support/stack.ts";
 import { type Case, runCases } from "./support/contract.ts";
+import { refundablePart } from "../shared/services/engagements.ts";
+import type { PaymentGateway } from "../shared/gateways/types.ts";
 import { clearFaults, createOrder, fault, opts, pay } from "./support/refunds.ts";
 import {
   audit,
@@ -598,4 +600,31 @@ Deno.test("escrow: bad input gets the contract's 4xx and writes nothing", opts, 
       ]],
     ], { atLeast: 30 });
   });
+});
+
+Deno.test({
+  name:
+    "escrow: the part of a penalty refunded at the gateway follows the gateway's own rule; the rest goes to the wallet",
+  ...opts,
+  fn: async () => {
+    await withStack(async (s) => {
+      const razorpay = s.app.gateway("razorpay");
+      const paypal = s.app.gateway("paypal");
+      const stripe = s.app.gateway("stripe");
+      // [gateway, owed, currency, refunded at the gateway]
+      const cases: [PaymentGateway, number, string, number][] = [
+        [razorpay, 1000, "INR", 1000],
+        [razorpay, 1234, "KWD", 1230], // three decimals: a multiple of 10
+        [razorpay, 99, "INR", 0], // below Razorpay's one-rupee minimum
+        [paypal, 12345, "HUF", 12300], // PayPal takes HUF in whole forints
+        [paypal, 99, "TWD", 0], // under one whole unit
+        [paypal, 1001, "USD", 1001],
+        [stripe, 1001, "USD", 1001],
+        [paypal, 1000, "INR", 0], // PayPal does not take INR at all
+      ];
+      for (const [gw, owed, currency, want] of cases) {
+        assert.equal(refundablePart(gw, owed, currency), want, `${gw.name} ${owed} ${currency}`);
+      }
+    });
+  },
 });

@@ -11,7 +11,7 @@ import { type Caller, requireServiceRole, requireUser } from "../auth.ts";
 import { asUser, type Tx } from "../db.ts";
 import { sha256Hex } from "../crypto.ts";
 import { HttpError } from "../http.ts";
-import { currencyExponent, minorFromDb } from "../money.ts";
+import { minorFromDb } from "../money.ts";
 import type { GatewayName, PaymentGateway } from "../gateways/types.ts";
 import { publicRefund, type RefundRow, submitRefund } from "./refunds.ts";
 
@@ -238,20 +238,23 @@ export async function engagementAction(
 // Section - returning what is owed
 
 /**
- * The largest part of `owed` the gateway takes as a refund: three-decimal currencies in
- * multiples of 10, and nothing below the gateway's minimum (checkRefundAmount). The rest goes to
- * the payer's wallet.
+ * The largest part of `owed` the gateway takes as a refund, by the gateway's own rule
+ * (checkRefundAmount: Razorpay's three-decimal amounts end in 0, PayPal takes HUF and TWD in
+ * whole units, minimums): `owed` rounded down to 1, 10, 100 or 1000 minor units, the first it
+ * accepts, else 0. The rest goes to the payer's wallet.
  */
 export function refundablePart(gateway: PaymentGateway, owed: number, currency: string): number {
-  const step = currencyExponent(currency) === 3 ? 10 : 1;
-  const candidate = owed - (owed % step);
-  if (candidate <= 0) return 0;
-  try {
-    gateway.checkRefundAmount(candidate, currency);
-    return candidate;
-  } catch {
-    return 0;
+  for (const step of [1, 10, 100, 1000]) {
+    const candidate = owed - (owed % step);
+    if (candidate <= 0) return 0;
+    try {
+      gateway.checkRefundAmount(candidate, currency);
+      return candidate;
+    } catch {
+      // Not this granularity: try a coarser one.
+    }
   }
+  return 0;
 }
 
 interface Owed {
