@@ -607,7 +607,7 @@ Deno.test({
     "escrow: the part of a penalty refunded at the gateway follows the gateway's own rule; the rest goes to the wallet",
   ...opts,
   fn: async () => {
-    await withStack(async (s) => {
+    await withStack((s) => {
       const razorpay = s.app.gateway("razorpay");
       const paypal = s.app.gateway("paypal");
       const stripe = s.app.gateway("stripe");
@@ -625,6 +625,7 @@ Deno.test({
       for (const [gw, owed, currency, want] of cases) {
         assert.equal(refundablePart(gw, owed, currency), want, `${gw.name} ${owed} ${currency}`);
       }
+      return Promise.resolve();
     });
   },
 });
