@@ -79,6 +79,13 @@ export interface PaymentGateway extends GatewayLister, GatewayDisputes {
   /** Refuses amounts the gateway cannot take (e.g. Razorpay three-decimal amounts not ending in 0). */
   checkAmount(amount: number, currency: string): void;
   createOrder(terms: OrderTerms): Promise<GatewayOrder>;
+  /**
+   * Optional, for gateways whose payments belong to a customer (Stripe): creates the account's
+   * customer and returns its id. The core calls it once per account (the first order or saved
+   * card), keeps the id in public.gateway_customers, and passes it as OrderTerms.customerId;
+   * the same account must always get the same customer (an idempotency key from the account).
+   */
+  createCustomer?(accountId: string): Promise<string>;
   /** What the browser needs to open the gateway's checkout for this order. */
   checkout(order: { gatewayOrderId: string; amount: number; currency: string }):
     | Record<string, unknown>
