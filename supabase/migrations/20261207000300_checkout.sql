@@ -30,6 +30,7 @@ declare
   v_order public.orders;
   v_replayed boolean := true;
   v_claimed boolean := false;
+  v_claim jsonb;
 begin
   if v_uid is null then
     perform settle.fail(401, 'unauthorized', 'a signed-in user is required');
@@ -117,9 +118,9 @@ begin
         'this Idempotency-Key was used with a different request');
     end if;
     if p_claim is not null and v_order.status = 'created' and v_order.gateway_order_id is null then
-      select (c ->> 'claimed')::boolean, jsonb_populate_record(null::public.orders, c -> 'order')
-        into v_claimed, v_order
-      from settle.claim_gateway_order(v_order.id, p_claim, p_lease_ms) c;
+      v_claim := settle.claim_gateway_order(v_order.id, p_claim, p_lease_ms);
+      v_claimed := (v_claim ->> 'claimed')::boolean;
+      v_order := jsonb_populate_record(null::public.orders, v_claim -> 'order');
     end if;
   end if;
   return jsonb_build_object('order', to_jsonb(v_order), 'replayed', v_replayed,
