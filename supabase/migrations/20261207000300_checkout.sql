@@ -178,7 +178,7 @@ revoke execute on function
   from public, anon;
 grant execute on function
   settle.create_order(text, text, text, text, bigint, text, uuid, text, text, uuid, integer)
-  to authenticated, service_role;
+  to authenticated;
 revoke execute on function settle.apply_checkout_result(text, text, text, text, bigint, text, text, text)
   from authenticated;
 grant execute on function settle.apply_checkout_result(text, text, text, text, bigint, text, text, text)
