@@ -261,7 +261,7 @@ async function callGateway(
     throw err;
   }
   const [{ r }] = await app.sql`select settle.record_gateway_order(${row.id}, ${claim},
-    ${gatewayOrderId}, null) as r`;
+    ${gatewayOrderId}, null, false) as r`;
   return r.order as OrderRow;
 }
 
