@@ -28,7 +28,7 @@ import {
 } from "./wire.ts";
 import { verifiedStripeSecret } from "./signature.ts";
 
-/** Stripe's extra verbs: customers (required here), saved cards and setup intents. */
+/** Stripe's extra verbs: customers, saved cards and setup intents. */
 export interface StripeGateway extends PaymentGateway {
   readonly publishableKey: string;
   createCustomer(accountId: string): Promise<string>;
