@@ -116,7 +116,7 @@ export async function runProfile(opts: { adminUrl: string; seconds: number; out:
   for (const m of microbench) log(`  ${m.name}: ${m.usPerOp} µs`);
 
   // ---------------------------------------------------------------- 2. a database to profile
-  const name = "settle_bench_profile";
+  const name = `${Deno.env.get("BENCH_DB_PREFIX") ?? "settle_bench"}_profile`;
   const dbUrl = await createDatabase(opts.adminUrl, name);
   const db = connect(dbUrl, 4);
   const result: Record<string, unknown> = { generatedAt: new Date().toISOString(), microbench };

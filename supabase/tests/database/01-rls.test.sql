@@ -111,6 +111,8 @@ select set_eq(
            or has_function_privilege('anon', p.oid, 'execute'))$$,
   array['settle.is_member(uuid)', 'settle.has_role_on_account(uuid,text)',
         'settle.create_order(text,text,text,text,bigint,text,uuid,text,text)',
+        -- with the request's claim on the gateway call (create-order's one statement)
+        'settle.create_order(text,text,text,text,bigint,text,uuid,text,text,uuid,integer)',
         'settle.cancel_subscription(uuid,boolean)',
         'settle.request_refund(uuid,bigint,text,text,text)',
         'settle.can_read_payment_stats(uuid)',
