@@ -47,6 +47,7 @@ import { serviceRoleKey } from "../dev/keys.ts";
 import { latency, round } from "./lib/stats.ts";
 import { checkPeerStored, ensurePeer, PEER_PACKAGE, startPeer } from "./lib/peer.ts";
 import { preload, shapeProblems, tableCounts } from "./lib/growth.ts";
+import { type MemoryChunk, startSampling, summarize } from "./lib/memory.ts";
 
 // ---------------------------------------------------------------- options
 
@@ -185,9 +186,10 @@ const log = (msg: string) =>
 
 // ---------------------------------------------------------------- set-up
 
-const DB = "settle_bench";
-const PGB10 = "settle_bench_pgbench_s10";
-const PGB1 = "settle_bench_pgbench_s1";
+// BENCH_DB_PREFIX lets two runs on one Postgres server keep apart (each drops its databases).
+const DB = Deno.env.get("BENCH_DB_PREFIX") ?? "settle_bench";
+const PGB10 = `${DB}_pgbench_s10`;
+const PGB1 = `${DB}_pgbench_s1`;
 const admin = connect(opts.adminUrl, 1);
 const [{ version, major }] = await admin`
   select version() as version, current_setting('server_version_num')::int / 10000 as major`;
@@ -893,7 +895,7 @@ async function floor(mode: "echo" | "nodb", c: number, seconds: number, kit: Web
 
 // ---------------------------------------------------------------- the peer
 
-const PEERDB = "settle_bench_peer";
+const PEERDB = `${DB}_peer`;
 let peerInfo: { version: string; node: string } | undefined;
 
 /**
@@ -1157,18 +1159,13 @@ async function growthPhase(sim: ServerProcess) {
 interface MemoryResult {
   events: number;
   chunk: number;
-  /** Mean RSS (MB) sampled during each chunk of events, and after it. */
-  chunks: { events: number; meanRssMb: number; maxRssMb: number; eventsPerSec: number }[];
+  /** Means (MB) sampled during each chunk of events, and after it. */
+  chunks: MemoryChunk[];
   firstMb: number;
   lastMb: number;
   peakMb: number;
 }
 let memory: MemoryResult | undefined;
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? NaN) / 1024;
-}
 
 /** The function server's RSS over many Razorpay events at c16, chunk by chunk. */
 async function memoryPhase(sim: ServerProcess) {
@@ -1185,15 +1182,13 @@ async function memoryPhase(sim: ServerProcess) {
       const events = queue.items.slice(0, chunk);
       queue.items = queue.items.slice(chunk);
       let i = 0;
-      const samples: number[] = [];
-      const timer = setInterval(() => rssMb(server!.pid).then((v) => samples.push(v)), 200);
+      const sampling = startSampling(server!.pid, server!.memoryUrl!);
       const r = await runLoad(urls(), {
         concurrency: 16,
         seconds: 3600,
         next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
       });
-      clearInterval(timer);
-      samples.push(await rssMb(server!.pid));
+      const samples = await sampling.stop();
       const wrong = [
         ...await checkEventsApplied(db, events, "razorpay"),
         ...(r.errors ? [`${r.errors} bad answers, e.g. ${r.firstErrors.join(" | ")}`] : []),
@@ -1202,13 +1197,12 @@ async function memoryPhase(sim: ServerProcess) {
       if (wrong.length) {
         problems.push(`memory, events ${done}..${done + chunk}: ${wrong.join("; ")}`);
       }
-      chunks.push({
-        events: done + chunk,
-        meanRssMb: round(samples.reduce((a, b) => a + b, 0) / samples.length, 1),
-        maxRssMb: round(Math.max(...samples), 1),
-        eventsPerSec: round(r.requests / (r.elapsedMs / 1000), 1),
-      });
-      log(`memory: ${done + chunk} events, RSS ${chunks.at(-1)!.meanRssMb} MB`);
+      chunks.push(summarize(done + chunk, samples, r.requests / (r.elapsedMs / 1000)));
+      const c = chunks.at(-1)!;
+      log(
+        `memory: ${c.events} events, RSS ${c.meanRssMb} MB, heap ${c.meanHeapUsedMb} of ` +
+          `${c.meanHeapTotalMb} MB, external ${c.meanExternalMb} MB`,
+      );
     }
     const inv = await checkInvariants(db, expectedPaid);
     if (inv.length) problems.push(`memory: invariants: ${inv.join("; ")}`);

@@ -3,7 +3,8 @@
 // closes (the harness exiting closes it too).
 //
 //   deno run -A bench/server.ts stack <database url> [KEY=VALUE env overrides ...]
-//     the local stack: create-order, verify, webhook and the Razorpay simulator
+//     the local stack: create-order, verify, webhook and the Razorpay simulator; memoryUrl
+//     answers Deno.memoryUsage() of the server's process
 //   deno run -A bench/server.ts nodb
 //     the webhook function with its SQL call stubbed out: HTTP + HMAC + JSON + zod, no database
 //   deno run -A bench/server.ts echo
@@ -97,9 +98,12 @@ if (mode === "stack") {
     quiet: true,
     env,
   });
+  // The harness's memory phase reads the isolate's heap here (its own port, not the router).
+  const memoryUrl = await serve(() => json(200, Deno.memoryUsage()));
   info = {
     functionsUrl: stack.functionsUrl,
     simulatorUrl: stack.simulatorUrl,
+    memoryUrl,
     poolMax: stack.config.dbPoolMax,
   };
   close = () => stack.close();

@@ -5,6 +5,8 @@ export interface ServerProcess {
   simulatorUrl?: string;
   /** The Stripe simulator's own port (sim mode). */
   stripeUrl?: string;
+  /** Deno.memoryUsage() of the server (stack mode). */
+  memoryUrl?: string;
   pid: number;
   inspectorUrl?: string;
   stop(): Promise<void>;
@@ -73,6 +75,7 @@ export async function startServer(
     functionsUrl: info.functionsUrl,
     simulatorUrl: info.simulatorUrl,
     stripeUrl: info.stripeUrl,
+    memoryUrl: info.memoryUrl,
     pid: info.pid,
     inspectorUrl,
     async stop() {
