@@ -47,7 +47,7 @@ import { serviceRoleKey } from "../dev/keys.ts";
 import { latency, round } from "./lib/stats.ts";
 import { checkPeerStored, ensurePeer, PEER_PACKAGE, startPeer } from "./lib/peer.ts";
 import { preload, shapeProblems, tableCounts } from "./lib/growth.ts";
-import { type MemoryChunk, startSampling, summarize } from "./lib/memory.ts";
+import { liveHeapMb, type MemoryChunk, startSampling, summarize } from "./lib/memory.ts";
 
 // ---------------------------------------------------------------- options
 
@@ -70,6 +70,8 @@ interface Options {
   growthOrders: number;
   /** Events sent by the memory phase. */
   memoryEvents: number;
+  /** After each memory chunk, a forced full GC and the heap still reachable (diagnosis). */
+  memoryLive: boolean;
 }
 
 // One flat switch over the flags: longer than 70 lines, and clearer whole.
@@ -89,6 +91,7 @@ function parseOptions(args: string[]): Options {
     gateways: ["razorpay", "stripe"],
     growthOrders: Number(Deno.env.get("BENCH_GROWTH_ORDERS") ?? 1_000_000),
     memoryEvents: Number(Deno.env.get("BENCH_MEMORY_EVENTS") ?? 100_000),
+    memoryLive: false,
   };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split("=", 2);
@@ -138,6 +141,9 @@ function parseOptions(args: string[]): Options {
       case "--memory-events":
         o.memoryEvents = Number(value());
         break;
+      case "--memory-live":
+        o.memoryLive = true;
+        break;
       case "--label":
         o.label = value();
         break;
@@ -154,7 +160,7 @@ function parseOptions(args: string[]): Options {
           "deno task bench [--seconds N | --quick] [--only pgbench,floor,peer,ingest,hot,charges,checkout,sql,growth,memory]\n" +
             "                [--gateways razorpay,stripe] [--concurrency 1,8,16,32] [--pool N] [--prepare]\n" +
             "                [--no-tuned | --tuned-pool N --tuned-isolates N] [--admin-url URL]\n" +
-            "                [--growth-orders N] [--memory-events N]\n" +
+            "                [--growth-orders N] [--memory-events N] [--memory-live]\n" +
             "                [--out FILE] [--label TEXT] [--keep-db]\n" +
             "deno task bench --profile [--seconds=N]   (where the time goes; results/profile.json)",
         );
@@ -975,14 +981,14 @@ async function peerPhases(template: Record<string, unknown>) {
 // ---------------------------------------------------------------- growth and memory
 
 /** A function server (default configuration) over the current bench database. */
-async function startDefaultServer(sim: ServerProcess) {
+async function startDefaultServer(sim: ServerProcess, v8Flags: string[] = []) {
   servers = [
     await startServer("stack", [
       dbUrl,
       `RAZORPAY_API_URL=${sim.simulatorUrl}/razorpay`,
       `STRIPE_API_URL=${sim.stripeUrl}`,
       "RATE_LIMITS=off",
-    ]),
+    ], { v8Flags }),
   ];
   server = servers[0];
 }
@@ -1172,7 +1178,7 @@ async function memoryPhase(sim: ServerProcess) {
   rowConfig = "memory";
   rowGateway = "razorpay";
   await freshDatabase();
-  await startDefaultServer(sim);
+  await startDefaultServer(sim, opts.memoryLive ? ["--expose-gc"] : []);
   try {
     const queue = await warmQueue(razorpayKit, "memory");
     const chunk = Math.min(10_000, opts.memoryEvents);
@@ -1197,11 +1203,14 @@ async function memoryPhase(sim: ServerProcess) {
       if (wrong.length) {
         problems.push(`memory, events ${done}..${done + chunk}: ${wrong.join("; ")}`);
       }
-      chunks.push(summarize(done + chunk, samples, r.requests / (r.elapsedMs / 1000)));
-      const c = chunks.at(-1)!;
+      const c = summarize(done + chunk, samples, r.requests / (r.elapsedMs / 1000));
+      if (opts.memoryLive) c.liveHeapMb = await liveHeapMb(server!.memoryUrl!);
+      chunks.push(c);
       log(
         `memory: ${c.events} events, RSS ${c.meanRssMb} MB, heap ${c.meanHeapUsedMb} of ` +
-          `${c.meanHeapTotalMb} MB, external ${c.meanExternalMb} MB`,
+          `${c.meanHeapTotalMb} MB (new ${c.meanNewSpaceMb}, old ${c.meanOldSpaceMb}), ` +
+          `external ${c.meanExternalMb} MB` +
+          (c.liveHeapMb === undefined ? "" : `, live after a full GC ${c.liveHeapMb} MB`),
       );
     }
     const inv = await checkInvariants(db, expectedPaid);

@@ -9,6 +9,9 @@ export interface MemorySample {
   heapUsedMb: number;
   /** ArrayBuffers and other memory outside the V8 heap that JS objects hold. */
   externalMb: number;
+  /** The young generation (new_space) and the old generation (old_space) within heapTotal. */
+  newSpaceMb: number;
+  oldSpaceMb: number;
 }
 
 /** One chunk's figures: means over its samples, and the highest resident set. */
@@ -18,8 +21,12 @@ export interface MemoryChunk {
   maxRssMb: number;
   meanHeapTotalMb: number;
   meanHeapUsedMb: number;
+  meanNewSpaceMb: number;
+  meanOldSpaceMb: number;
   meanExternalMb: number;
   eventsPerSec: number;
+  /** With --memory-live: heapUsed right after a forced full GC at the chunk's end. */
+  liveHeapMb?: number;
 }
 
 const MB = 1024 * 1024;
@@ -31,12 +38,14 @@ export async function rssMb(pid: number): Promise<number> {
 
 export async function sample(pid: number, memoryUrl: string): Promise<MemorySample> {
   const [rss, res] = await Promise.all([rssMb(pid), fetch(memoryUrl)]);
-  const m = await res.json() as Deno.MemoryUsage;
+  const m = await res.json() as Deno.MemoryUsage & { spaces: Record<string, number> };
   return {
     rssMb: rss,
     heapTotalMb: m.heapTotal / MB,
     heapUsedMb: m.heapUsed / MB,
     externalMb: m.external / MB,
+    newSpaceMb: (m.spaces.new_space ?? 0) / MB,
+    oldSpaceMb: (m.spaces.old_space ?? 0) / MB,
   };
 }
 
@@ -57,6 +66,12 @@ export function startSampling(pid: number, memoryUrl: string, everyMs = 200) {
   };
 }
 
+/** Runs a full GC in the server (started with --expose-gc) and reads what is still reachable. */
+export async function liveHeapMb(memoryUrl: string): Promise<number> {
+  const m = await (await fetch(`${memoryUrl}/?gc=1`)).json() as Deno.MemoryUsage;
+  return round(m.heapUsed / MB, 1);
+}
+
 const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / xs.length, 1);
 
 export function summarize(
@@ -70,6 +85,8 @@ export function summarize(
     maxRssMb: round(Math.max(...samples.map((s) => s.rssMb)), 1),
     meanHeapTotalMb: mean(samples.map((s) => s.heapTotalMb)),
     meanHeapUsedMb: mean(samples.map((s) => s.heapUsedMb)),
+    meanNewSpaceMb: mean(samples.map((s) => s.newSpaceMb)),
+    meanOldSpaceMb: mean(samples.map((s) => s.oldSpaceMb)),
     meanExternalMb: mean(samples.map((s) => s.externalMb)),
     eventsPerSec: round(eventsPerSec, 1),
   };

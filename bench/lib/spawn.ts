@@ -15,13 +15,14 @@ export interface ServerProcess {
 export async function startServer(
   mode: "stack" | "nodb" | "echo" | "sim",
   args: string[] = [],
-  opts: { inspect?: boolean } = {},
+  opts: { inspect?: boolean; v8Flags?: string[] } = {},
 ): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       ...(opts.inspect ? ["--inspect=127.0.0.1:0"] : []),
+      ...(opts.v8Flags?.length ? [`--v8-flags=${opts.v8Flags.join(",")}`] : []),
       new URL("../server.ts", import.meta.url).pathname,
       mode,
       ...args,

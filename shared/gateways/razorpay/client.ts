@@ -8,6 +8,7 @@ import type {
   RzpRefund,
 } from "./wire.ts";
 import { GatewayError } from "../types.ts";
+import { basicAuth, fetchJson, jsonRequest, unavailable } from "../http_client.ts";
 
 export interface RazorpayClientOptions {
   keyId: string;
@@ -43,43 +44,18 @@ export class RazorpayClient {
 
   constructor(readonly opts: RazorpayClientOptions) {
     // Razorpay requires exactly "Basic base64(key_id:key_secret)".
-    this.#auth = "Basic " + btoa(`${opts.keyId}:${opts.keySecret}`);
+    this.#auth = basicAuth(opts.keyId, opts.keySecret);
     this.#fetch = opts.fetch ?? fetch;
   }
 
   async #request<T>(method: string, path: string, body?: unknown, headers: HeadersInit = {}) {
-    const h = new Headers(headers);
-    h.set("authorization", this.#auth);
-    if (body !== undefined) h.set("content-type", "application/json");
-    let res: Response;
-    try {
-      res = await this.#fetch(this.opts.apiUrl + path, {
-        method,
-        headers: h,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-    } catch (err) {
-      const name = (err as Error)?.name;
-      throw new GatewayError(
-        503,
-        "razorpay",
-        name === "TimeoutError" ? "razorpay timed out" : "razorpay unreachable",
-        String(err),
-      );
-    }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (err) {
-      throw new GatewayError(503, "razorpay", "razorpay connection dropped", String(err));
-    }
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
+    const { res, parsed } = await fetchJson(
+      this.#fetch,
+      this.opts.apiUrl + path,
+      jsonRequest(method, this.#auth, body, headers),
+      this.opts.timeoutMs,
+      unavailable("razorpay"),
+    );
     if (!res.ok) throw new RazorpayApiError(res.status, parsed as RzpErrorBody | undefined);
     if (parsed === undefined) {
       throw new GatewayError(502, "razorpay", "razorpay answered without a JSON body");

@@ -1,5 +1,6 @@
 // A small fetch client for RazorpayX (contacts, fund accounts, payouts): configurable base URL,
 // timeouts, and errors that say whether the payout was refused or its fate is unknown.
+import { basicAuth, fetchJson, isTimeout, jsonRequest } from "../../gateways/http_client.ts";
 import { PayoutGatewayError, refusalStatus } from "../types.ts";
 import type { RzpxContact, RzpxError, RzpxFundAccount, RzpxPayout } from "./wire.ts";
 
@@ -19,38 +20,25 @@ export class RazorpayXClient {
   readonly #fetch: typeof fetch;
 
   constructor(readonly opts: RazorpayXClientOptions) {
-    this.#auth = "Basic " + btoa(`${opts.keyId}:${opts.keySecret}`);
+    this.#auth = basicAuth(opts.keyId, opts.keySecret);
     this.#fetch = opts.fetch ?? fetch;
   }
 
   async #request<T>(method: string, path: string, body?: unknown, headers: HeadersInit = {}) {
-    const h = new Headers(headers);
-    h.set("authorization", this.#auth);
-    if (body !== undefined) h.set("content-type", "application/json");
-    let res: Response;
-    let text: string;
-    try {
-      res = await this.#fetch(this.opts.apiUrl + path, {
-        method,
-        headers: h,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-      text = await res.text();
-    } catch (err) {
-      const timeout = (err as Error)?.name === "TimeoutError";
-      throw new PayoutGatewayError(
-        503,
-        "razorpayx",
-        timeout ? "razorpayx timed out" : `razorpayx unreachable: ${String(err).slice(0, 200)}`,
-      );
-    }
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
+    const { res, parsed } = await fetchJson(
+      this.#fetch,
+      this.opts.apiUrl + path,
+      jsonRequest(method, this.#auth, body, headers),
+      this.opts.timeoutMs,
+      (_phase, err) =>
+        new PayoutGatewayError(
+          503,
+          "razorpayx",
+          isTimeout(err)
+            ? "razorpayx timed out"
+            : `razorpayx unreachable: ${String(err).slice(0, 200)}`,
+        ),
+    );
     if (!res.ok) {
       const description = (parsed as RzpxError | undefined)?.error?.description ?? "no error body";
       throw new PayoutGatewayError(
