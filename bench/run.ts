@@ -710,10 +710,9 @@ async function readyToVerify(p: CheckoutPools, s: number, want: number): Promise
   return have;
 }
 
-async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
+/** Per sender, the verify requests for orders ready to verify (paid at the gateway). */
+async function verifyJobs(p: CheckoutPools, senders: number, perUser: number) {
   const u = new URL(server!.functionsUrl);
-  const senders = Math.min(c, p.users.length);
-  const perUser = Math.ceil(checkoutCapacity(seconds) / senders);
   const jobs: { order: string; bytes: Uint8Array }[][] = [];
   for (let s = 0; s < senders; s++) {
     const have = await readyToVerify(p, s, perUser);
@@ -735,6 +734,13 @@ async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
       })),
     );
   }
+  return jobs;
+}
+
+async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
+  const senders = Math.min(c, p.users.length);
+  const perUser = Math.ceil(checkoutCapacity(seconds) / senders);
+  const jobs = await verifyJobs(p, senders, perUser);
   const used = jobs.map(() => 0);
   const verifiedNow: string[] = [];
   await settleDb();
@@ -1233,127 +1239,123 @@ async function memoryPhase(sim: ServerProcess) {
 const kits = (): WebhookKit[] =>
   opts.gateways.map((g) => g === "stripe" ? stripeKit(stripeTemplate!) : razorpayKit);
 
-/** Every phase against the running server (full), or only the c=16 ones the targets name. */
-async function serverPhases(full: boolean) {
+/**
+ * Webhook ingest per gateway: all unique (every c when full), duplicates, the same event. The
+ * warm-up runs even when ingest is not measured: the phases after it start on a warm server.
+ */
+async function ingestPhases(full: boolean) {
   for (const kit of kits()) {
     rowGateway = kit.gateway;
-    const ingestUsers = await createUsers(db, 1024, `ingest-${kit.gateway}-${rowConfig}`);
-    if (kit.gateway === "stripe") await ensureWallets(db, ingestUsers, "USD");
-    const ingest = new EventQueue(ingestUsers, () => server!.functionsUrl, kit);
-
     // Warm-up (JIT, pool connections, plan caches); checked but not reported.
-    {
-      await ingest.ensure(3000);
-      let i = 0;
-      const events = ingest.items;
-      await runLoad(urls(), {
-        concurrency: 16,
-        seconds: Math.min(2, opts.seconds),
-        next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
-      });
-      const warm = await sentChecks(events.slice(0, i), kit.gateway);
-      ingest.items = events.slice(i);
-      if (warm.length) problems.push(`warm-up [${kit.gateway}]: ${warm.join("; ")}`);
+    const ingest = await warmQueue(kit, `ingest-${rowConfig}`);
+    if (!want("ingest")) continue;
+    for (const c of full ? opts.concurrencies : [16]) {
+      await webhookUnique(
+        "webhook_unique",
+        "webhook ingest, all unique",
+        ingest,
+        c,
+        opts.seconds,
+        `tpcb s10 c${c}`,
+      );
     }
-
-    if (want("ingest")) {
-      for (const c of full ? opts.concurrencies : [16]) {
-        await webhookUnique(
-          "webhook_unique",
-          "webhook ingest, all unique",
-          ingest,
-          c,
-          opts.seconds,
-          `tpcb s10 c${c}`,
-        );
-      }
-      if (full) {
-        await webhookDuplicates(ingest, 16, opts.seconds);
-        await webhookSameEvent(ingest, 16, opts.seconds);
-      }
+    if (full) {
+      await webhookDuplicates(ingest, 16, opts.seconds);
+      await webhookSameEvent(ingest, 16, opts.seconds);
     }
   }
+}
 
-  if (want("hot")) {
-    rowGateway = "razorpay";
-    const [hotUser] = await createUsers(db, 1, `hot-${rowConfig}`);
-    const hot = new EventQueue([hotUser], () => server!.functionsUrl, razorpayKit);
-    const before = await walletBalance(db, hotUser.walletId);
-    await hot.ensure(capacity(opts.seconds));
-    const events = hot.items;
-    let i = 0;
+/** 16 senders credit one wallet; its balance must move by exactly the credits sent. */
+async function hotWalletPhase() {
+  rowGateway = "razorpay";
+  const [hotUser] = await createUsers(db, 1, `hot-${rowConfig}`);
+  const hot = new EventQueue([hotUser], () => server!.functionsUrl, razorpayKit);
+  const before = await walletBalance(db, hotUser.walletId);
+  await hot.ensure(capacity(opts.seconds));
+  const events = hot.items;
+  let i = 0;
+  await settleDb();
+  const win = windows(opts.seconds);
+  const r = await runLoad(urls(), {
+    concurrency: 16,
+    seconds: opts.seconds,
+    next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
+  });
+  const sent = events.slice(0, i);
+  const correctness = await sentChecks(sent, "razorpay");
+  const credited = sent.reduce((a, e) => a + e.amount, 0);
+  const after = await walletBalance(db, hotUser.walletId);
+  if (after - before !== credited) {
+    correctness.push(`hot wallet balance moved by ${after - before}, credits sent ${credited}`);
+  }
+  makeRow(
+    "hot_wallet",
+    "hot wallet: 16 senders credit one wallet",
+    16,
+    r,
+    sent.length,
+    correctness,
+    await win,
+    "tpcb s1 c16",
+    `final balance ${after} = the sum of the ${sent.length} credits: ${
+      after - before === credited
+    }`,
+  );
+}
+
+/** wallet-charges on one wallet and over 256, each charge then checked and refunded. */
+async function chargesPhases() {
+  rowGateway = undefined;
+  for (
+    const [id, what, n, baseline] of [
+      ["charge_hot", "wallet-charges: 16 senders charge one wallet", 1, "tpcb s1 c16"],
+      ["charge_spread", "wallet-charges: 16 senders over 256 wallets", 256, "tpcb s10 c16"],
+    ] as const
+  ) {
+    const users = await createUsers(db, n, `${id}-${rowConfig}`);
+    const funded = 1_000_000_000;
+    expectedPaid += await fundWallets(db, users, funded);
+    const jobs = chargeJobs(server!.functionsUrl, await serviceRoleKey(), users);
     await settleDb();
     const win = windows(opts.seconds);
-    const r = await runLoad(urls(), {
-      concurrency: 16,
-      seconds: opts.seconds,
-      next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
-    });
-    const sent = events.slice(0, i);
-    const correctness = await sentChecks(sent, "razorpay");
-    const credited = sent.reduce((a, e) => a + e.amount, 0);
-    const after = await walletBalance(db, hotUser.walletId);
-    if (after - before !== credited) {
-      correctness.push(`hot wallet balance moved by ${after - before}, credits sent ${credited}`);
-    }
-    makeRow(
-      "hot_wallet",
-      "hot wallet: 16 senders credit one wallet",
-      16,
-      r,
-      sent.length,
-      correctness,
-      await win,
-      "tpcb s1 c16",
-      `final balance ${after} = the sum of the ${sent.length} credits: ${
-        after - before === credited
-      }`,
-    );
+    const r = await runLoad(urls(), { concurrency: 16, seconds: opts.seconds, next: jobs.next });
+    const correctness = await checkChargesAndRefund(db, users, jobs.made, funded);
+    makeRow(id, what, 16, r, jobs.made.length, correctness, await win, baseline);
   }
+}
 
-  if (want("charges")) {
-    rowGateway = undefined;
-    for (
-      const [id, what, n, baseline] of [
-        ["charge_hot", "wallet-charges: 16 senders charge one wallet", 1, "tpcb s1 c16"],
-        ["charge_spread", "wallet-charges: 16 senders over 256 wallets", 256, "tpcb s10 c16"],
-      ] as const
-    ) {
-      const users = await createUsers(db, n, `${id}-${rowConfig}`);
-      const funded = 1_000_000_000;
-      expectedPaid += await fundWallets(db, users, funded);
-      const jobs = chargeJobs(server!.functionsUrl, await serviceRoleKey(), users);
-      await settleDb();
-      const win = windows(opts.seconds);
-      const r = await runLoad(urls(), { concurrency: 16, seconds: opts.seconds, next: jobs.next });
-      const correctness = await checkChargesAndRefund(db, users, jobs.made, funded);
-      makeRow(id, what, 16, r, jobs.made.length, correctness, await win, baseline);
-    }
+/** create-order then verify per gateway, after a warm-up of both that is not reported. */
+async function checkoutPhases(full: boolean) {
+  for (const gateway of opts.gateways) {
+    rowGateway = gateway;
+    const users = await createUsers(db, 16, `checkout-${gateway}-${rowConfig}`);
+    if (gateway === "stripe") await ensureWallets(db, users, "USD");
+    const pools: CheckoutPools = {
+      gateway,
+      users,
+      pending: users.map(() => []),
+      verified: [],
+      created: 0,
+      confirmed: new Set(),
+      proofs: new Map(),
+    };
+    // Warm the create-order and verify paths (and create each account's Stripe customer).
+    await createOrderPhase(pools, 16, Math.min(1, opts.seconds));
+    rows.pop();
+    await verifyPhase(pools, 4, Math.min(1, opts.seconds));
+    rows.pop();
+    for (const c of full ? [1, 16] : [16]) await createOrderPhase(pools, c, opts.seconds);
+    for (const c of full ? [1, 16] : [16]) await verifyPhase(pools, c, opts.seconds);
   }
+}
 
-  if (want("checkout")) {
-    for (const gateway of opts.gateways) {
-      rowGateway = gateway;
-      const users = await createUsers(db, 16, `checkout-${gateway}-${rowConfig}`);
-      if (gateway === "stripe") await ensureWallets(db, users, "USD");
-      const pools: CheckoutPools = {
-        gateway,
-        users,
-        pending: users.map(() => []),
-        verified: [],
-        created: 0,
-        confirmed: new Set(),
-        proofs: new Map(),
-      };
-      // Warm the create-order and verify paths (and create each account's Stripe customer).
-      await createOrderPhase(pools, 16, Math.min(1, opts.seconds));
-      rows.pop();
-      await verifyPhase(pools, 4, Math.min(1, opts.seconds));
-      rows.pop();
-      for (const c of full ? [1, 16] : [16]) await createOrderPhase(pools, c, opts.seconds);
-      for (const c of full ? [1, 16] : [16]) await verifyPhase(pools, c, opts.seconds);
-    }
-  }
+/** Every phase against the running server (full), or only the c=16 ones the targets name. */
+async function serverPhases(full: boolean) {
+  await ingestPhases(full);
+  if (want("hot")) await hotWalletPhase();
+  if (want("charges")) await chargesPhases();
+  if (want("checkout")) await checkoutPhases(full);
 }
 
 // ---------------------------------------------------------------- the run

@@ -12,6 +12,64 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * --v8-flags for the child: the caller's, and for a function server (stack) also those in
+ * BENCH_SERVER_V8_FLAGS (comma-separated), to measure a V8 configuration.
+ */
+function v8FlagsArg(mode: string, flags: string[] = []): string[] {
+  const env = mode === "stack" ? Deno.env.get("BENCH_SERVER_V8_FLAGS") : undefined;
+  const all = [...(env ? env.split(",").filter(Boolean) : []), ...flags];
+  return all.length ? [`--v8-flags=${all.join(",")}`] : [];
+}
+
+/**
+ * Forwards the child's stderr (errors must be seen) except the inspector's banner, and
+ * resolves with the inspector's address once it is printed.
+ */
+function forwardStderr(stderr: ReadableStream<Uint8Array>): Promise<string> {
+  const decoder = new TextDecoder();
+  return new Promise((resolve) => {
+    (async () => {
+      let pending = "";
+      let seen = false;
+      for await (const chunk of stderr) {
+        const text = decoder.decode(chunk, { stream: true });
+        pending += text;
+        const m = pending.match(/Debugger listening on (ws:\/\/\S+)/);
+        if (m && !seen) {
+          seen = true;
+          resolve(m[1]);
+          continue;
+        }
+        if (!/Visit chrome:\/\/inspect|Debugger listening/.test(text)) {
+          await Deno.stderr.write(chunk);
+        }
+      }
+    })();
+  });
+}
+
+/** The JSON line the server prints when ready; the rest of its stdout is forwarded. */
+async function readReadyLine(stdout: ReadableStream<Uint8Array>, mode: string) {
+  const decoder = new TextDecoder();
+  const reader = stdout.getReader();
+  let buffered = "";
+  while (!buffered.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`bench/server.ts ${mode} exited before it was ready`);
+    buffered += decoder.decode(value, { stream: true });
+  }
+  // Keep draining stdout so the child never blocks on a full pipe.
+  (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await Deno.stdout.write(value);
+    }
+  })();
+  return JSON.parse(buffered.slice(0, buffered.indexOf("\n")));
+}
+
 export async function startServer(
   mode: "stack" | "nodb" | "echo" | "sim",
   args: string[] = [],
@@ -22,7 +80,7 @@ export async function startServer(
       "run",
       "-A",
       ...(opts.inspect ? ["--inspect=127.0.0.1:0"] : []),
-      ...(opts.v8Flags?.length ? [`--v8-flags=${opts.v8Flags.join(",")}`] : []),
+      ...v8FlagsArg(mode, opts.v8Flags),
       new URL("../server.ts", import.meta.url).pathname,
       mode,
       ...args,
@@ -31,46 +89,9 @@ export async function startServer(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const decoder = new TextDecoder();
-
-  // Forward stderr (errors must be seen) and pick the inspector's address out of it.
-  let inspectorUrl: string | undefined;
-  let resolveInspector: () => void = () => {};
-  const inspectorSeen = new Promise<void>((r) => (resolveInspector = r));
-  (async () => {
-    let pending = "";
-    for await (const chunk of child.stderr) {
-      const text = decoder.decode(chunk, { stream: true });
-      pending += text;
-      const m = pending.match(/Debugger listening on (ws:\/\/\S+)/);
-      if (m && !inspectorUrl) {
-        inspectorUrl = m[1];
-        resolveInspector();
-        continue;
-      }
-      if (!/Visit chrome:\/\/inspect|Debugger listening/.test(text)) {
-        await Deno.stderr.write(chunk);
-      }
-    }
-  })();
-
-  const reader = child.stdout.getReader();
-  let buffered = "";
-  while (!buffered.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`bench/server.ts ${mode} exited before it was ready`);
-    buffered += decoder.decode(value, { stream: true });
-  }
-  const info = JSON.parse(buffered.slice(0, buffered.indexOf("\n")));
-  // Keep draining stdout so the child never blocks on a full pipe.
-  (async () => {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      await Deno.stdout.write(value);
-    }
-  })();
-  if (opts.inspect) await inspectorSeen;
+  const inspector = forwardStderr(child.stderr);
+  const info = await readReadyLine(child.stdout, mode);
+  const inspectorUrl = opts.inspect ? await inspector : undefined;
   const writer = child.stdin.getWriter();
   return {
     functionsUrl: info.functionsUrl,
