@@ -142,7 +142,9 @@ if (import.meta.main) {
   if (asJson) console.log(JSON.stringify(shown, null, 2));
   else {
     for (const f of shown) {
-      console.log(`${f.file}:${f.line}  ${f.name}  ${f.lines} lines${f.reason ? "  (reason)" : ""}`);
+      console.log(
+        `${f.file}:${f.line}  ${f.name}  ${f.lines} lines${f.reason ? "  (reason)" : ""}`,
+      );
     }
     const open = found.filter((f) => !f.reason).length;
     console.log(`${found.length} functions over ${LIMIT} lines, ${open} without a reason`);
