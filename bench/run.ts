@@ -15,7 +15,7 @@ import {
   walletBalance,
 } from "./lib/checks.ts";
 import type { SentEvent } from "./lib/checks.ts";
-import { type CpuShare, cpuWindow, setGatewayPid } from "./lib/cpu.ts";
+import { type CpuShare, cpuWindow, processCpuMs, setGatewayPid } from "./lib/cpu.ts";
 import { type WaitShare, waitWindow } from "./lib/waits.ts";
 import {
   type BenchUser,
@@ -1194,6 +1194,7 @@ async function memoryPhase(sim: ServerProcess) {
       const events = queue.items.slice(0, chunk);
       queue.items = queue.items.slice(chunk);
       let i = 0;
+      const cpu0 = await processCpuMs(server!.pid);
       const sampling = startSampling(server!.pid, server!.memoryUrl!);
       const r = await runLoad(urls(), {
         concurrency: 16,
@@ -1201,6 +1202,7 @@ async function memoryPhase(sim: ServerProcess) {
         next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
       });
       const samples = await sampling.stop();
+      const cpuMs = await processCpuMs(server!.pid) - cpu0;
       const wrong = [
         ...await checkEventsApplied(db, events, "razorpay"),
         ...(r.errors ? [`${r.errors} bad answers, e.g. ${r.firstErrors.join(" | ")}`] : []),
@@ -1209,13 +1211,16 @@ async function memoryPhase(sim: ServerProcess) {
       if (wrong.length) {
         problems.push(`memory, events ${done}..${done + chunk}: ${wrong.join("; ")}`);
       }
-      const c = summarize(done + chunk, samples, r.requests / (r.elapsedMs / 1000));
+      const c = summarize(done + chunk, samples, {
+        eventsPerSec: r.requests / (r.elapsedMs / 1000),
+        serverCpuUsPerEvent: cpuMs * 1000 / r.requests,
+      });
       if (opts.memoryLive) c.liveHeapMb = await liveHeapMb(server!.memoryUrl!);
       chunks.push(c);
       log(
         `memory: ${c.events} events, RSS ${c.meanRssMb} MB, heap ${c.meanHeapUsedMb} of ` +
           `${c.meanHeapTotalMb} MB (new ${c.meanNewSpaceMb}, old ${c.meanOldSpaceMb}), ` +
-          `external ${c.meanExternalMb} MB` +
+          `external ${c.meanExternalMb} MB, server CPU ${c.serverCpuUsPerEvent} µs/event` +
           (c.liveHeapMb === undefined ? "" : `, live after a full GC ${c.liveHeapMb} MB`),
       );
     }

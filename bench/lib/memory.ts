@@ -25,6 +25,8 @@ export interface MemoryChunk {
   meanOldSpaceMb: number;
   meanExternalMb: number;
   eventsPerSec: number;
+  /** The server's CPU time (user + system) per event over the chunk, garbage collection included. */
+  serverCpuUsPerEvent: number;
   /** With --memory-live: heapUsed right after a forced full GC at the chunk's end. */
   liveHeapMb?: number;
 }
@@ -77,7 +79,7 @@ const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / xs.length, 
 export function summarize(
   events: number,
   samples: MemorySample[],
-  eventsPerSec: number,
+  load: { eventsPerSec: number; serverCpuUsPerEvent: number },
 ): MemoryChunk {
   return {
     events,
@@ -88,6 +90,7 @@ export function summarize(
     meanNewSpaceMb: mean(samples.map((s) => s.newSpaceMb)),
     meanOldSpaceMb: mean(samples.map((s) => s.oldSpaceMb)),
     meanExternalMb: mean(samples.map((s) => s.externalMb)),
-    eventsPerSec: round(eventsPerSec, 1),
+    eventsPerSec: round(load.eventsPerSec, 1),
+    serverCpuUsPerEvent: round(load.serverCpuUsPerEvent, 0),
   };
 }

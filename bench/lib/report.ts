@@ -204,14 +204,41 @@ export function growthTable(g?: {
 
 export function memoryTable(m?: { events: number; chunks: MemoryChunk[] }): string {
   if (!m) return "";
+  const live = m.chunks.some((c) => c.liveHeapMb !== undefined);
+  const cols = [
+    "events sent",
+    "mean RSS MB",
+    "max RSS MB",
+    "V8 heap MB",
+    "young gen MB",
+    "old gen MB",
+    "heap used MB",
+    ...(live ? ["live after GC MB"] : []),
+    "external MB",
+    "events/s",
+    "server CPU µs/event",
+  ];
   return [
     `Function server memory over ${m.events} Razorpay events at c16 (means during each chunk):`,
     "",
-    "| events sent | mean RSS MB | max RSS MB | V8 heap total MB | heap used MB | external MB | events/s |",
-    "| --: | --: | --: | --: | --: | --: | --: |",
+    `| ${cols.join(" | ")} |`,
+    `| ${cols.map(() => "--:").join(" | ")} |`,
     ...m.chunks.map((c) =>
-      `| ${c.events} | ${f(c.meanRssMb, 1)} | ${f(c.maxRssMb, 1)} | ${f(c.meanHeapTotalMb, 1)} | ` +
-      `${f(c.meanHeapUsedMb, 1)} | ${f(c.meanExternalMb, 1)} | ${f(c.eventsPerSec, 0)} |`
+      `| ${
+        [
+          c.events,
+          f(c.meanRssMb, 1),
+          f(c.maxRssMb, 1),
+          f(c.meanHeapTotalMb, 1),
+          f(c.meanNewSpaceMb, 1),
+          f(c.meanOldSpaceMb, 1),
+          f(c.meanHeapUsedMb, 1),
+          ...(live ? [f(c.liveHeapMb, 1)] : []),
+          f(c.meanExternalMb, 1),
+          f(c.eventsPerSec, 0),
+          f(c.serverCpuUsPerEvent, 0),
+        ].join(" | ")
+      } |`
     ),
   ].join("\n");
 }
