@@ -35,7 +35,7 @@ export function unavailable(gateway: GatewayName) {
   };
 }
 
-/** "Basic base64(id:secret)", exactly as Razorpay and RazorpayX require it. */
+/** "Basic base64(key_id:key_secret)", exactly as Razorpay and RazorpayX require it. */
 export function basicAuth(id: string, secret: string): string {
   return "Basic " + btoa(`${id}:${secret}`);
 }
@@ -97,4 +97,35 @@ export async function fetchJson(
     parsed = undefined;
   }
   return { res, parsed };
+}
+
+export interface BasicAuthOptions {
+  keyId: string;
+  keySecret: string;
+  apiUrl: string;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+/** A JSON API behind Basic auth with a key pair (Razorpay, RazorpayX): what their clients share. */
+export class BasicAuthJsonClient {
+  readonly #auth: string;
+  readonly #fetch: typeof fetch;
+
+  constructor(readonly opts: BasicAuthOptions) {
+    this.#auth = basicAuth(opts.keyId, opts.keySecret);
+    this.#fetch = opts.fetch ?? fetch;
+  }
+
+  /** One call, its body sent as JSON; the answer whatever its status. */
+  protected send(
+    method: string,
+    path: string,
+    body: unknown,
+    headers: HeadersInit,
+    failed: (phase: TransportPhase, err: unknown) => Error,
+  ): Promise<JsonAnswer> {
+    const parts = jsonRequest(method, this.#auth, body, headers);
+    return fetchJson(this.#fetch, this.opts.apiUrl + path, parts, this.opts.timeoutMs, failed);
+  }
 }

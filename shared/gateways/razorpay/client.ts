@@ -8,15 +8,9 @@ import type {
   RzpRefund,
 } from "./wire.ts";
 import { GatewayError } from "../types.ts";
-import { basicAuth, fetchJson, jsonRequest, unavailable } from "../http_client.ts";
+import { BasicAuthJsonClient, type BasicAuthOptions, unavailable } from "../http_client.ts";
 
-export interface RazorpayClientOptions {
-  keyId: string;
-  keySecret: string;
-  apiUrl: string;
-  timeoutMs: number;
-  fetch?: typeof fetch;
-}
+export type RazorpayClientOptions = BasicAuthOptions;
 
 /** Razorpay answered with an error body. */
 export class RazorpayApiError extends GatewayError {
@@ -38,24 +32,9 @@ export function isNoSuchId(err: unknown): boolean {
       (err.httpStatus === 400 && /does not exist/i.test(err.body?.error?.description ?? "")));
 }
 
-export class RazorpayClient {
-  readonly #auth: string;
-  readonly #fetch: typeof fetch;
-
-  constructor(readonly opts: RazorpayClientOptions) {
-    // Razorpay requires exactly "Basic base64(key_id:key_secret)".
-    this.#auth = basicAuth(opts.keyId, opts.keySecret);
-    this.#fetch = opts.fetch ?? fetch;
-  }
-
+export class RazorpayClient extends BasicAuthJsonClient {
   async #request<T>(method: string, path: string, body?: unknown, headers: HeadersInit = {}) {
-    const { res, parsed } = await fetchJson(
-      this.#fetch,
-      this.opts.apiUrl + path,
-      jsonRequest(method, this.#auth, body, headers),
-      this.opts.timeoutMs,
-      unavailable("razorpay"),
-    );
+    const { res, parsed } = await this.send(method, path, body, headers, unavailable("razorpay"));
     if (!res.ok) throw new RazorpayApiError(res.status, parsed as RzpErrorBody | undefined);
     if (parsed === undefined) {
       throw new GatewayError(502, "razorpay", "razorpay answered without a JSON body");

@@ -1,35 +1,25 @@
 // A small fetch client for RazorpayX (contacts, fund accounts, payouts): configurable base URL,
 // timeouts, and errors that say whether the payout was refused or its fate is unknown.
-import { basicAuth, fetchJson, isTimeout, jsonRequest } from "../../gateways/http_client.ts";
+import {
+  BasicAuthJsonClient,
+  type BasicAuthOptions,
+  isTimeout,
+} from "../../gateways/http_client.ts";
 import { PayoutGatewayError, refusalStatus } from "../types.ts";
 import type { RzpxContact, RzpxError, RzpxFundAccount, RzpxPayout } from "./wire.ts";
 
 /** The page size of GET /v1/payouts (count 1..100). */
 export const PAYOUT_PAGE = 100;
 
-export interface RazorpayXClientOptions {
-  keyId: string;
-  keySecret: string;
-  apiUrl: string;
-  timeoutMs: number;
-  fetch?: typeof fetch;
-}
+export type RazorpayXClientOptions = BasicAuthOptions;
 
-export class RazorpayXClient {
-  readonly #auth: string;
-  readonly #fetch: typeof fetch;
-
-  constructor(readonly opts: RazorpayXClientOptions) {
-    this.#auth = basicAuth(opts.keyId, opts.keySecret);
-    this.#fetch = opts.fetch ?? fetch;
-  }
-
+export class RazorpayXClient extends BasicAuthJsonClient {
   async #request<T>(method: string, path: string, body?: unknown, headers: HeadersInit = {}) {
-    const { res, parsed } = await fetchJson(
-      this.#fetch,
-      this.opts.apiUrl + path,
-      jsonRequest(method, this.#auth, body, headers),
-      this.opts.timeoutMs,
+    const { res, parsed } = await this.send(
+      method,
+      path,
+      body,
+      headers,
       (_phase, err) =>
         new PayoutGatewayError(
           503,
