@@ -13,12 +13,18 @@ export interface ServerProcess {
 }
 
 /**
- * --v8-flags for the child: the caller's, and for a function server (stack) also those in
- * BENCH_SERVER_V8_FLAGS (comma-separated), to measure a V8 configuration.
+ * The function server's V8 flags, as docs/operations.md ("Memory") tells an operator to run it:
+ * V8's young generation capped at 4 MB a semi-space (its default grows to 16 MB and more, which
+ * costs 60-70 MB of resident memory and no measurable CPU). BENCH_SERVER_V8_FLAGS replaces
+ * them (comma-separated; empty for V8's defaults).
  */
+export const SERVER_V8_FLAGS = ["--max-semi-space-size=4"];
+
+/** --v8-flags for the child: for a function server (stack) SERVER_V8_FLAGS, then the caller's. */
 function v8FlagsArg(mode: string, flags: string[] = []): string[] {
-  const env = mode === "stack" ? Deno.env.get("BENCH_SERVER_V8_FLAGS") : undefined;
-  const all = [...(env ? env.split(",").filter(Boolean) : []), ...flags];
+  const env = Deno.env.get("BENCH_SERVER_V8_FLAGS");
+  const server = env === undefined ? SERVER_V8_FLAGS : env.split(",").filter(Boolean);
+  const all = [...(mode === "stack" ? server : []), ...flags];
   return all.length ? [`--v8-flags=${all.join(",")}`] : [];
 }
 
