@@ -15,7 +15,7 @@ export interface ServerProcess {
 /**
  * The function server's V8 flags, as docs/operations.md ("Memory") tells an operator to run it:
  * V8's young generation capped at 4 MB a semi-space (its default grows to 16 MB and more, which
- * costs 50-75 MB of resident memory and no measurable CPU). BENCH_SERVER_V8_FLAGS replaces
+ * costs 50-75 MB of resident memory; the cap costs at most about 5% more CPU per webhook). BENCH_SERVER_V8_FLAGS replaces
  * them (comma-separated; empty for V8's defaults).
  */
 export const SERVER_V8_FLAGS = ["--max-semi-space-size=4"];
