@@ -40,6 +40,13 @@ async function procTicks(pid: string): Promise<{ comm: string; ticks: number } |
   return { comm, ticks: Number(f[11]) + Number(f[12]) };
 }
 
+/** CPU time (user + system, ms) one process has used so far. */
+export async function processCpuMs(pid: number): Promise<number> {
+  const t = await procTicks(String(pid));
+  if (!t) throw new Error(`no process ${pid}`);
+  return t.ticks * TICK_MS;
+}
+
 let gatewayPid: number | undefined;
 
 /** The run's databases (their names' prefix): other databases' backends count as "other". */
