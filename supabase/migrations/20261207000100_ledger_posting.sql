@@ -36,13 +36,14 @@ create function settle.post_ledger_entries() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 declare
-  v_bad record;
-  v_wallets int;
-  v_moved int;
+  v_unmoved bigint;
+  v_unbalanced text;
+  v_missing boolean;
+  v_owed boolean;
 begin
   perform set_config('settle.ledger_posting', 'on', true);
   with legs as (
-    select n.wallet_id, n.account_id, n.currency, sum(n.amount) as amount
+    select n.wallet_id, n.account_id, n.currency, sum(n.amount)::bigint as amount
     from new_entries n where n.wallet_id is not null
     group by n.wallet_id, n.account_id, n.currency
   ), moved as (
@@ -52,28 +53,27 @@ begin
       and w.balance + l.amount >= 0
     returning 1
   )
-  select (select count(*) from legs), (select count(*) from moved) into v_wallets, v_moved;
+  select (select count(*) from legs) - (select count(*) from moved),
+    (select format('ledger transaction %s is unbalanced: %s entries sum to %s', n.transaction_id,
+       n.currency, sum(n.amount)) from new_entries n
+     group by n.transaction_id, n.currency having sum(n.amount) <> 0 limit 1),
+    exists (select 1 from new_entries n
+            where not exists (select 1 from public.ledger_transactions t where t.id = n.transaction_id)
+               or not exists (select 1 from public.currencies c where c.code = n.currency)),
+    exists (select 1 from new_entries n join public.disputes d
+              on d.account_id = n.account_id and d.currency = n.currency
+             and d.shortfall > d.shortfall_covered
+            where n.wallet_id is not null and n.amount > 0)
+  into v_unmoved, v_unbalanced, v_missing, v_owed;
   perform set_config('settle.ledger_posting', 'off', true);
-  if v_moved < v_wallets then
+  if v_unmoved > 0 then
     perform settle.refuse_wallet_legs((select jsonb_agg(n) from new_entries n where n.wallet_id is not null));
-  end if;
-  select n.transaction_id, n.currency, sum(n.amount) as total into v_bad
-  from new_entries n group by n.transaction_id, n.currency having sum(n.amount) <> 0 limit 1;
-  if found then
-    perform settle.fail(400, 'invalid_request', format(
-      'ledger transaction %s is unbalanced: %s entries sum to %s', v_bad.transaction_id,
-      v_bad.currency, v_bad.total));
-  end if;
-  if exists (select 1 from new_entries n
-             where not exists (select 1 from public.ledger_transactions t where t.id = n.transaction_id)
-                or not exists (select 1 from public.currencies c where c.code = n.currency)) then
+  elsif v_unbalanced is not null then
+    perform settle.fail(400, 'invalid_request', v_unbalanced);
+  elsif v_missing then
     raise exception using errcode = '23503',
       message = 'ledger entry names a ledger transaction or currency that does not exist';
-  end if;
-  if exists (select 1 from new_entries n join public.disputes d
-               on d.account_id = n.account_id and d.currency = n.currency
-              and d.shortfall > d.shortfall_covered
-             where n.wallet_id is not null and n.amount > 0) then
+  elsif v_owed then
     perform settle.cover_dispute_shortfall(l.wallet_id, l.account_id, l.currency)
     from (select distinct n.wallet_id, n.account_id, n.currency from new_entries n
           where n.wallet_id is not null and n.amount > 0) l;
@@ -108,11 +108,19 @@ begin
 end
 $$;
 
--- Section - the wallet guard runs only when the ledger is not the writer
+-- Section - the wallet guard is not called for the ledger's own update
 -- The ledger's update (inside post_ledger_entries, at trigger depth 1, with the posting flag
--- on) skips the guard's call; every other update runs it as before. A session setting the flag
--- itself is still refused: its update runs at depth 0.
+-- on) no longer calls the guard: the WHEN clause skips it, and that update sets updated_at
+-- itself. Every other update calls it as before. A session setting the flag itself is still
+-- refused: its update runs at depth 0.
 drop trigger wallets_guard_balance on public.wallets;
+create trigger wallets_guard_balance before update on public.wallets
+  for each row
+  when (pg_trigger_depth() < 1
+        or current_setting('settle.ledger_posting', true) is distinct from 'on'
+        or new.id <> old.id or new.account_id <> old.account_id or new.currency <> old.currency)
+  execute function settle.guard_wallet_balance();
+-- A wallet's id is fixed too now: ledger entries name it without a foreign key.
 create or replace function settle.guard_wallet_balance() returns trigger
 language plpgsql set search_path = ''
 as $$
@@ -129,12 +137,6 @@ begin
   return new;
 end
 $$;
-create trigger wallets_guard_balance before update on public.wallets
-  for each row
-  when (pg_trigger_depth() < 1
-        or current_setting('settle.ledger_posting', true) is distinct from 'on'
-        or new.id <> old.id or new.account_id <> old.account_id or new.currency <> old.currency)
-  execute function settle.guard_wallet_balance();
 
 -- Section - history the dropped foreign keys protected
 create function settle.refuse_wallet_delete() returns trigger
