@@ -46,6 +46,7 @@ begin
     select n.wallet_id, n.account_id, n.currency, sum(n.amount)::bigint as amount
     from new_entries n where n.wallet_id is not null
     group by n.wallet_id, n.account_id, n.currency
+    order by n.wallet_id -- wallets locked in id order: opposite transfers cannot deadlock
   ), moved as (
     update public.wallets w set balance = w.balance + l.amount, updated_at = now()
     from legs l
