@@ -26,6 +26,9 @@ alter table public.ledger_entries
   drop constraint ledger_entries_currency_fkey;
 
 -- Section - posting
+-- Lookups by key are written as scalar or LATERAL subqueries, which run per row through the
+-- primary key whatever the statistics say: NOT EXISTS may be planned as a hash of the whole
+-- table, and a plan made while a table is new (never analyzed) is kept by the session.
 -- Runs once per INSERT statement on ledger_entries, whoever wrote it, over the statement's rows.
 -- Wallet legs are summed per wallet and each wallet moved by one update that matches its id,
 -- account and currency and keeps it at or above zero. Then the statement's entries of each
@@ -59,8 +62,8 @@ begin
        n.currency, sum(n.amount)) from new_entries n
      group by n.transaction_id, n.currency having sum(n.amount) <> 0 limit 1),
     exists (select 1 from new_entries n
-            where not exists (select 1 from public.ledger_transactions t where t.id = n.transaction_id)
-               or not exists (select 1 from public.currencies c where c.code = n.currency)),
+            where (select true from public.ledger_transactions t where t.id = n.transaction_id) is null
+               or (select true from public.currencies c where c.code = n.currency) is null),
     exists (select 1 from new_entries n join public.disputes d
               on d.account_id = n.account_id and d.currency = n.currency
              and d.shortfall > d.shortfall_covered
@@ -219,6 +222,43 @@ begin
           'amount', v_amount)));
     update public.disputes set shortfall_covered = shortfall_covered + v_amount where id = v_dispute.id;
   end loop;
+end
+$$;
+
+-- Section - post_transaction looks its wallets up by key
+-- Same contract as before (20261121000300). The wallet of each leg is read by a LATERAL lookup
+-- on the primary key; the left join it replaces was planned as a hash of every wallet on a
+-- table that had never been analyzed, and the session kept that plan.
+create or replace function settle.post_transaction(
+  p_kind text, p_idempotency_key text, p_order_id uuid, p_description text, p_entries jsonb
+) returns uuid
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_tx uuid;
+begin
+  if jsonb_typeof(p_entries) <> 'array' or jsonb_array_length(p_entries) < 2 then
+    perform settle.fail(400, 'invalid_request', 'a ledger transaction needs at least two entries');
+  end if;
+  insert into public.ledger_transactions (kind, idempotency_key, order_id, description)
+  values (p_kind, p_idempotency_key, p_order_id, p_description)
+  on conflict (idempotency_key) do nothing
+  returning id into v_tx;
+  if v_tx is null then
+    return null;
+  end if;
+  insert into public.ledger_entries (transaction_id, wallet_id, account_id, system_account, currency, amount)
+  select v_tx, w.id, w.account_id,
+    case when e.entry ? 'wallet_id' then null else e.entry ->> 'system_account' end,
+    e.entry ->> 'currency', (e.entry ->> 'amount')::bigint
+  from jsonb_array_elements(p_entries) with ordinality as e(entry, n)
+  left join lateral (
+    select w.id, w.account_id from public.wallets w
+    where e.entry ? 'wallet_id' and w.id = (e.entry ->> 'wallet_id')::uuid
+    limit 1 -- keeps the lookup a per-leg subquery (not flattened into a join)
+  ) w on true
+  order by e.n;
+  return v_tx;
 end
 $$;
 
