@@ -45,7 +45,7 @@ async function withDb(fn: (db: Sql) => Promise<void>) {
   try {
     await fn(db);
     const audit = await db`select invariant, subject, detail from settle.ledger_audit()`;
-    assert.deepEqual(audit, [], "ledger_audit() is empty");
+    assert.deepEqual([...audit], [], "ledger_audit() is empty");
   } finally {
     await db.end({ timeout: 5 });
   }
