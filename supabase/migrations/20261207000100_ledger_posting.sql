@@ -1,7 +1,7 @@
 -- Ledger posting without a trigger chain (issue 16): one statement-level trigger per insert into
 -- ledger_entries checks the balance, moves each wallet once and repays a dispute shortfall only
--- when one is owed; the foreign keys the posting already guarantees go; an outbox event is one
--- insert with its fan-out. docs/decisions.md, "Ledger posting: one statement, one check".
+-- when one is owed; the foreign keys the posting already guarantees go; the order event's payload
+-- is built inline. docs/decisions.md, "Ledger posting: one statement, one check".
 
 -- Section - the three per-row triggers go
 drop trigger ledger_entries_apply on public.ledger_entries;
