@@ -12,6 +12,7 @@ import { applyPayment } from "./orders.ts";
 import { effectCard, refundEffect } from "../gateways/stripe/wire.ts";
 import { transferEvent } from "../payouts/stripe/wire.ts";
 import { storePayoutEvent } from "./payouts.ts";
+import { storeEvent } from "./ingest.ts";
 import type postgres from "postgres";
 
 type Effect = Record<string, unknown>;
@@ -43,11 +44,7 @@ export async function ingestWebhook(
       where gateway = ${e.gateway} and event_id = ${e.eventId}`
       : [];
     const effect = e.effect ? (stored.length ? e.effect : await readOwed(app, e.effect)) : null;
-    const [row] = await app.sql`select settle.ingest_webhook(
-      ${e.gateway}, ${e.eventId}, ${e.type}, ${e.kind}, ${e.gatewayOrderId}, ${e.gatewayPaymentId},
-      ${e.amount}, ${e.currency}, ${e.occurredAt}, ${e.raw}, ${e.failureCode}, ${e.failureReason},
-      ${effect === null ? null : app.sql.json(effect as postgres.JSONValue)}, ${e.bodyKey ?? null}
-    ) as result`;
+    const row = await storeEvent(app.sql, e, effect);
     Object.assign(log, {
       event_type: e.type,
       event_id: e.eventId,
