@@ -185,9 +185,10 @@ const log = (msg: string) =>
 
 // ---------------------------------------------------------------- set-up
 
-const DB = "settle_bench";
-const PGB10 = "settle_bench_pgbench_s10";
-const PGB1 = "settle_bench_pgbench_s1";
+// BENCH_DB_PREFIX names the run's databases, so two runs on one server do not drop each other's.
+const DB = Deno.env.get("BENCH_DB_PREFIX") ?? "settle_bench";
+const PGB10 = `${DB}_pgbench_s10`;
+const PGB1 = `${DB}_pgbench_s1`;
 const admin = connect(opts.adminUrl, 1);
 const [{ version, major }] = await admin`
   select version() as version, current_setting('server_version_num')::int / 10000 as major`;
@@ -894,7 +895,7 @@ async function floor(mode: "echo" | "nodb", c: number, seconds: number, kit: Web
 
 // ---------------------------------------------------------------- the peer
 
-const PEERDB = "settle_bench_peer";
+const PEERDB = `${DB}_peer`;
 let peerInfo: { version: string; node: string } | undefined;
 
 /**

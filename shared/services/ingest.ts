@@ -33,7 +33,7 @@ export interface IngestResult {
 export async function storeEvent(
   sql: Sql,
   e: NormalizedEvent,
-  effect: Record<string, unknown> | null,
+  effect: object | null,
 ): Promise<{ result: IngestResult }> {
   const [row] = await sql<{ result: IngestResult }[]>`select settle.ingest_webhook(row(
     ${e.gateway}, ${e.eventId}, ${e.type}, ${e.kind}, ${e.gatewayOrderId}, ${e.gatewayPaymentId},
