@@ -223,34 +223,45 @@ begin
   -- The common case, with no subtransaction: a capture of a pending top-up or product order for
   -- its own amount and currency, whose payment id pays no other order and which has no held
   -- refunds. Its effects (order_effects: the posting, the stats delta; the outbox) cannot raise.
-  -- Anything else, or a row this misses, takes the general path below.
+  -- One statement pays the order and stores the event; the order's AFTER triggers run at its
+  -- end, so the wallet's row lock (taken by the posting) is held only from there to the commit.
+  -- Anything else, or an order this misses, takes the general path below.
   if e.effect is null and e.kind = 'captured' and e.gateway_order_id is not null then
-    update public.orders o
-    set status = 'paid', paid_at = now(),
-        gateway_payment_id = coalesce(e.gateway_payment_id, o.gateway_payment_id),
-        failure_code = null, failure_reason = null
-    where o.gateway = e.gateway and o.gateway_order_id = e.gateway_order_id
-      and o.status in ('created', 'authorized') and o.purpose in ('wallet_topup', 'product')
-      and o.amount = e.amount and o.currency = upper(e.currency)
-      and (e.gateway_payment_id is null or e.gateway_payment_id = o.gateway_payment_id
-           or not exists (select 1 from public.orders x
-                          where x.gateway = e.gateway and x.gateway_payment_id = e.gateway_payment_id))
-      and not exists (select 1 from public.gateway_refund_holds h
-                      where h.order_id = o.id and h.resolved_at is null)
-    returning o.id into v_order_id;
+    with paid as (
+      update public.orders o
+      set status = 'paid', paid_at = now(),
+          gateway_payment_id = coalesce(e.gateway_payment_id, o.gateway_payment_id),
+          failure_code = null, failure_reason = null
+      where o.gateway = e.gateway and o.gateway_order_id = e.gateway_order_id
+        and o.status in ('created', 'authorized') and o.purpose in ('wallet_topup', 'product')
+        and o.amount = e.amount and o.currency = upper(e.currency)
+        and (e.gateway_payment_id is null or e.gateway_payment_id = o.gateway_payment_id
+             or not exists (select 1 from public.orders x
+                            where x.gateway = e.gateway and x.gateway_payment_id = e.gateway_payment_id))
+        and not exists (select 1 from public.gateway_refund_holds h
+                        where h.order_id = o.id and h.resolved_at is null)
+      returning o.id
+    )
+    insert into public.webhook_events (gateway, event_id, event_type, gateway_order_id,
+      gateway_payment_id, amount, currency, raw_body, occurred_at, outcome, order_id,
+      processed_at, kind, failure_code, failure_reason, body_key)
+    select e.gateway, e.event_id, e.event_type, e.gateway_order_id, e.gateway_payment_id,
+      e.amount, upper(e.currency), e.raw_body, e.occurred_at, 'applied', paid.id, now(), e.kind,
+      left(e.failure_code, 200), left(e.failure_reason, 1000), e.body_key
+    from paid
+    returning order_id into v_order_id;
     if v_order_id is not null then
-      v_result := jsonb_build_object('outcome', 'applied', 'order_id', v_order_id, 'status', 'paid');
+      return jsonb_build_object('outcome', 'applied', 'order_id', v_order_id, 'status', 'paid',
+        'duplicate', false);
     end if;
   end if;
 
-  if v_result is null then
-    begin
-      v_result := settle.apply_webhook_effect(e.gateway, e.kind, e.gateway_order_id,
-        e.gateway_payment_id, e.amount, e.currency, e.failure_code, e.failure_reason, e.effect);
-    exception when others then
-      v_result := jsonb_build_object('outcome', 'failed', 'detail', left(sqlerrm, 1000));
-    end;
-  end if;
+  begin
+    v_result := settle.apply_webhook_effect(e.gateway, e.kind, e.gateway_order_id,
+      e.gateway_payment_id, e.amount, e.currency, e.failure_code, e.failure_reason, e.effect);
+  exception when others then
+    v_result := jsonb_build_object('outcome', 'failed', 'detail', left(sqlerrm, 1000));
+  end;
 
   insert into public.webhook_events (gateway, event_id, event_type, gateway_order_id,
     gateway_payment_id, amount, currency, raw_body, occurred_at, outcome, order_id, detail,
