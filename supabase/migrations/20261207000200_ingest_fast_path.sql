@@ -202,8 +202,11 @@ drop function settle.ingest_webhook(text, text, text, text, text, text, bigint, 
 -- Stores a verified event once and applies it in the same transaction. A duplicate (same event
 -- id, or same body key) stores nothing. The advisory locks are those of
 -- 20261203000300_webhook_identity.sql: 1399157588 ('SETL') for event ids, 1399157589 for body
--- keys, the event id's always first.
-create function settle.ingest_webhook(p_event settle.incoming_event) returns jsonb
+-- keys, the event id's always first. p_fast false skips the fast path: the webhook service calls
+-- again so when the fast path raised (a lock timeout, a bug: it has no subtransaction), and the
+-- general path stores the event 'failed'.
+create function settle.ingest_webhook(p_event settle.incoming_event, p_fast boolean default true)
+returns jsonb
 language plpgsql security definer set search_path = '' as $$
 declare
   e settle.incoming_event := p_event;
@@ -222,11 +225,12 @@ begin
 
   -- The common case, with no subtransaction: a capture of a pending top-up or product order for
   -- its own amount and currency, whose payment id pays no other order and which has no held
-  -- refunds. Its effects (order_effects: the posting, the stats delta; the outbox) cannot raise.
+  -- refunds. Its effects (order_effects: the posting, the stats delta; the outbox) do not raise
+  -- by design; if they do anyway, the whole call fails and the caller repeats it with p_fast false.
   -- One statement pays the order and stores the event; the order's AFTER triggers run at its
   -- end, so the wallet's row lock (taken by the posting) is held only from there to the commit.
   -- Anything else, or an order this misses, takes the general path below.
-  if e.effect is null and e.kind = 'captured' and e.gateway_order_id is not null then
+  if p_fast and e.effect is null and e.kind = 'captured' and e.gateway_order_id is not null then
     with paid as (
       update public.orders o
       set status = 'paid', paid_at = now(),
@@ -275,7 +279,7 @@ end
 $$;
 
 -- Section - privileges
-revoke execute on function settle.ingest_webhook(settle.incoming_event),
+revoke execute on function settle.ingest_webhook(settle.incoming_event, boolean),
   settle.post_order_payment(public.orders), settle.order_effects()
   from public, anon, authenticated;
-grant execute on function settle.ingest_webhook(settle.incoming_event) to service_role;
+grant execute on function settle.ingest_webhook(settle.incoming_event, boolean) to service_role;

@@ -7,7 +7,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(43);
+select plan(47);
 -- Counts plpgsql calls made in this transaction (pg_stat_xact_user_functions).
 set local track_functions = 'pl';
 
@@ -200,6 +200,27 @@ select results_eq($$select e.system_account, e.amount from public.ledger_entries
     order by e.amount$$,
   $$values ('gateway:razorpay'::text, -1200::bigint), ('revenue:product', 1200)$$,
   'posted as revenue against the gateway''s clearing account');
+
+-- Section - an effect that raises on the fast path (a lock timeout, a bug)
+create function tests.refuse_posting() returns trigger language plpgsql as $$
+begin
+  raise exception 'injected ledger failure';
+end $$;
+create trigger refuse_posting before insert on public.ledger_transactions
+  for each row execute function tests.refuse_posting();
+select from pg_temp.order_for('00000000-0000-4000-8000-0000000015d1', 'order_FAST00000ERR', 5000);
+select throws_ok($$select pg_temp.captured('evt_fast_err', 'order_FAST00000ERR', 'pay_FAST00000ERR',
+    5000)$$, 'P0001', 'injected ledger failure',
+  'on the fast path, an effect that raises fails the whole call (no subtransaction)');
+select is(settle.ingest_webhook(row('razorpay', 'evt_fast_err', 'payment.captured', 'captured',
+    'order_FAST00000ERR', 'pay_FAST00000ERR', 5000, 'INR', now(), '{}', null, null, null,
+    null)::settle.incoming_event, false) ->> 'outcome', 'failed',
+  'called again without the fast path (as storeEvent does), the event is stored failed');
+select is((select outcome || '/' || detail from public.webhook_events where event_id = 'evt_fast_err'),
+  'failed/injected ledger failure', 'with the error, for reconcile to retry');
+select is((select status from public.orders where gateway_order_id = 'order_FAST00000ERR'), 'created',
+  'and the order is untouched');
+drop trigger refuse_posting on public.ledger_transactions;
 
 -- Section - the whole ledger agrees
 select is_empty($$select * from settle.ledger_audit()
