@@ -2,10 +2,11 @@
 --  * settle.ingest_webhook takes one typed record, settle.incoming_event, instead of 14
 --    positional parameters (the old signature is dropped);
 --  * the common case, a capture of a pending top-up or product order with the order's own terms,
---    pays the order with one UPDATE and stores the event, without a subtransaction: nothing on
---    that path can raise (the conditions that could are tested first, in the UPDATE's WHERE).
---    Every other event runs its effect in a subtransaction as before, and an effect that raises
---    is still stored as 'failed';
+--    pays the order and stores the event in one statement, without a subtransaction: by design
+--    nothing on that path raises (the conditions that could are in the UPDATE's WHERE); if it
+--    does anyway, the call fails and the webhook service repeats it with p_fast false. Every
+--    other event runs its effect in a subtransaction as before, and an effect that raises is
+--    still stored as 'failed';
 --  * the AFTER UPDATE triggers of public.orders that a payment fired one by one (the ledger
 --    posting, the payment_stats delta, subscription effects, held gateway refunds) are one
 --    trigger, settle.order_effects(), so every writer of an order's status still gets every
