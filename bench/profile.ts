@@ -305,24 +305,28 @@ async function sqlSteps(ctx: Ctx) {
     await time(
       "settle.ingest_webhook, new event, pending order (whole effect)",
       1000,
-      `select settle.ingest_webhook('razorpay', 'evt_prof_' || n, 'payment.captured', 'captured', g,
-         'pay_prof_' || n, o.amount, 'INR', now(), ${"'" + sample.body.replaceAll("'", "''") + "'"})
+      `select settle.ingest_webhook(row('razorpay', 'evt_prof_' || n, 'payment.captured', 'captured',
+         g, 'pay_prof_' || n, o.amount, 'INR', now(), ${
+        "'" + sample.body.replaceAll("'", "''") + "'"
+      },
+         null, null, null, null)::settle.incoming_event)
        from t_ids join public.orders o on o.gateway = 'razorpay' and o.gateway_order_id = g
        where n <= 1000`,
     );
     await time(
       "settle.ingest_webhook, duplicate event",
       1000,
-      `select settle.ingest_webhook('razorpay', 'evt_prof_' || n, 'payment.captured', 'captured', g,
-         'pay_prof_' || n, 1, 'INR', now(), '{}') from t_ids where n <= 1000`,
+      `select settle.ingest_webhook(row('razorpay', 'evt_prof_' || n, 'payment.captured', 'captured',
+         g, 'pay_prof_' || n, 1, 'INR', now(), '{}', null, null, null,
+         null)::settle.incoming_event) from t_ids where n <= 1000`,
     );
     await time(
       "settle.ingest_webhook, unknown order (store only)",
       1000,
-      `select settle.ingest_webhook('razorpay', 'evt_prof_unknown_' || n, 'payment.captured',
+      `select settle.ingest_webhook(row('razorpay', 'evt_prof_unknown_' || n, 'payment.captured',
          'captured', 'order_none_' || n, 'pay_x', 1, 'INR', now(), ${
         "'" + sample.body.replaceAll("'", "''") + "'"
-      })
+      }, null, null, null, null)::settle.incoming_event)
        from t_ids where n <= 1000`,
     );
     await time(

@@ -816,9 +816,10 @@ async function sqlOnly(ingestUsers: BenchUser[], c: number, seconds: number) {
     `E'${s.replaceAll("\\", "\\\\").replaceAll("'", "''").replaceAll(":", "\\x3a")}'`;
   await Deno.writeTextFile(
     script,
-    `select settle.ingest_webhook('razorpay', 'evt_sql_' || n, ` +
+    `select settle.ingest_webhook(row('razorpay', 'evt_sql_' || n, ` +
       `'payment.captured', 'captured', 'order_Q' || lpad(n::text, 13, '0'), ` +
-      `'pay_Q' || lpad(n::text, 13, '0'), 50000, 'INR', now(), ${lit(sample.body)}) ` +
+      `'pay_Q' || lpad(n::text, 13, '0'), 50000, 'INR', now(), ${lit(sample.body)}, ` +
+      `null, null, null, null)::settle.incoming_event) ` +
       `from (select nextval('bench_sql_only') as n) s;\n`,
   );
   await settleDb();

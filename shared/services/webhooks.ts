@@ -18,6 +18,7 @@ import {
 import { minorFromDb } from "../money.ts";
 import { applyPayment } from "./orders.ts";
 import { storePayoutEvent } from "./payouts.ts";
+import { storeEvent } from "./ingest.ts";
 import type postgres from "postgres";
 
 /** `log` receives the request log line's fields: gateway, event type and id, outcome, order. */
@@ -59,11 +60,7 @@ async function ingestEvent(
   effect: Effect | null,
   log: Record<string, unknown>,
 ): Promise<string> {
-  const [row] = await app.sql`select settle.ingest_webhook(
-      ${e.gateway}, ${e.eventId}, ${e.type}, ${e.kind}, ${e.gatewayOrderId}, ${e.gatewayPaymentId},
-      ${e.amount}, ${e.currency}, ${e.occurredAt}, ${e.raw}, ${e.failureCode}, ${e.failureReason},
-      ${effect === null ? null : app.sql.json(effect as postgres.JSONValue)}, ${e.bodyKey ?? null}
-    ) as result`;
+  const row = await storeEvent(app.sql, e, effect);
   Object.assign(log, {
     event_type: e.type,
     event_id: e.eventId,

@@ -284,8 +284,8 @@ select throws_ok($$select settle.apply_payment('razorpay', 'captured', 'order_x'
   '42501', null, 'authenticated cannot call settle.apply_payment');
 select throws_ok($$select settle.post_transaction('adjustment', 'rls:forged', null, null, '[]')$$,
   '42501', null, 'authenticated cannot call settle.post_transaction');
-select throws_ok($$select settle.ingest_webhook('razorpay', 'evt_forged', 'payment.captured', 'captured',
-  'order_x', 'pay_x', 1, 'INR', now(), '{}')$$,
+select throws_ok($$select settle.ingest_webhook(row('razorpay', 'evt_forged', 'payment.captured', 'captured',
+  'order_x', 'pay_x', 1, 'INR', now(), '{}', null, null, null, null)::settle.incoming_event)$$,
   '42501', null, 'authenticated cannot call settle.ingest_webhook');
 select throws_ok(format($$select settle.ensure_wallet(%L, 'EUR')$$,
   tests.personal('00000000-0000-4000-8000-0000000001b1')),
