@@ -1,4 +1,6 @@
--- Stripe: one gateway customer per account, saved payment methods, exactly one default.
+-- Customers and payment methods (Stripe): one gateway customer per account, saved cards,
+-- exactly one default while any exist. The API and the gateway's webhooks converge on the same
+-- functions.
 
 -- Section - gateway customers
 create table public.gateway_customers (
@@ -36,14 +38,8 @@ create index payment_methods_account_id_idx on public.payment_methods (account_i
 create policy "Members can read their accounts' payment methods" on public.payment_methods
   for select to authenticated using (settle.is_member(account_id));
 
--- Every change to an account's defaults takes the account row lock first, so concurrent
--- inserts, set-defaults and deletes of one account run one after another.
-create function settle.lock_account(p_account_id uuid) returns void
-language sql security definer set search_path = ''
-as $$
-  select null from public.accounts where id = p_account_id for update
-$$;
-
+-- Every change to an account's defaults takes the account row lock first (settle.lock_account),
+-- so concurrent inserts, set-defaults and deletes of one account run one after another.
 create function settle.payment_method_before_write() returns trigger
 language plpgsql set search_path = ''
 as $$
@@ -180,8 +176,10 @@ begin
 end
 $$;
 
--- Applies a payment-method webhook: {"action": "attached"|"detached"|"default", "customer",
--- "payment_method", "brand", "last4", "exp_month", "exp_year"}.
+-- Applies a payment-method webhook: {"action": "attached"|"updated"|"detached"|"default"|"ignore",
+-- "customer", "payment_method", "brand", "last4", "exp_month", "exp_year", "detail"}. A customer
+-- settle does not know is not settle's object: 'ignored', never an error (Stripe would retry it
+-- for days).
 create function settle.apply_payment_method_event(p_effect jsonb) returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
@@ -193,6 +191,8 @@ begin
   if v_action = 'detached' then
     return jsonb_build_object('outcome',
       case when settle.remove_payment_method(v_pm) then 'applied' else 'no_effect' end);
+  elsif v_action = 'ignore' then
+    return jsonb_build_object('outcome', 'ignored', 'detail', p_effect ->> 'detail');
   end if;
   if v_pm is null then
     return jsonb_build_object('outcome', 'ignored', 'detail', 'event names no payment method');
@@ -200,7 +200,7 @@ begin
   select account_id into v_account from public.gateway_customers
   where gateway = 'stripe' and customer_id = p_effect ->> 'customer';
   if v_account is null then
-    return jsonb_build_object('outcome', 'unknown_order', 'detail', 'no account for this customer');
+    return jsonb_build_object('outcome', 'ignored', 'detail', 'a customer settle does not know');
   end if;
   if v_action = 'attached' then
     -- A card already saved for another account is recorded, never moved (and never an error
@@ -213,6 +213,8 @@ begin
     perform settle.upsert_payment_method(v_account, v_pm, p_effect ->> 'brand', p_effect ->> 'last4',
       (p_effect ->> 'exp_month')::int, (p_effect ->> 'exp_year')::int);
     return jsonb_build_object('outcome', 'applied');
+  elsif v_action = 'updated' then
+    return settle.update_payment_method_card(v_account, p_effect);
   elsif v_action = 'default' then
     return jsonb_build_object('outcome',
       case when settle.set_default_payment_method(v_pm, v_account) then 'applied' else 'no_effect' end);
@@ -221,9 +223,43 @@ begin
 end
 $$;
 
+-- payment_method.updated (new expiry, a reissued card's last4): updates the card stored for the
+-- customer's account, only where something changed. A card not stored (never attached, or
+-- detached since) is not created: the event is a change, not an attachment.
+create function settle.update_payment_method_card(p_account_id uuid, p_effect jsonb) returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_pm text := p_effect ->> 'payment_method';
+  v_owner uuid;
+  v_changed boolean;
+begin
+  select account_id into v_owner from public.payment_methods
+  where gateway = 'stripe' and gateway_payment_method_id = v_pm;
+  if v_owner is null then
+    return jsonb_build_object('outcome', 'no_effect', 'detail', format('no stored card %s', v_pm));
+  elsif v_owner <> p_account_id then
+    return jsonb_build_object('outcome', 'mismatch',
+      'detail', format('payment method %s belongs to another account', v_pm));
+  end if;
+  update public.payment_methods
+  set brand = p_effect ->> 'brand', last4 = p_effect ->> 'last4',
+      exp_month = (p_effect ->> 'exp_month')::int, exp_year = (p_effect ->> 'exp_year')::int
+  where gateway = 'stripe' and gateway_payment_method_id = v_pm and account_id = p_account_id
+    and (brand, last4, exp_month, exp_year) is distinct from (p_effect ->> 'brand',
+      p_effect ->> 'last4', (p_effect ->> 'exp_month')::int, (p_effect ->> 'exp_year')::int)
+  returning true into v_changed;
+  return jsonb_build_object('outcome', case when v_changed then 'applied' else 'no_effect' end);
+end
+$$;
+
 -- Section - privileges
+revoke execute on all functions in schema settle from public;
 revoke all on public.gateway_customers, public.payment_methods from anon, authenticated;
 grant select on public.payment_methods to authenticated;
-grant all on public.gateway_customers, public.payment_methods to service_role;
-revoke execute on all functions in schema settle from public;
-grant execute on all functions in schema settle to service_role;
+grant execute on function settle.payment_method_before_write(),
+  settle.payment_method_before_delete(), settle.payment_method_after_delete(),
+  settle.upsert_payment_method(uuid, text, text, text, integer, integer),
+  settle.set_default_payment_method(text, uuid), settle.remove_payment_method(text),
+  settle.apply_payment_method_event(jsonb), settle.update_payment_method_card(uuid, jsonb)
+  to service_role;

@@ -1,5 +1,6 @@
--- Spending the wallet: charges and holds on a wallet's balance, refunds of charges, and the
--- sweep that releases expired holds. Paying orders from the wallet is the next migration.
+-- Spending the wallet: charges and holds on a wallet's balance by the app's backend, refunds of
+-- charges, the sweep that releases expired holds, and orders (plans, products) paid from the
+-- wallet.
 --
 -- The hold model (docs/decisions.md, "Spending the wallet"): a hold moves the amount from the
 -- wallet to the account's held account (a house account held:<account id>, one per account and
@@ -7,14 +8,14 @@
 -- account's. A hold resolves exactly once: captured (all or part; the rest goes back to the
 -- wallet in the same transaction), voided, or expired by the sweep. Every movement is one
 -- keyed ledger transaction, so balances still change only through the ledger trigger.
+--
+-- Wallet orders (gateway 'wallet') are created and paid in one transaction, through the same
+-- status move as a gateway payment (so the ledger, subscription and outbox triggers apply;
+-- settle.post_order_payment, orders file, posts them), and their refunds go back to the wallet
+-- without a gateway (settle.post_refund_transaction, refunds file). A wallet whose account owes
+-- a dispute shortfall in its currency cannot be spent (settle.spending_blocked, disputes file).
 
--- Section - ledger kinds
-alter table public.ledger_transactions drop constraint ledger_transactions_kind_check;
-alter table public.ledger_transactions add constraint ledger_transactions_kind_check check (kind in (
-  'topup', 'purchase', 'refund', 'adjustment',
-  'wallet_charge', 'wallet_hold', 'wallet_release', 'wallet_refund'
-));
-
+-- Section - held accounts
 -- The house account an account's held money sits in (system accounts are [a-z_]+:[a-z0-9_]+;
 -- a uuid without its dashes is still unique, the dashes sit at fixed places).
 create function settle.held_account(p_account_id uuid) returns text
@@ -50,12 +51,12 @@ create table public.wallet_charges (
   check ((status = 'refunded') = (amount_captured > 0 and amount_refunded = amount_captured))
 );
 alter table public.wallet_charges enable row level security;
-create index wallet_charges_account_id_created_at_idx on public.wallet_charges (account_id, created_at desc);
-create index wallet_charges_held_expires_at_idx on public.wallet_charges (expires_at)
-  where status = 'held';
 comment on table public.wallet_charges is 'Money spent from (captured) or held on (held) a wallet by the app''s backend. Written only by the settle.*wallet_charge* functions.';
 comment on column public.wallet_charges.amount is 'Minor units charged, or held while status is held; a capture takes amount_captured of it and returns the rest.';
 comment on column public.wallet_charges.expires_at is 'A hold still held at this time is released by the sweep (settle.expire_wallet_holds); capture is refused from then on.';
+create index wallet_charges_account_id_created_at_idx on public.wallet_charges (account_id, created_at desc);
+create index wallet_charges_held_expires_at_idx on public.wallet_charges (expires_at)
+  where status = 'held';
 
 create policy "Members can read their accounts' wallet charges" on public.wallet_charges
   for select to authenticated using (settle.is_member(account_id));
@@ -179,7 +180,11 @@ $$;
 -- (false: the amount moves to the account's held account until captured, voided or expired)
 -- an account's wallet, once per idempotency key. The wallet row lock orders concurrent charges
 -- of one wallet, so the balance check and the debit cannot interleave; the ledger trigger's
--- balance check stays as the last word. Returns {"charge", "replayed"}.
+-- balance check stays as the last word. After the lock and before the balance check, a wallet
+-- that owes a dispute shortfall is refused with spending_blocked (such a wallet is drained by
+-- every credit, so the answer would otherwise be a less telling insufficient_funds). About 70
+-- lines: the lock, the replay check and the insert must stay together. Returns {"charge",
+-- "replayed"}.
 create function settle.charge_wallet(
   p_account_id uuid, p_amount bigint, p_currency text, p_idempotency_key text,
   p_capture boolean default true, p_expires_in_seconds integer default null,
@@ -212,6 +217,11 @@ begin
   select * into v_charge from public.wallet_charges where idempotency_key = p_idempotency_key;
   if found then
     return settle.wallet_charge_replay(v_charge, v_hash);
+  end if;
+  if settle.spending_blocked(p_account_id, p_currency) then
+    perform settle.fail(409, 'spending_blocked', format(
+      'the account owes a dispute shortfall in %s; its wallet cannot be spent in %s until it is repaid',
+      p_currency, p_currency));
   end if;
   if v_wallet.balance < p_amount then
     perform settle.fail(409, 'insufficient_funds', format(
@@ -438,10 +448,6 @@ end
 $$;
 
 -- Section - outbox events
-alter table public.outbox_events drop constraint outbox_events_subject_type_check;
-alter table public.outbox_events add constraint outbox_events_subject_type_check
-  check (subject_type in ('order', 'refund', 'subscription', 'wallet_charge'));
-
 -- wallet_charge.captured | .held on insert; .captured | .released when a hold resolves;
 -- .refunded whenever more is refunded (refund_amount says how much this time).
 create function settle.outbox_wallet_charge_event() returns trigger
@@ -468,6 +474,7 @@ begin
   return null;
 end
 $$;
+
 create trigger wallet_charges_outbox after insert or update of status, amount_refunded
   on public.wallet_charges
   for each row execute function settle.outbox_wallet_charge_event();
@@ -542,114 +549,180 @@ as $$
     - case when c.status = 'held' then c.amount else 0 end
 $$;
 
--- ledger_audit as defined in 20261203000200_refund_identity.sql, with one branch added at the end
--- (held accounts and wallet charges, settle.ledger_audit_holds).
-create or replace function settle.ledger_audit()
-returns table (invariant text, subject text, detail text)
-language sql stable security definer set search_path = ''
+-- Section - wallet orders
+-- A wallet order never waits for anything: at commit it is paid (or refunded since). So
+-- reconciliation, which claims created/authorized/failed/expired orders, never sees one.
+create function settle.check_wallet_order_paid() returns trigger
+language plpgsql security definer set search_path = ''
 as $$
-  -- Double entry: each transaction's entries sum to zero in every currency.
-  select 'unbalanced_transaction', e.transaction_id::text,
-    format('%s entries sum to %s', e.currency, sum(e.amount))
-  from public.ledger_entries e
-  group by e.transaction_id, e.currency
-  having sum(e.amount) <> 0
-  union all
-  select 'short_transaction', t.id::text, format('%s entries', count(e.id))
-  from public.ledger_transactions t left join public.ledger_entries e on e.transaction_id = t.id
-  group by t.id
-  having count(e.id) < 2
-  union all
-  -- A wallet's balance is the sum of its entries.
-  select 'wallet_balance_drift', w.id::text,
-    format('balance %s, entries sum to %s', w.balance, coalesce(s.total, 0))
-  from public.wallets w
-  left join (select wallet_id, sum(amount) as total from public.ledger_entries
-             where wallet_id is not null group by wallet_id) s on s.wallet_id = w.id
-  where w.balance <> coalesce(s.total, 0)
-  union all
-  select 'negative_balance', w.id::text, format('balance %s %s', w.balance, w.currency)
-  from public.wallets w where w.balance < 0
-  union all
-  -- A paid order is credited exactly once, for its amount; an unpaid one never.
-  select case when o.status in ('paid', 'partially_refunded', 'refunded')
-              then 'paid_order_not_credited_once' else 'unpaid_order_credited' end,
-    o.id::text,
-    format('status %s, %s payment postings crediting %s of %s %s', o.status, count(distinct t.id),
-      coalesce(sum(e.amount) filter (where e.amount > 0), 0), o.amount, o.currency)
-  from public.orders o
-  left join public.ledger_transactions t on t.idempotency_key = 'order_paid:' || o.id
-  left join public.ledger_entries e on e.transaction_id = t.id
-  group by o.id
-  having (o.status in ('paid', 'partially_refunded', 'refunded')
-          and (count(distinct t.id) <> 1 or coalesce(sum(e.amount) filter (where e.amount > 0), 0) <> o.amount))
-      or (o.status not in ('paid', 'partially_refunded', 'refunded') and count(distinct t.id) > 0)
-  union all
-  -- Refunds never exceed the payment, and the order, its refunds and the ledger agree.
-  select 'refunds_exceed_payment', o.id::text,
-    format('refunded %s (refund rows %s, ledger %s) of %s %s', o.amount_refunded,
-      coalesce(r.counted, 0), coalesce(l.net, 0), o.amount, o.currency)
-  from public.orders o
-  left join (select order_id, sum(amount) filter (where status <> 'failed') as counted
-             from public.refunds group by order_id) r on r.order_id = o.id
-  left join (select t.order_id,
-               sum(e.amount) filter (where e.amount > 0 and t.idempotency_key like 'refund:%')
-               - coalesce(sum(e.amount) filter (where e.amount > 0 and t.idempotency_key like 'refund\_reversed:%'), 0)
-               as net
-             from public.ledger_transactions t join public.ledger_entries e on e.transaction_id = t.id
-             where t.kind = 'refund' group by t.order_id) l on l.order_id = o.id
-  where o.amount_refunded > o.amount
-     or coalesce(r.counted, 0) > o.amount
-     or coalesce(l.net, 0) > o.amount
-     or coalesce(r.counted, 0) <> o.amount_refunded
-     or coalesce(l.net, 0) <> o.amount_refunded
-  union all
-  -- refund identity: the platform receivable holds exactly the shortfalls of counted gateway
-  -- refunds, per currency (entries are negative: owed to the platform).
-  select 'receivable_drift', c.currency,
-    format('receivable:refund_shortfall %s, open shortfalls %s', coalesce(le.total, 0), coalesce(rf.total, 0))
-  from (select currency from public.ledger_entries where system_account = 'receivable:refund_shortfall'
-        union select currency from public.refunds where shortfall > 0) c
-  left join (select currency, -sum(amount) as total from public.ledger_entries
-             where system_account = 'receivable:refund_shortfall' group by currency) le
-    on le.currency = c.currency
-  left join (select currency, sum(shortfall) as total from public.refunds
-             where status <> 'failed' group by currency) rf on rf.currency = c.currency
-  where coalesce(le.total, 0) <> coalesce(rf.total, 0)
-  union all
-  -- refund identity: a refund the gateway made that settle has not counted.
-  select 'gateway_refund_uncounted', h.gateway || ':' || h.gateway_refund_id,
-    format('%s (%s, held since %s): %s', h.reason, h.status, h.created_at, h.detail)
-  from public.gateway_refund_holds h
-  where h.resolved_at is null
-  union all
-  -- Spending the wallet (0700): held accounts equal the open holds, and each wallet charge's
-  -- postings match it.
-  select * from settle.ledger_audit_holds()
+begin
+  if exists (select 1 from public.orders where id = new.id
+             and status not in ('paid', 'partially_refunded', 'refunded')) then
+    perform settle.fail(400, 'invalid_request', 'a wallet order is paid in the transaction that creates it');
+  end if;
+  return null;
+end
+$$;
+create constraint trigger orders_wallet_paid after insert on public.orders
+  deferrable initially deferred
+  for each row when (new.gateway = 'wallet')
+  execute function settle.check_wallet_order_paid();
+
+-- Section - refunds of wallet orders
+-- A refund of a wallet order has no gateway to ask: it is processed when it is counted, with a
+-- refund id of its own, so the API never submits it and reconciliation never claims it.
+create function settle.settle_wallet_refund() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  new.status := 'processed';
+  new.processed_at := now();
+  new.gateway_refund_id := coalesce(new.gateway_refund_id, 'wallet_' || replace(new.id::text, '-', ''));
+  return new;
+end
+$$;
+create trigger refunds_wallet_settle before insert on public.refunds
+  for each row when (new.gateway = 'wallet')
+  execute function settle.settle_wallet_refund();
+
+-- refund.created is emitted on insert (outbox file); a wallet refund is processed at once, so
+-- receivers get its refund.processed right after.
+create function settle.outbox_wallet_refund_processed() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  perform settle.outbox_emit('refund.processed', new.account_id, 'refund', new.id,
+    settle.outbox_refund_payload(new, 'pending'));
+  return null;
+end
+$$;
+create trigger refunds_wallet_processed_outbox after insert on public.refunds
+  for each row when (new.gateway = 'wallet')
+  execute function settle.outbox_wallet_refund_processed();
+
+-- Section - paying an order from the wallet
+-- The catalog price of what the wallet may pay for: a plan or a product (400 otherwise, 404 for
+-- an unknown or inactive one).
+create function settle.wallet_order_price(p_purpose text, p_plan_id text, p_product_id text,
+  out amount bigint, out currency text)
+language plpgsql stable security definer set search_path = ''
+as $$
+begin
+  if p_purpose = 'plan' and p_product_id is null then
+    select p.amount, p.currency into amount, currency from public.plans p where p.id = p_plan_id and p.active;
+  elsif p_purpose = 'product' and p_plan_id is null then
+    select p.amount, p.currency into amount, currency from public.products p
+    where p.id = p_product_id and p.active;
+  else
+    perform settle.fail(400, 'invalid_request', 'the wallet pays for a plan (plan_id) or a product (product_id)');
+  end if;
+  if amount is null then
+    perform settle.fail(404, 'not_found', p_purpose || ' not found');
+  end if;
+end
 $$;
 
-comment on function settle.ledger_audit() is 'Returns every violated ledger invariant (empty = healthy): unbalanced or short transactions, wallet balance drift, negative balances, paid orders not credited exactly once (or unpaid ones credited), refunds exceeding payments or disagreeing with the ledger, the refund receivable disagreeing with the open shortfalls, gateway refunds not counted, held accounts disagreeing with open holds, wallet charges whose postings disagree with them.';
+-- Runs as the calling user, like settle.create_order: an owner of the account buys a plan or a
+-- product at its catalog price from the account's wallet in the price's currency. The order is
+-- inserted created and moved to paid at once (the path every gateway payment takes), all in
+-- this transaction: a balance too small (or a wallet that owes a dispute shortfall, as in
+-- charge_wallet) is a 409 and nothing is written. The same key and request return the same order
+-- ({"replayed": true}); another request under it is a 409.
+create function settle.pay_order_from_wallet(
+  p_purpose text, p_plan_id text, p_product_id text, p_account_id uuid,
+  p_idempotency_key text, p_request_hash text
+) returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_uid uuid := auth.uid();
+  v_account uuid := p_account_id;
+  v_amount bigint;
+  v_currency text;
+  v_wallet public.wallets;
+  v_order public.orders;
+begin
+  if v_uid is null then
+    perform settle.fail(401, 'unauthorized', 'a signed-in user is required');
+  end if;
+  if p_idempotency_key is not null then
+    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
+    if found then
+      return settle.wallet_order_replay(v_order, p_request_hash);
+    end if;
+  end if;
+  if v_account is null then
+    select id into v_account from public.accounts where personal_owner_id = v_uid;
+  end if;
+  if v_account is null or not settle.is_member(v_account) then
+    perform settle.fail(404, 'not_found', 'account not found');
+  end if;
+  if not settle.has_role_on_account(v_account, 'owner') then
+    perform settle.fail(403, 'forbidden', 'only an owner of the account can pay from its wallet');
+  end if;
+  select c.amount, c.currency into v_amount, v_currency
+  from settle.wallet_order_price(p_purpose, p_plan_id, p_product_id) c;
+
+  -- The wallet row lock orders this with every other spend of the wallet.
+  select * into v_wallet from public.wallets where account_id = v_account and currency = v_currency for update;
+  if p_idempotency_key is not null then
+    -- The same request may have been paid while we waited for the wallet: that is the answer.
+    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
+    if found then
+      return settle.wallet_order_replay(v_order, p_request_hash);
+    end if;
+  end if;
+  if settle.spending_blocked(v_account, v_currency) then
+    perform settle.fail(409, 'spending_blocked', format(
+      'the account owes a dispute shortfall in %s; its wallet cannot be spent in %s until it is repaid',
+      v_currency, v_currency));
+  end if;
+  if v_wallet.id is null or v_wallet.balance < v_amount then
+    perform settle.fail(409, 'insufficient_funds', format(
+      'the %s wallet holds %s minor units, the price is %s', v_currency, coalesce(v_wallet.balance, 0), v_amount));
+  end if;
+  insert into public.orders (account_id, created_by, gateway, purpose, plan_id, product_id,
+    amount, currency, idempotency_key, request_hash)
+  values (v_account, v_uid, 'wallet', p_purpose, p_plan_id, p_product_id, v_amount, v_currency,
+    p_idempotency_key, p_request_hash)
+  on conflict (created_by, idempotency_key) do nothing
+  returning * into v_order;
+  if v_order.id is null then
+    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
+    return settle.wallet_order_replay(v_order, p_request_hash);
+  end if;
+  update public.orders
+  set status = 'paid', paid_at = now(), gateway_payment_id = 'wallet_' || replace(id::text, '-', '')
+  where id = v_order.id
+  returning * into v_order;
+  return jsonb_build_object('order', to_jsonb(v_order), 'replayed', false);
+end
+$$;
+
+create function settle.wallet_order_replay(p_order public.orders, p_request_hash text) returns jsonb
+language plpgsql stable set search_path = ''
+as $$
+begin
+  if p_order.request_hash is distinct from p_request_hash then
+    perform settle.fail(409, 'idempotency_conflict', 'this Idempotency-Key was used with a different request');
+  end if;
+  return jsonb_build_object('order', to_jsonb(p_order), 'replayed', true);
+end
+$$;
 
 -- Section - privileges
 -- Money moves through the functions above only: users and the service role read the rows.
-revoke all on public.wallet_charges, public.wallet_charge_refunds from public, anon, authenticated, service_role;
+revoke execute on all functions in schema settle from public;
+revoke all on public.wallet_charges, public.wallet_charge_refunds
+  from anon, authenticated, service_role;
 grant select on public.wallet_charges, public.wallet_charge_refunds to authenticated, service_role;
-revoke all on settle.wallet_spending_stats_visible, public.wallet_spending_stats from public, anon, authenticated;
+revoke all on public.wallet_spending_stats from anon, authenticated;
 grant select on settle.wallet_spending_stats_visible, public.wallet_spending_stats
   to authenticated, payment_analyst, service_role;
-revoke execute on all functions in schema settle from public;
-revoke execute on function settle.held_account(uuid), settle.guard_wallet_charge_update(),
-  settle.wallet_charge_json(public.wallet_charges),
-  settle.check_wallet_charge_terms(uuid, bigint, text, boolean, integer, text, text, jsonb),
-  settle.wallet_charge_replay(public.wallet_charges, text),
+grant execute on function settle.pay_order_from_wallet(text, text, text, uuid, text, text)
+  to authenticated, service_role;
+grant execute on function
   settle.charge_wallet(uuid, bigint, text, text, boolean, integer, text, text, jsonb),
-  settle.lock_held_charge(uuid), settle.release_wallet_hold(public.wallet_charges, text),
-  settle.capture_wallet_charge(uuid, bigint), settle.void_wallet_charge(uuid),
-  settle.expire_wallet_holds(timestamptz, integer),
-  settle.refund_wallet_charge(uuid, bigint, text),
-  settle.outbox_wallet_charge_event(), settle.ledger_audit_holds()
-  from anon, authenticated;
-grant execute on function settle.charge_wallet(uuid, bigint, text, text, boolean, integer, text, text, jsonb),
   settle.capture_wallet_charge(uuid, bigint), settle.void_wallet_charge(uuid),
   settle.expire_wallet_holds(timestamptz, integer),
   settle.refund_wallet_charge(uuid, bigint, text), settle.ledger_audit_holds()

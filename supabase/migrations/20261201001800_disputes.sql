@@ -7,13 +7,15 @@
 --  * state from the gateway's status, kept monotone by a rank (phase, then status), so a late
 --    charge.dispute.created after .closed changes nothing;
 --  * money from what the gateway says it moved (the wire code reads Stripe's balance
---    transactions / dispute status and Razorpay's amount_deducted): amount_withdrawn and
---    amount_reinstated only grow, and the ledger posts the difference to what was posted;
+--    transactions / dispute status, Razorpay's amount_deducted, what PayPal holds and keeps):
+--    amount_withdrawn and amount_reinstated only grow, and the ledger posts the difference to
+--    what was posted;
 --  * when the dispute is final, what is still held is the gateway's for good.
 -- Ledger accounts (docs/decisions.md, "Disputes"):
 --  * dispute_held:<account id without dashes>: what the gateway withdrew from the account's
---    money (its wallet for a top-up, revenue:<purpose> for a plan or product) while the outcome
---    is open; it goes back to the holder on a reinstatement and to gateway:<gw> when lost;
+--    money (its wallet for a top-up, revenue:<purpose> for a plan or product; for an escrow
+--    order see the escrow_chargebacks file) while the outcome is open; it goes back to the
+--    holder on a reinstatement and to gateway:<gw> when lost;
 --  * receivable:dispute_shortfall: the part a wallet could not cover, owed by the account; its
 --    spending of that currency is blocked until later credits to the wallet repay it;
 --  * expense:dispute_fees: the gateway's dispute fees (exactly the balance transactions' fee).
@@ -78,15 +80,6 @@ create policy "Members can read their accounts' disputes" on public.disputes
 create trigger disputes_touch before update on public.disputes
   for each row execute function settle.touch_updated_at();
 
--- Section - what other tables say about disputes
-alter table public.plans add column dispute_policy text not null default 'suspend'
-  check (dispute_policy in ('keep', 'suspend'));
-comment on column public.plans.dispute_policy is 'What a chargeback does to a plan bought with the disputed payment while its funds are withdrawn: suspend the bought period (default) or keep it. A lost dispute ends it either way.';
-
-alter table public.orders add column dispute_status text
-  check (dispute_status in ('open', 'won', 'lost', 'closed'));
-comment on column public.orders.dispute_status is 'open while a dispute on the order''s payment is unresolved (fulfilment should wait), else the last dispute''s outcome; null if never disputed.';
-
 -- Section - vocabulary helpers
 create function settle.dispute_held_account(p_account_id uuid) returns text
 language sql immutable set search_path = ''
@@ -123,10 +116,10 @@ as $$
     'resolved_at', p_dispute.resolved_at)
 $$;
 
--- Section - the questions other areas ask (stubs in 20261204000000_vocabulary.sql)
+-- Section - the questions other areas ask
 -- A chargeback (not an inquiry, retrieval, fraud-phase case or early warning: those are settled
--- by a refund) that is not resolved yet.
-create or replace function settle.order_has_open_dispute(p_order_id uuid) returns boolean
+-- by a refund) that is not resolved yet. Escrow settlement and refunds wait for it.
+create function settle.order_has_open_dispute(p_order_id uuid) returns boolean
 language sql stable security definer set search_path = ''
 as $$
   select exists (
@@ -134,14 +127,25 @@ as $$
     where d.order_id = p_order_id and d.status in ('open', 'under_review')
       and d.phase in ('chargeback', 'pre_arbitration', 'arbitration'))
 $$;
+comment on function settle.order_has_open_dispute(uuid) is 'True while a chargeback on the order''s payment is open (funds withdrawn or not): escrow settlement and refunds wait for it.';
 
-create or replace function settle.spending_blocked(p_account_id uuid, p_currency text) returns boolean
+create function settle.spending_blocked(p_account_id uuid, p_currency text) returns boolean
 language sql stable security definer set search_path = ''
 as $$
   select exists (
     select 1 from public.disputes d
     where d.account_id = p_account_id and d.currency = p_currency
       and d.shortfall > d.shortfall_covered)
+$$;
+comment on function settle.spending_blocked(uuid, text) is 'True while the account owes the platform a dispute shortfall in the currency: its wallet may not be spent or paid out in it.';
+
+-- What the gateway holds back of the order's payment now: withdrawn and not reinstated, by
+-- open and resolved disputes alike (escrow counts it against what its funding holds and owes).
+create function settle.order_disputed_net(p_order_id uuid) returns bigint
+language sql stable security definer set search_path = ''
+as $$
+  select coalesce(sum(d.amount_withdrawn - d.amount_reinstated), 0)::bigint
+  from public.disputes d where d.order_id = p_order_id
 $$;
 
 -- Section - applying a dispute event
@@ -311,9 +315,10 @@ begin
 end
 $$;
 
--- The gateway took p_amount more: it leaves the order's holder (the wallet for a top-up, as far
--- as its balance goes, the receivable for the rest; revenue:<purpose> otherwise) for the
--- account's dispute-held account.
+-- The gateway took p_amount more: it leaves the order's holder (settle.dispute_holder,
+-- escrow_chargebacks file: the wallet for a top-up, as far as its balance goes, the receivable
+-- for the rest; an escrow order's escrow account, refund clearing or expense:escrow_chargebacks;
+-- revenue:<purpose> otherwise) for the account's dispute-held account.
 create function settle.post_dispute_withdrawal(d public.disputes, p_order public.orders, p_amount bigint)
 returns public.disputes
 language plpgsql security definer set search_path = ''
@@ -337,7 +342,7 @@ begin
         'amount', -v_shortfall));
     end if;
   else
-    v_entries := jsonb_build_array(jsonb_build_object('system_account', 'revenue:' || p_order.purpose,
+    v_entries := jsonb_build_array(settle.dispute_holder(p_order) || jsonb_build_object(
       'currency', p_order.currency, 'amount', -p_amount));
   end if;
   perform settle.post_transaction('dispute_withdrawal',
@@ -357,16 +362,19 @@ begin
 end
 $$;
 
--- The gateway gave p_amount back: to the holder, from the held account while it still holds
--- this dispute's money, else from the gateway's clearing (a reinstatement after the dispute was
--- booked as lost, e.g. the refunded part of a partial win). A wallet that owes a shortfall
--- repays it from this credit (settle.cover_dispute_shortfall).
+-- The gateway gave p_amount back: to the holder (settle.dispute_holder), from the held account
+-- while it still holds this dispute's money, else from the gateway's clearing (a reinstatement
+-- after the dispute was booked as lost, e.g. the refunded part of a partial win). A wallet that
+-- owes a shortfall repays it from this credit (settle.cover_dispute_shortfall); money back in an
+-- engagement's refund clearing is owed to the payer again, so the order is queued to be
+-- returned.
 create function settle.post_dispute_reinstatement(d public.disputes, p_order public.orders, p_amount bigint)
 returns public.disputes
 language plpgsql security definer set search_path = ''
 as $$
 declare
   v_from_held bigint := least(p_amount, d.amount_withdrawn - d.amount_reinstated - d.amount_lost);
+  v_holder jsonb := settle.dispute_holder(p_order);
   v_entries jsonb := '[]'::jsonb;
 begin
   if v_from_held > 0 then
@@ -382,11 +390,11 @@ begin
   perform settle.post_transaction('dispute_reinstatement',
     format('dispute_reinstatement:%s:%s', d.id, d.amount_reinstated + p_amount),
     p_order.id, 'dispute: funds reinstated by ' || d.gateway,
-    v_entries || jsonb_build_array(
-      case when p_order.purpose = 'wallet_topup'
-        then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
-        else jsonb_build_object('system_account', 'revenue:' || p_order.purpose) end
+    v_entries || jsonb_build_array(v_holder
       || jsonb_build_object('currency', p_order.currency, 'amount', p_amount)));
+  if v_holder ->> 'system_account' like 'escrow\_refund:%' then
+    perform settle.enqueue_escrow_refund(p_order.id);
+  end if;
   d.amount_reinstated := d.amount_reinstated + p_amount;
   d.amount_lost := d.amount_lost - (p_amount - v_from_held);
   -- The credit may have repaid part of the shortfall (the trigger updated the row).
@@ -430,7 +438,7 @@ $$;
 
 -- Effects on the order: the order's dispute_status (fulfilment), and a plan's entitlement: the
 -- bought period is suspended while funds are withdrawn (plans.dispute_policy 'suspend'), ended
--- when lost, given back when won (through the refund path's revoke/reinstate functions, 0200).
+-- when lost, given back when won (through the subscriptions file's revoke/reinstate functions).
 create function settle.apply_dispute_effects(p_dispute public.disputes, p_order public.orders)
 returns public.disputes
 language plpgsql security definer set search_path = ''
@@ -537,63 +545,6 @@ $$;
 create trigger refunds_refuse_disputed before insert on public.refunds
   for each row execute function settle.refuse_disputed_refund();
 
--- create_refund as defined in 20261203000200_refund_identity.sql, with the same check before
--- the amount is looked at (for a top-up, a withdrawn wallet would otherwise answer
--- insufficient_funds). request_refund (the users' path) calls it.
-create or replace function settle.create_refund(
-  p_order_id uuid, p_amount bigint, p_reason text, p_idempotency_key text, p_request_hash text,
-  p_requested_by uuid default null
-) returns jsonb
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_order public.orders;
-  v_refund public.refunds;
-  v_amount bigint;
-begin
-  select * into v_order from public.orders where id = p_order_id for update;
-  if v_order.id is null then
-    perform settle.fail(404, 'not_found', 'order not found');
-  end if;
-  if p_idempotency_key is not null then
-    select * into v_refund from public.refunds
-    where order_id = p_order_id and idempotency_key = p_idempotency_key;
-    if v_refund.id is not null then
-      if v_refund.request_hash is distinct from p_request_hash then
-        perform settle.fail(409, 'idempotency_conflict',
-          'this Idempotency-Key was used with a different request');
-      end if;
-      return jsonb_build_object('refund', to_jsonb(v_refund), 'replayed', true);
-    end if;
-  end if;
-  -- An open chargeback first: every other answer (the bound, the wallet, the policy) would
-  -- send the caller after the wrong cause.
-  perform settle.refuse_refund_of_disputed(v_order.id);
-  v_amount := coalesce(p_amount, v_order.amount - v_order.amount_refunded);
-  -- The policy binds users on plans and products; a top-up's is the wallet check (unspent
-  -- balance) in insert_refund, whose errors (the bound, the wallet) come first.
-  if p_requested_by is not null and v_order.status in ('paid', 'partially_refunded')
-     and v_order.purpose <> 'wallet_topup' and v_amount <= v_order.amount - v_order.amount_refunded then
-    -- A user who names no amount of a plan order gets its unused share.
-    if p_amount is null and v_order.purpose = 'plan' then
-      v_amount := least(v_amount, (select refundable from settle.user_refund_allowance(v_order)));
-      v_amount := greatest(v_amount, 1);
-    end if;
-    perform settle.check_user_refund(v_order, v_amount);
-  end if;
-  v_refund := settle.insert_refund(v_order, v_amount, 'pending', 'api', p_reason, null,
-    p_idempotency_key, p_request_hash, p_requested_by);
-  -- A user's partial plan refund shortens the period it paid for, in this transaction (a full
-  -- one revokes the period through the orders trigger).
-  if p_requested_by is not null and v_order.purpose = 'plan'
-     and v_order.amount_refunded + v_amount < v_order.amount then
-    update public.refunds set period_cut = settle.cut_subscription_period(v_order, v_amount)
-    where id = v_refund.id returning * into v_refund;
-  end if;
-  return jsonb_build_object('refund', to_jsonb(v_refund), 'replayed', false);
-end
-$$;
-
 -- New wallet charges and holds, and orders paid from the wallet, while the account owes a
 -- dispute shortfall in the currency (captures of holds made before stay allowed: that money
 -- left the wallet already). The wallet row is locked by both callers before they insert.
@@ -614,156 +565,6 @@ create trigger wallet_charges_refuse_blocked before insert on public.wallet_char
 create trigger orders_refuse_blocked_wallet before insert on public.orders
   for each row when (new.gateway = 'wallet')
   execute function settle.refuse_blocked_spending();
-
--- The spending functions say why (the triggers above are the last word for any other path):
--- charge_wallet as defined in 20261203000700_wallet_charges.sql and pay_order_from_wallet as
--- defined in 20261203000710_wallet_orders.sql, each with one check added after the wallet lock
--- and before the balance check (a wallet that owes a shortfall is drained by every credit, so
--- without it the answer would be a less telling insufficient_funds). Each stays one function,
--- about 70 lines as its original: the lock, the replay check and the insert must stay together.
-create or replace function settle.charge_wallet(
-  p_account_id uuid, p_amount bigint, p_currency text, p_idempotency_key text,
-  p_capture boolean default true, p_expires_in_seconds integer default null,
-  p_description text default null, p_reference text default null, p_metadata jsonb default null
-) returns jsonb
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_hash text := md5(jsonb_build_array(p_account_id, p_amount, p_currency, p_capture,
-    p_expires_in_seconds, p_description, p_reference, coalesce(p_metadata, '{}'::jsonb))::text);
-  v_charge public.wallet_charges;
-  v_wallet public.wallets;
-begin
-  if p_idempotency_key is null or p_idempotency_key !~ '^[!-~]{1,255}$' then
-    perform settle.fail(400, 'invalid_request', 'an idempotency key of 1-255 visible ASCII characters is required');
-  end if;
-  select * into v_charge from public.wallet_charges where idempotency_key = p_idempotency_key;
-  if found then
-    return settle.wallet_charge_replay(v_charge, v_hash);
-  end if;
-  perform settle.check_wallet_charge_terms(p_account_id, p_amount, p_currency, p_capture,
-    p_expires_in_seconds, p_description, p_reference, p_metadata);
-  select * into v_wallet from public.wallets
-  where account_id = p_account_id and currency = p_currency for update;
-  if not found then
-    perform settle.fail(409, 'insufficient_funds', format('the account has no %s wallet', p_currency));
-  end if;
-  -- A sender with the same key may have charged this wallet while we waited for its lock: its
-  -- charge is the answer, whatever the balance is now.
-  select * into v_charge from public.wallet_charges where idempotency_key = p_idempotency_key;
-  if found then
-    return settle.wallet_charge_replay(v_charge, v_hash);
-  end if;
-  if settle.spending_blocked(p_account_id, p_currency) then
-    perform settle.fail(409, 'spending_blocked', format(
-      'the account owes a dispute shortfall in %s; its wallet cannot be spent in %s until it is repaid',
-      p_currency, p_currency));
-  end if;
-  if v_wallet.balance < p_amount then
-    perform settle.fail(409, 'insufficient_funds', format(
-      'the %s wallet holds %s minor units, the charge is %s', p_currency, v_wallet.balance, p_amount));
-  end if;
-
-  insert into public.wallet_charges (account_id, wallet_id, amount, currency, status,
-    amount_captured, description, reference, metadata, idempotency_key, request_hash, expires_at,
-    captured_at)
-  values (p_account_id, v_wallet.id, p_amount, p_currency,
-    case when p_capture then 'captured' else 'held' end,
-    case when p_capture then p_amount else 0 end, p_description, p_reference,
-    coalesce(p_metadata, '{}'::jsonb), p_idempotency_key, v_hash,
-    case when not p_capture then now() + make_interval(secs => coalesce(p_expires_in_seconds, 86400)) end,
-    case when p_capture then now() end)
-  on conflict (idempotency_key) do nothing
-  returning * into v_charge;
-  if v_charge.id is null then
-    -- A concurrent request with the same key won the insert; answer as its replay.
-    select * into v_charge from public.wallet_charges where idempotency_key = p_idempotency_key;
-    return settle.wallet_charge_replay(v_charge, v_hash);
-  end if;
-
-  perform settle.post_transaction(
-    case when p_capture then 'wallet_charge' else 'wallet_hold' end,
-    'wallet_charge:' || v_charge.id, null,
-    coalesce(p_description, case when p_capture then 'wallet charge' else 'wallet hold' end),
-    jsonb_build_array(
-      jsonb_build_object('wallet_id', v_wallet.id, 'currency', p_currency, 'amount', -p_amount),
-      jsonb_build_object('system_account',
-        case when p_capture then 'revenue:wallet_charges' else settle.held_account(p_account_id) end,
-        'currency', p_currency, 'amount', p_amount)));
-  return jsonb_build_object('charge', settle.wallet_charge_json(v_charge), 'replayed', false);
-end
-$$;
-
-create or replace function settle.pay_order_from_wallet(
-  p_purpose text, p_plan_id text, p_product_id text, p_account_id uuid,
-  p_idempotency_key text, p_request_hash text
-) returns jsonb
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_uid uuid := auth.uid();
-  v_account uuid := p_account_id;
-  v_amount bigint;
-  v_currency text;
-  v_wallet public.wallets;
-  v_order public.orders;
-begin
-  if v_uid is null then
-    perform settle.fail(401, 'unauthorized', 'a signed-in user is required');
-  end if;
-  if p_idempotency_key is not null then
-    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
-    if found then
-      return settle.wallet_order_replay(v_order, p_request_hash);
-    end if;
-  end if;
-  if v_account is null then
-    select id into v_account from public.accounts where personal_owner_id = v_uid;
-  end if;
-  if v_account is null or not settle.is_member(v_account) then
-    perform settle.fail(404, 'not_found', 'account not found');
-  end if;
-  if not settle.has_role_on_account(v_account, 'owner') then
-    perform settle.fail(403, 'forbidden', 'only an owner of the account can pay from its wallet');
-  end if;
-  select c.amount, c.currency into v_amount, v_currency
-  from settle.wallet_order_price(p_purpose, p_plan_id, p_product_id) c;
-
-  -- The wallet row lock orders this with every other spend of the wallet.
-  select * into v_wallet from public.wallets where account_id = v_account and currency = v_currency for update;
-  if p_idempotency_key is not null then
-    -- The same request may have been paid while we waited for the wallet: that is the answer.
-    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
-    if found then
-      return settle.wallet_order_replay(v_order, p_request_hash);
-    end if;
-  end if;
-  if settle.spending_blocked(v_account, v_currency) then
-    perform settle.fail(409, 'spending_blocked', format(
-      'the account owes a dispute shortfall in %s; its wallet cannot be spent in %s until it is repaid',
-      v_currency, v_currency));
-  end if;
-  if v_wallet.id is null or v_wallet.balance < v_amount then
-    perform settle.fail(409, 'insufficient_funds', format(
-      'the %s wallet holds %s minor units, the price is %s', v_currency, coalesce(v_wallet.balance, 0), v_amount));
-  end if;
-  insert into public.orders (account_id, created_by, gateway, purpose, plan_id, product_id,
-    amount, currency, idempotency_key, request_hash)
-  values (v_account, v_uid, 'wallet', p_purpose, p_plan_id, p_product_id, v_amount, v_currency,
-    p_idempotency_key, p_request_hash)
-  on conflict (created_by, idempotency_key) do nothing
-  returning * into v_order;
-  if v_order.id is null then
-    select * into v_order from public.orders where created_by = v_uid and idempotency_key = p_idempotency_key;
-    return settle.wallet_order_replay(v_order, p_request_hash);
-  end if;
-  update public.orders
-  set status = 'paid', paid_at = now(), gateway_payment_id = 'wallet_' || replace(id::text, '-', '')
-  where id = v_order.id
-  returning * into v_order;
-  return jsonb_build_object('order', to_jsonb(v_order), 'replayed', false);
-end
-$$;
 
 -- Section - outbox events
 -- dispute.opened (first seen), .funds_withdrawn (the gateway first took money), .won / .lost
@@ -799,44 +600,6 @@ begin
 end
 $$;
 
--- Section - dispatch
--- apply_webhook_effect as defined in 20261203001000_refund_event_lock.sql, plus the action
--- 'dispute' (settle.apply_dispute_event). Dispute events need no advisory lock of their own:
--- they lock the order row first, as payments and refunds do.
-create or replace function settle.apply_webhook_effect(
-  p_gateway text, p_kind text, p_gateway_order_id text, p_gateway_payment_id text,
-  p_amount bigint, p_currency text, p_failure_code text, p_failure_reason text, p_effect jsonb
-) returns jsonb
-language plpgsql security definer set search_path = ''
-as $$
-begin
-  if p_effect is not null then
-    if p_effect ->> 'action' in ('refund', 'refunds') then
-      perform pg_advisory_xact_lock(1399157590, hashtext(p_gateway || '/refunds-of/' || coalesce(
-        p_gateway_payment_id, p_effect ->> 'gateway_payment_id', p_gateway_order_id,
-        p_effect ->> 'gateway_order_id', p_effect ->> 'gateway_refund_id', '')));
-    end if;
-    case p_effect ->> 'action'
-      when 'refund' then
-        return settle.apply_refund_event(p_gateway, p_effect);
-      when 'refunds' then
-        return settle.apply_refund_list(p_gateway, p_effect);
-      when 'dispute' then
-        return settle.apply_dispute_event(p_gateway, p_effect);
-      when 'fetch_card', 'fetch_refunds' then
-        return jsonb_build_object('outcome', 'failed', 'detail',
-          coalesce(p_effect ->> 'detail', 'waiting for a read from the gateway'));
-      else
-        return settle.apply_payment_method_event(p_effect);
-    end case;
-  elsif p_kind is null or p_kind not in ('authorized', 'captured', 'failed') or p_gateway_order_id is null then
-    return jsonb_build_object('outcome', 'ignored');
-  end if;
-  return settle.apply_payment(p_gateway, p_kind, p_gateway_order_id, p_gateway_payment_id,
-    p_amount, p_currency, p_failure_code, p_failure_reason);
-end
-$$;
-
 -- Section - operators: open disputes by due date
 create view public.open_disputes with (security_barrier = true) as
 select d.id, d.gateway, d.gateway_dispute_id, d.gateway_payment_id, d.order_id, d.account_id,
@@ -849,7 +612,7 @@ order by d.evidence_due_by nulls last, d.created_at;
 comment on view public.open_disputes is 'For operators (service role) and analysts: unresolved disputes, the earliest evidence deadline first (early warnings and disputes without a deadline last). shortfall_owed = what the account still owes of a withdrawal its wallet could not cover.';
 
 -- Section - statistics
--- Beside payment_stats, built the same way (0700's wallet_spending_stats): per UTC day of the
+-- Beside payment_stats, built the same way (its file says how): per UTC day of the
 -- order's creation, gateway and currency, so the dispute rate divides like with like.
 create view settle.dispute_stats_visible with (security_barrier = true) as
 select
@@ -926,36 +689,15 @@ as $$
   from public.disputes d where d.status not in ('open', 'under_review') and d.amount_held <> 0
 $$;
 
--- ledger_audit() runs settle.ledger_audit_disputes() with the other areas' checks (20261204000900_ledger_audit_areas.sql
--- finds every settle.ledger_audit_<area>() by name), so it is not redefined here.
-
 -- Section - privileges
 -- Members read their disputes (RLS); only the functions above write them.
-revoke all on public.disputes from public, anon, authenticated, service_role;
+revoke execute on all functions in schema settle from public;
+revoke all on public.disputes from anon, authenticated, service_role;
 grant select on public.disputes to authenticated, service_role;
-revoke all on public.open_disputes from public, anon, authenticated;
-grant select on public.open_disputes to payment_analyst, service_role;
-revoke all on settle.dispute_stats_visible, public.dispute_stats from public, anon, authenticated;
+revoke all on public.open_disputes, public.dispute_stats from anon, authenticated;
+grant select on public.open_disputes to payment_analyst;
 grant select on settle.dispute_stats_visible, public.dispute_stats
   to authenticated, payment_analyst, service_role;
-revoke execute on all functions in schema settle from public;
-revoke execute on function settle.dispute_held_account(uuid), settle.dispute_final(text),
-  settle.dispute_rank(text, text), settle.dispute_json(public.disputes),
-  settle.dispute_order(text, jsonb), settle.apply_dispute_event(text, jsonb),
-  settle.upsert_dispute(text, public.orders, jsonb), settle.merged_dispute(public.disputes, jsonb),
-  settle.store_dispute(public.disputes),
-  settle.post_dispute_money(public.disputes, public.orders, jsonb),
-  settle.post_dispute_withdrawal(public.disputes, public.orders, bigint),
-  settle.post_dispute_reinstatement(public.disputes, public.orders, bigint),
-  settle.post_dispute_fees(public.disputes, jsonb),
-  settle.apply_dispute_effects(public.disputes, public.orders),
-  settle.emit_dispute_events(public.disputes, public.disputes),
-  settle.cover_dispute_shortfall(), settle.refuse_refund_of_disputed(uuid),
-  settle.refuse_disputed_refund(), settle.refuse_blocked_spending(),
-  settle.ledger_audit_disputes(), settle.order_has_open_dispute(uuid),
-  settle.spending_blocked(uuid, text), settle.apply_webhook_effect(text, text, text, text, bigint,
-  text, text, text, jsonb)
-  from anon, authenticated;
 grant execute on function settle.apply_dispute_event(text, jsonb), settle.ledger_audit_disputes(),
   settle.order_has_open_dispute(uuid), settle.spending_blocked(uuid, text)
   to service_role;

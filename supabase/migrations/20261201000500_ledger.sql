@@ -1,4 +1,6 @@
--- Wallets and the append-only double-entry ledger that maintains their balances.
+-- Wallets and the append-only double-entry ledger that maintains their balances: every
+-- movement of money is one balanced transaction posted once per idempotency key, and a wallet's
+-- balance changes only through its entries.
 
 -- Section - wallets
 create table public.wallets (
@@ -54,7 +56,16 @@ create trigger wallets_guard_insert before insert on public.wallets
 -- Section - ledger
 create table public.ledger_transactions (
   id uuid primary key default gen_random_uuid(),
-  kind text not null check (kind in ('topup', 'purchase', 'refund', 'adjustment')),
+  -- What moved: a gateway payment (topup, purchase) or its refund; a correction (adjustment);
+  -- spending the wallet (wallet_*); escrow, disputes and payouts (their files say which key
+  -- each one posts under).
+  kind text not null check (kind in (
+    'topup', 'purchase', 'refund', 'adjustment',
+    'wallet_charge', 'wallet_hold', 'wallet_release', 'wallet_refund',
+    'escrow_funding', 'escrow_settlement', 'escrow_refund',
+    'dispute_withdrawal', 'dispute_reinstatement', 'dispute_fee',
+    'payout', 'payout_sent', 'payout_return'
+  )),
   idempotency_key text not null unique check (length(idempotency_key) between 1 and 200),
   order_id uuid,
   description text,
@@ -62,6 +73,11 @@ create table public.ledger_transactions (
 );
 alter table public.ledger_transactions enable row level security;
 comment on column public.ledger_transactions.idempotency_key is 'One effect, one key (e.g. order_paid:<order id>): posting the same key twice is a no-op.';
+-- Reconciliation, support queries and the benchmark's checks look ledger transactions up by
+-- order; without an index each lookup scans the whole table (bench/README.md). Top-ups and
+-- purchases always carry an order, adjustments may not: those rows stay out of the index.
+create index ledger_transactions_order_id_idx
+  on public.ledger_transactions (order_id) where order_id is not null;
 
 create table public.ledger_entries (
   id bigint generated always as identity primary key,
@@ -76,14 +92,15 @@ create table public.ledger_entries (
   check ((wallet_id is null) = (account_id is null))
 );
 alter table public.ledger_entries enable row level security;
+comment on column public.ledger_entries.amount is 'Signed minor units: positive credits the wallet or system account, negative debits it.';
+comment on column public.ledger_entries.system_account is 'House accounts such as gateway:razorpay (money the gateway holds for us) or revenue:plans.';
 create index ledger_entries_transaction_id_idx on public.ledger_entries (transaction_id);
 create index ledger_entries_wallet_id_idx on public.ledger_entries (wallet_id);
 create index ledger_entries_account_id_idx on public.ledger_entries (account_id);
-comment on column public.ledger_entries.amount is 'Signed minor units: positive credits the wallet or system account, negative debits it.';
-comment on column public.ledger_entries.system_account is 'House accounts such as gateway:razorpay (money the gateway holds for us) or revenue:plans.';
 
 create policy "Members can read their accounts' ledger entries" on public.ledger_entries
   for select to authenticated using (settle.is_member(account_id));
+
 create policy "Members can read ledger transactions touching their accounts" on public.ledger_transactions
   for select to authenticated using (
     exists (
@@ -92,6 +109,7 @@ create policy "Members can read ledger transactions touching their accounts" on 
     )
   );
 
+-- Append-only: a mistake is corrected by a new transaction, never by changing an old one.
 create function settle.refuse_ledger_change() returns trigger
 language plpgsql set search_path = ''
 as $$
@@ -148,9 +166,12 @@ $$;
 create trigger ledger_entries_apply before insert on public.ledger_entries
   for each row execute function settle.apply_ledger_entry();
 
--- Checked at commit, once all entries of a transaction exist.
+-- Checked at commit, once all entries of a transaction exist, as the function's owner (security
+-- definer): a refund requested by a signed-in user posts ledger entries in a transaction whose
+-- role is `authenticated`, and under RLS the check would see only the user's own entries (not
+-- the system account's) and call the transaction unbalanced.
 create function settle.check_transaction_balanced() returns trigger
-language plpgsql set search_path = ''
+language plpgsql security definer set search_path = ''
 as $$
 declare
   v_currency text;
@@ -169,6 +190,7 @@ begin
   return null;
 end
 $$;
+
 create constraint trigger ledger_entries_balanced after insert on public.ledger_entries
   deferrable initially deferred
   for each row execute function settle.check_transaction_balanced();
@@ -229,21 +251,16 @@ begin
 end
 $$;
 
--- Section - new users
--- Every new auth user gets a personal account, owner membership and a wallet.
-create function settle.handle_new_user() returns trigger
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_account uuid;
-begin
-  insert into public.accounts (name, personal_owner_id)
-  values (coalesce(nullif(left(new.email, 200), ''), 'Personal account'), new.id)
-  returning id into v_account;
-  insert into public.account_members (account_id, user_id, role) values (v_account, new.id, 'owner');
-  perform settle.ensure_wallet(v_account, 'INR');
-  return new;
-end
-$$;
-create trigger on_auth_user_created after insert on auth.users
-  for each row execute function settle.handle_new_user();
+-- Section - privileges
+-- Money moves through the ledger functions only, for the service role too: it may read and
+-- insert rows, never update, delete or truncate them.
+revoke execute on all functions in schema settle from public;
+revoke all on public.wallets, public.ledger_transactions, public.ledger_entries
+  from anon, authenticated;
+grant select on public.wallets, public.ledger_transactions, public.ledger_entries to authenticated;
+revoke update, delete, truncate on public.wallets, public.ledger_transactions,
+  public.ledger_entries from service_role;
+grant execute on function settle.guard_wallet_balance(), settle.guard_wallet_insert(),
+  settle.refuse_ledger_change(), settle.apply_ledger_entry(), settle.check_transaction_balanced(),
+  settle.post_transaction(text, text, uuid, text, jsonb), settle.ensure_wallet(uuid, text)
+  to service_role;

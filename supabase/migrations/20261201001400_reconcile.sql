@@ -1,33 +1,28 @@
 -- Reconciliation: orders stuck in created/authorized converge on what the gateway says (through
 -- settle.apply_payment, like verify and webhooks), orders nobody paid expire, and stored webhook
--- events whose effect failed are applied again.
+-- events whose effect failed are applied again. Its bookkeeping columns are on orders
+-- (reconcile_after, reconcile_attempts, reconcile_claim; orders file).
 --
 -- A reconciler claims a bounded batch in one short transaction (FOR UPDATE SKIP LOCKED, then a
 -- lease written on each row), asks the gateway outside any transaction, converges, and releases
 -- the batch with a backoff. Concurrent reconcilers never hold the same order at the same time; a
 -- reconciler that dies mid-batch leaves its orders claimable again once the lease runs out.
+-- (Payouts, escrow refunds and events owed a gateway read have claims of their own, in their
+-- files.)
 
--- Section - reconciliation bookkeeping on orders
-alter table public.orders
-  add column reconcile_after timestamptz,
-  add column reconcile_attempts integer not null default 0 check (reconcile_attempts >= 0),
-  add column reconcile_claim uuid;
-comment on column public.orders.reconcile_after is 'Reconciliation does not claim the order before this time: the lease of a running reconciler, then the backoff until the next check. Null: claimable once older than the stuck age.';
-comment on column public.orders.reconcile_attempts is 'Times reconciliation claimed the order; the backoff between checks doubles with each (capped at 64 times the base).';
-comment on column public.orders.reconcile_claim is 'The batch holding the lease, so a reconciler that overran its lease cannot release an order another one has claimed since.';
+-- Section - stuck orders
 -- The claim's scan: open orders, and failed/expired ones still re-checked (see below).
 create index orders_reconcile_idx on public.orders (created_at)
   where status in ('created', 'authorized', 'failed', 'expired');
 
--- Section - stuck orders
 -- Claims up to p_limit orders older than p_older_than_seconds whose lease or backoff has
--- passed, most overdue first: every order still created/authorized, and failed/expired orders younger
--- than p_recheck_seconds. Those two can still be paid (failed -> paid and expired -> paid are
--- legal: another attempt, a late capture), and if that capture's webhook is lost, only asking
--- the gateway lands the money. Orders without a gateway order (its creation failed and nobody
--- retried) are claimed only once they are due to expire: until then the customer may still
--- retry create-order. Rows locked elsewhere (a webhook applying, create-order talking to the
--- gateway, another reconciler claiming) are skipped, never waited for.
+-- passed, most overdue first: every order still created/authorized, and failed/expired orders
+-- younger than p_recheck_seconds. Those two can still be paid (failed -> paid and expired ->
+-- paid are legal: another attempt, a late capture), and if that capture's webhook is lost, only
+-- asking the gateway lands the money. Orders without a gateway order (its creation failed and
+-- nobody retried) are claimed only once they are due to expire: until then the customer may
+-- still retry create-order. Rows locked elsewhere (a webhook applying, create-order talking to
+-- the gateway, another reconciler claiming) are skipped, never waited for.
 create function settle.claim_stuck_orders(
   p_claim uuid, p_gateways text[], p_limit integer, p_older_than_seconds integer,
   p_expiry_seconds integer, p_lease_seconds integer, p_recheck_seconds integer
@@ -106,8 +101,9 @@ begin
 end
 $$;
 
--- Ends a batch's lease: orders still open (or re-checked) wait p_retry_seconds * 2^(claims - 1) (at most 64
--- times the base) before the next check. Only rows this claim still holds are touched.
+-- Ends a batch's lease: orders still open (or re-checked) wait p_retry_seconds * 2^(claims - 1)
+-- (at most 64 times the base) before the next check. Only rows this claim still holds are
+-- touched.
 create function settle.release_stuck_orders(p_claim uuid, p_order_ids uuid[], p_retry_seconds integer)
 returns integer
 language plpgsql security definer set search_path = ''
@@ -130,10 +126,15 @@ $$;
 
 -- Section - failed webhook events
 -- Applies stored events whose effect raised (outcome 'failed') again through the dispatch
--- ingestion uses, oldest first, at most p_limit, each no sooner than
--- p_retry_seconds * 2^(attempts - 1) (at most 64 times the base) after its last try, and
+-- ingestion uses (settle.apply_webhook_effect), oldest first, at most p_limit, each no sooner
+-- than p_retry_seconds * 2^(attempts - 1) (at most 64 times the base) after its last try, and
 -- giving up (the event stays 'failed' for an operator) after p_max_attempts. Each event runs in
--- its own subtransaction: one that fails again is rolled back alone and recorded. Rows another retrier holds are skipped. Returns {"retried","resolved","failed"}.
+-- its own subtransaction: one that fails again is rolled back alone and recorded. Rows another
+-- retrier holds are skipped. Events whose effect still owes a gateway read (fetch_card,
+-- fetch_refunds) are not taken: the SQL retry cannot read the gateway, so re-applying them only
+-- burns their attempts and pushes back their read (reconcile's retryOwedReads goes through
+-- settle.pending_webhook_reads / complete_webhook_read, webhooks file). Returns
+-- {"retried","resolved","failed"}.
 create function settle.retry_failed_webhooks(
   p_limit integer, p_retry_seconds integer, p_max_attempts integer default 10
 ) returns jsonb
@@ -157,6 +158,7 @@ begin
     with batch as (
       select * from public.webhook_events e
       where e.outcome = 'failed' and e.attempts < p_max_attempts
+        and coalesce(e.effect ->> 'action', '') not in ('fetch_card', 'fetch_refunds')
         and coalesce(e.processed_at, e.received_at) <= now() - make_interval(
           secs => p_retry_seconds * power(2, least(greatest(e.attempts - 1, 0), 6)))
       order by e.received_at
@@ -190,12 +192,9 @@ $$;
 
 -- Section - privileges
 -- Reconciliation is the service role's job alone.
-revoke execute on function settle.claim_stuck_orders(uuid, text[], integer, integer, integer, integer, integer),
-  settle.expire_order(uuid, integer),
-  settle.release_stuck_orders(uuid, uuid[], integer),
-  settle.retry_failed_webhooks(integer, integer, integer)
-  from public, anon, authenticated;
-grant execute on function settle.claim_stuck_orders(uuid, text[], integer, integer, integer, integer, integer),
+revoke execute on all functions in schema settle from public;
+grant execute on function
+  settle.claim_stuck_orders(uuid, text[], integer, integer, integer, integer, integer),
   settle.expire_order(uuid, integer),
   settle.release_stuck_orders(uuid, uuid[], integer),
   settle.retry_failed_webhooks(integer, integer, integer)

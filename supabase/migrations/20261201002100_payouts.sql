@@ -1,6 +1,13 @@
 -- Payouts (issue 14): payees take their earnings out to a bank account or UPI address through
 -- RazorpayX, or to a Stripe Connect Express account.
 --
+-- Stripe Connect (docs/decisions.md, "Stripe Connect payouts"): Express connected accounts
+-- onboard through an account link and become usable when account.updated says payouts are
+-- enabled and the transfers capability is active; a payout to one is a transfer (synchronous:
+-- created = the money is in the connected account = processed), and transfer.reversed returns
+-- it to the wallet. Payouts to Stripe use the same request, send, move and ingest functions as
+-- RazorpayX's.
+--
 -- The money model (docs/decisions.md, "Payouts"): a payout request moves its whole amount at once
 -- from the wallet to the house account payouts_in_flight:<gateway>, under the wallet's row lock,
 -- so concurrent requests can never overdraw it. The fee (policy: flat + bps of the amount, 0 by
@@ -67,7 +74,7 @@ create table public.payout_accounts (
   vpa_handle text check (vpa_handle ~ '^@[a-z0-9.-]{2,64}$'),
   gateway_contact_id text check (length(gateway_contact_id) between 1 and 100),
   gateway_account_id text not null check (length(gateway_account_id) between 1 and 100),
-  status text not null check (status in ('pending', 'active', 'disabled')),
+  status text not null check (status in ('onboarding', 'active', 'disabled')),
   -- The gateway time of the last account event applied (Stripe account.updated), so an older
   -- event delivered late cannot undo a newer one.
   status_event_at timestamptz,
@@ -87,6 +94,7 @@ create index payout_accounts_account_id_idx on public.payout_accounts (account_i
 comment on table public.payout_accounts is 'Where an account''s payouts go: a RazorpayX fund account (bank account or UPI address) or a Stripe Connect account. Only the gateway''s ids and a masked form are stored, never an account number.';
 comment on column public.payout_accounts.display is 'The masked form shown to people: "•••• 1234" for a bank account, "•••@handle" for a UPI address.';
 comment on column public.payout_accounts.gateway_account_id is 'RazorpayX fund account (fa_...) or Stripe connected account (acct_...).';
+comment on column public.payout_accounts.status is 'onboarding: a Stripe connected account that cannot receive transfers yet (account.updated moves it); active: payouts may be sent; disabled: by its owner, or the account deauthorized the platform (final).';
 
 create policy "Members can read their accounts' payout accounts" on public.payout_accounts
   for select to authenticated using (settle.is_member(account_id));
@@ -121,7 +129,7 @@ $$;
 
 -- Records a payout account the gateway has just created (service role: the function checked
 -- the caller owns p_account_id before asking the gateway). RazorpayX accounts are active at
--- once; a Stripe account is pending until account.updated says payouts are enabled.
+-- once; a Stripe account is onboarding until account.updated says it can receive transfers.
 create function settle.create_payout_account(
   p_id uuid, p_account_id uuid, p_created_by uuid, p_gateway text, p_type text, p_display text,
   p_last4 text, p_vpa_handle text, p_gateway_contact_id text, p_gateway_account_id text
@@ -135,7 +143,7 @@ begin
     vpa_handle, gateway_contact_id, gateway_account_id, status)
   values (p_id, p_account_id, p_created_by, p_gateway, p_type, p_display, p_last4, p_vpa_handle,
     p_gateway_contact_id, p_gateway_account_id,
-    case when p_gateway = 'razorpayx' then 'active' else 'pending' end)
+    case when p_gateway = 'razorpayx' then 'active' else 'onboarding' end)
   on conflict (id) do nothing
   returning * into v_row;
   if v_row.id is null then
@@ -164,15 +172,27 @@ begin
 end
 $$;
 
--- Stripe account.updated: payouts enabled makes the account active, disabled makes it pending
--- again; an event older than the last one applied, or for a disabled account, changes nothing.
+-- Stripe account.updated (and account.application.deauthorized): p_effect
+-- {"gateway_account_id", "payouts_enabled", "transfers" (the transfers capability's status),
+-- "observed_at", "deauthorized"}. Active needs payouts_enabled and transfers 'active' (a
+-- transfer to an account without the capability is refused by Stripe); anything less is
+-- onboarding again. The state is the account as read from Stripe when its account.updated
+-- arrived, versioned by observed_at (when the read started: a read started later sees a state at
+-- least as new), else by the event's time. A state older than the last one applied, or for a
+-- disabled account, changes nothing. A deauthorization disables the account for good, whatever
+-- its time.
 create function settle.apply_payout_account_event(p_effect jsonb, p_occurred_at timestamptz)
 returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
 declare
   v_row public.payout_accounts;
-  v_status text := case when (p_effect ->> 'payouts_enabled')::boolean then 'active' else 'pending' end;
+  v_status text := case
+    when coalesce((p_effect ->> 'deauthorized')::boolean, false) then 'disabled'
+    when coalesce((p_effect ->> 'payouts_enabled')::boolean, false)
+         and coalesce(p_effect ->> 'transfers', 'active') = 'active' then 'active'
+    else 'onboarding' end;
+  v_at timestamptz := coalesce((p_effect ->> 'observed_at')::timestamptz, p_occurred_at);
 begin
   select * into v_row from public.payout_accounts
   where gateway = 'stripe' and gateway_account_id = p_effect ->> 'gateway_account_id' for update;
@@ -180,11 +200,12 @@ begin
     return jsonb_build_object('outcome', 'ignored', 'detail', 'a connected account settle does not know');
   end if;
   if v_row.status = 'disabled' or v_row.status = v_status
-     or (p_occurred_at is not null and v_row.status_event_at > p_occurred_at) then
+     or (v_status <> 'disabled' and v_at is not null and v_row.status_event_at > v_at) then
     return jsonb_build_object('outcome', 'no_effect');
   end if;
   update public.payout_accounts
-  set status = v_status, status_event_at = coalesce(p_occurred_at, status_event_at)
+  set status = v_status, status_event_at = greatest(v_at, status_event_at),
+      disabled_at = case when v_status = 'disabled' then now() else disabled_at end
   where id = v_row.id;
   return jsonb_build_object('outcome', 'applied');
 end
@@ -303,7 +324,10 @@ end
 $$;
 
 -- The request's terms, checked before anything is locked: 400 for bad input, 404 for a payout
--- account that is not the caller's to pay into, 409 for one not ready. Returns the policy.
+-- account that is not the caller's to pay into, 409 for one not ready. RazorpayX pays out INR
+-- only; Stripe Connect does not pay out INR (MARKETPLACE_FACTS 3.1: India is not a Connect
+-- region for separate charges and transfers; INR payouts go through RazorpayX). Returns the
+-- policy.
 create function settle.check_payout_terms(
   p_account public.payout_accounts, p_amount bigint, p_currency text
 ) returns public.payout_policies
@@ -324,6 +348,9 @@ begin
   end if;
   if p_account.gateway = 'razorpayx' and p_currency <> 'INR' then
     perform settle.fail(400, 'invalid_request', 'razorpayx pays out INR only');
+  end if;
+  if p_account.gateway = 'stripe' and p_currency = 'INR' then
+    perform settle.fail(400, 'invalid_request', 'stripe connect does not pay out INR; use razorpayx');
   end if;
   v_policy := settle.payout_policy(p_account.account_id, p_currency);
   if v_policy.id is null then
@@ -729,43 +756,24 @@ as $$
      or coalesce(m.sent, 0) <> case when p.processed_at is null then 0 else 1 end
 $$;
 
--- ledger_audit() runs settle.ledger_audit_payouts() with the other areas' checks (20261204000900_ledger_audit_areas.sql
--- finds every settle.ledger_audit_<area>() by name), so it is not redefined here.
-
 -- Section - privileges
 -- Members read their payout accounts, payouts and policies (RLS); money moves only through the
 -- functions above. The owner asks for a payout as themself (settle.request_payout); everything
 -- else is the service role's (the functions, after talking to the gateway).
+revoke execute on all functions in schema settle from public;
 revoke all on public.payout_policies, public.payout_accounts, public.payouts
-  from public, anon, authenticated, service_role;
+  from anon, authenticated, service_role;
 grant select on public.payout_policies, public.payout_accounts, public.payouts
   to authenticated, service_role;
-revoke all on settle.payout_stats_visible, public.payout_stats from public, anon, authenticated;
+revoke all on public.payout_stats from anon, authenticated;
 grant select on settle.payout_stats_visible, public.payout_stats
   to authenticated, payment_analyst, service_role;
-revoke execute on all functions in schema settle from public;
-revoke execute on function settle.payout_policy(uuid, text),
-  settle.guard_payout_account_update(), settle.payout_account_json(public.payout_accounts),
-  settle.create_payout_account(uuid, uuid, uuid, text, text, text, text, text, text, text),
-  settle.disable_payout_account(uuid), settle.apply_payout_account_event(jsonb, timestamptz),
-  settle.payout_status_rank(text), settle.guard_payout_update(), settle.payout_json(public.payouts),
-  settle.payable_amount(public.wallets, boolean), settle.payout_replay(public.payouts, text),
-  settle.check_payout_terms(public.payout_accounts, bigint, text),
-  settle.request_payout(uuid, bigint, text, text, text),
-  settle.record_payout_sent(uuid, text, text, text),
-  settle.move_payout(public.payouts, text, text, text),
-  settle.apply_payout_status(uuid, text, text, text), settle.apply_payout_event(text, jsonb),
-  settle.ingest_payout_webhook(text, text, text, timestamptz, text, text, jsonb),
-  settle.claim_stuck_payouts(integer, integer), settle.outbox_payout_event(),
-  settle.ledger_audit_payouts()
-  from anon, authenticated;
 grant execute on function settle.request_payout(uuid, bigint, text, text, text),
   settle.disable_payout_account(uuid)
-  to authenticated;
+  to authenticated, service_role;
 grant execute on function settle.payout_policy(uuid, text),
   settle.create_payout_account(uuid, uuid, uuid, text, text, text, text, text, text, text),
-  settle.disable_payout_account(uuid), settle.apply_payout_account_event(jsonb, timestamptz),
-  settle.request_payout(uuid, bigint, text, text, text),
+  settle.apply_payout_account_event(jsonb, timestamptz),
   settle.record_payout_sent(uuid, text, text, text),
   settle.apply_payout_status(uuid, text, text, text), settle.apply_payout_event(text, jsonb),
   settle.ingest_payout_webhook(text, text, text, timestamptz, text, text, jsonb),

@@ -1,17 +1,34 @@
--- payment_stats from rollups kept by the database, still exact (issue 16, growth): a 30-day
--- query read every order of every account (and called can_read_payment_stats per order), so
--- over 10^6 orders it took seconds. Now:
+-- payment_stats: per-day payment figures for analysts and for signed-in users (their own
+-- accounts), kept exact by the database from rollups (issue 16, growth: an aggregate over every
+-- order took seconds past 10^6 orders):
 --  * every insert, status or refund change (and delete) of an order appends one delta row
 --    (settle.payment_stats_deltas): insert-only, so concurrent payments never wait on a shared
 --    counter row;
 --  * settle.compact_payment_stats() folds deltas into two rollups, per account and day
 --    (settle.payment_stats_account_daily) and per day (settle.payment_stats_daily), deleting the
 --    deltas it folded in the same transaction (SKIP LOCKED: compactors never double-count);
+--    pg_cron runs it every minute where available (schedule file);
 --  * payment_stats reads rollup + the deltas not yet folded: exact at every snapshot, whether or
---    not compaction ever runs (it only keeps the delta table short). pg_cron runs it every
---    minute where available (as 20261121000850_schedule.sql does for reconcile);
---  * settle.payment_stats_from_orders is the old aggregate over orders, kept for audit:
+--    not compaction ever runs (it only keeps the delta table short);
+--  * settle.payment_stats_from_orders is the aggregate straight over orders, kept for audit:
 --    settle.ledger_audit_stats() reports any day where the two disagree.
+-- wallet_spending_stats, escrow_stats, dispute_stats and payout_stats (their files) follow the
+-- same pattern: rows filtered by settle.can_read_payment_stats, then aggregated with the owner's
+-- rights, exposed as a security_invoker view in public.
+
+-- Section - who sees what
+-- Whether the current role may see an account's figures: analysts and the service role see
+-- every account, a signed-in user their own. Not security definer on purpose: current_user is
+-- the role running the query.
+create function settle.can_read_payment_stats(p_account_id uuid) returns boolean
+language plpgsql stable set search_path = ''
+as $$
+begin
+  return current_user = 'service_role'
+    or pg_has_role(current_user, 'payment_analyst', 'usage')
+    or settle.is_member(p_account_id);
+end
+$$;
 
 -- Section - rollup tables
 create table settle.payment_stats_deltas (
@@ -105,16 +122,6 @@ $$;
 create trigger orders_payment_stats_truncate after truncate on public.orders
   for each statement execute function settle.payment_stats_truncate();
 
--- The orders already there when this migration runs.
-insert into settle.payment_stats_deltas (account_id, day, gateway, currency, orders_created,
-  orders_paid, orders_failed, orders_expired, gross, refunded)
-select account_id, (created_at at time zone 'UTC')::date, gateway, currency, 1,
-  (status in ('paid', 'partially_refunded', 'refunded'))::int, (status = 'failed')::int,
-  (status = 'expired')::int,
-  case when status in ('paid', 'partially_refunded', 'refunded') then amount else 0 end,
-  amount_refunded
-from public.orders;
-
 -- Section - compaction
 -- Folds up to p_limit of the oldest deltas into both rollups and deletes them, in one
 -- transaction; returns how many it folded. Deltas another compactor holds are skipped.
@@ -164,12 +171,9 @@ as $$
 $$;
 comment on function settle.compact_payment_stats(integer) is 'Folds up to p_limit payment_stats deltas into the rollups (deleting them); returns the number of (account, day, gateway, currency) groups folded. payment_stats is exact with or without it.';
 
-select settle.compact_payment_stats(2147483647);
-
 -- Section - the views
--- The old aggregate, straight from the orders (20261121000700_stats_audit.sql's
--- settle.payment_stats_visible without the caller's filter): the reference the rollups must
--- equal, for the audit and the tests. Owner-only (no grants).
+-- The aggregate straight from the orders (payment_stats' figures without the caller's filter):
+-- the reference the rollups must equal, for the audit and the tests. Owner-only (no grants).
 create view settle.payment_stats_from_orders as
 select
   (o.created_at at time zone 'UTC')::date as day,
@@ -212,9 +216,9 @@ from settle.payment_stats_deltas d
 where not settle.can_read_payment_stats(null)
   and d.account_id in (select m.account_id from public.account_members m where m.user_id = auth.uid());
 
--- As defined in 20261121000700_stats_audit.sql (the same columns, types and figures), now
--- summed from the caller's rollup groups instead of their orders.
-create or replace view settle.payment_stats_visible with (security_barrier = true) as
+-- The aggregation, summed from the caller's rollup groups with the view owner's rights. Not
+-- exposed by the API (schema settle); public.payment_stats is the name analysts and the SPA use.
+create view settle.payment_stats_visible with (security_barrier = true) as
 select
   g.day,
   g.gateway,
@@ -233,21 +237,11 @@ from settle.payment_stats_groups g
 group by 1, 2, 3
 having sum(g.orders_created) > 0;
 
--- Section - pg_cron (Supabase only): fold the deltas every minute
-do $$
-begin
-  if to_regnamespace('cron') is null then
-    raise notice 'settle: pg_cron is not installed; payment_stats deltas are folded by settle.compact_payment_stats() when called';
-    return;
-  end if;
-  begin
-    perform cron.schedule('settle-payment-stats-compact', '* * * * *',
-      $job$select settle.compact_payment_stats()$job$);
-  exception when others then
-    raise warning 'settle: could not schedule payment_stats compaction (%); call settle.compact_payment_stats() every minute', sqlerrm;
-  end;
-end
-$$;
+create view public.payment_stats with (security_invoker = true) as
+select day, gateway, currency, orders_created, orders_paid, orders_failed, orders_expired,
+  success_rate, gross, refunded, net, average_paid_amount
+from settle.payment_stats_visible;
+comment on view public.payment_stats is 'Per UTC day of order creation, gateway and currency: orders created, paid (incl. refunded later), failed, expired; success_rate = paid / (paid + failed + expired), orders still in flight excluded; gross = paid amounts, refunded = amounts counted as refunded (pending or processed refunds), net = gross - refunded, average_paid_amount rounded to the minor unit. Amounts in minor units of currency. Signed-in users see their accounts; payment_analyst sees all.';
 
 -- Section - audit
 -- Every (day, gateway, currency) where the rollups plus pending deltas disagree with the orders.
@@ -297,17 +291,13 @@ as $$
          coalesce(r.g, 0), coalesce(r.rf, 0))
 $$;
 
--- ledger_audit() runs settle.ledger_audit_stats() with the other areas' checks (20261204000900_ledger_audit_areas.sql
--- finds every settle.ledger_audit_<area>() by name), so it is not redefined here.
-
 -- Section - privileges
--- The rollups are read through the views only; the view owner reads them. The analyst and
--- signed-in users keep exactly the grants they had on the views (20261121000700).
-revoke all on settle.payment_stats_deltas, settle.payment_stats_account_daily,
-  settle.payment_stats_daily, settle.payment_stats_from_orders, settle.payment_stats_groups
-  from public, anon, authenticated;
-revoke execute on function settle.payment_stats_delta(), settle.payment_stats_truncate(),
-  settle.compact_payment_stats(integer), settle.ledger_audit_stats()
-  from public, anon, authenticated;
+-- The rollups are read through the views only; the view owner reads them.
+revoke execute on all functions in schema settle from public;
+revoke all on public.payment_stats from anon, authenticated;
+grant select on settle.payment_stats_visible, public.payment_stats
+  to authenticated, payment_analyst, service_role;
+grant execute on function settle.can_read_payment_stats(uuid)
+  to authenticated, payment_analyst, service_role;
 grant execute on function settle.compact_payment_stats(integer), settle.ledger_audit_stats()
   to service_role;

@@ -1,10 +1,11 @@
--- ledger_audit without copies: the checks of 20261203000200_refund_identity.sql (the ledger, orders,
--- refunds, the refund receivable, gateway refund holds), then every area's own check function,
--- found by name. An area (wallet holds, escrow, disputes, payouts, …) adds its invariants by
--- creating `settle.ledger_audit_<area>()` returning (invariant, subject, detail); it never
--- redefines ledger_audit again. (0700 redefined the whole function for one branch; with several
--- areas written in parallel, whole copies drop each other's branches.) The areas' migrations before
--- this one (escrow 0110, disputes 0200, payouts 0300, stats 0500) only create their functions.
+-- The ledger audit: every violated invariant of the ledger, one row each; no rows means healthy.
+-- Read-only, so safe to run any time (it scans the ledger: schedule it off-peak on large
+-- databases). settle.ledger_audit() checks the ledger itself, orders, refunds, the refund
+-- receivable and gateway refund holds, then every area's own check function, found by name: an
+-- area (wallet holds, escrow, disputes, payouts, payment_stats) adds its invariants by creating
+-- `settle.ledger_audit_<area>()` returning (invariant, subject, detail) in its own file, and
+-- never redefines ledger_audit (with several areas written in parallel, whole copies of one
+-- function drop each other's branches).
 
 -- Section - the areas
 create function settle.ledger_audit_areas()
@@ -27,9 +28,9 @@ $$;
 comment on function settle.ledger_audit_areas() is 'Every settle.ledger_audit_<area>() function''s rows, in name order: the areas'' invariants for ledger_audit().';
 
 -- Section - ledger_audit
--- The checks of 20261203000200 (as 0700 and the areas' migrations carried them), then the areas.
--- Over 70 lines because it is one union query.
-create or replace function settle.ledger_audit()
+-- Longer than 70 lines because it is one query: a union of independent checks, each commented,
+-- so it reads top to bottom as the list of invariants.
+create function settle.ledger_audit()
 returns table (invariant text, subject text, detail text)
 language sql stable security definer set search_path = ''
 as $$
@@ -111,8 +112,8 @@ as $$
   -- The areas: wallet holds (0700), escrow, disputes, payouts, … (settle.ledger_audit_<area>).
   select * from settle.ledger_audit_areas()
 $$;
-
 comment on function settle.ledger_audit() is 'Returns every violated ledger invariant (empty = healthy): unbalanced or short transactions, wallet balance drift, negative balances, paid orders not credited exactly once (or unpaid ones credited), refunds exceeding payments or disagreeing with the ledger, the refund receivable disagreeing with the open shortfalls, gateway refunds not counted, and every area''s own invariants (settle.ledger_audit_<area>(): held accounts and wallet charges, escrow accounts and splits, disputes, payouts in flight).';
 
 -- Section - privileges
-revoke execute on function settle.ledger_audit_areas() from public, anon, authenticated;
+revoke execute on all functions in schema settle from public;
+grant execute on function settle.ledger_audit() to payment_analyst, service_role;

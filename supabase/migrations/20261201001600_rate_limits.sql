@@ -123,6 +123,7 @@ comment on function settle.take_rate_limit(text[], integer[], integer, timestamp
   'Takes one token from each key atomically (all or none); returns allowed, retry_after_seconds and the key that refused.';
 
 -- Section - privileges
+revoke execute on all functions in schema settle from public;
 revoke all on table settle.rate_limits from public, anon, authenticated, service_role;
 revoke execute on function settle.take_rate_limit(text[], integer[], integer, timestamptz),
   settle.prune_rate_limits(timestamptz, integer) from public, anon, authenticated;

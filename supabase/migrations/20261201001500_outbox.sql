@@ -1,9 +1,10 @@
 -- Transactional outbox: business events written by triggers in the transaction that caused them,
 -- a delivery per (event, subscriber), and the SQL the outbox-dispatch worker and operators call.
 --
--- An event exists iff the change that caused it committed: the triggers below insert it in the
--- same transaction, whichever path made the change (verify, webhooks, reconcile, plain SQL).
--- Delivery is at least once; the event id is stable across retries so receivers can dedup.
+-- An event exists iff the change that caused it committed: the triggers below (and those of the
+-- wallet, escrow, dispute and payout files) insert it in the same transaction, whichever path
+-- made the change (verify, webhooks, reconcile, plain SQL). Delivery is at least once; the event
+-- id is stable across retries so receivers can dedup.
 
 -- Section - subscribers
 -- Filters: '*' (everything), 'order.*' (a family) or an exact type such as 'order.paid'.
@@ -52,7 +53,11 @@ create table public.outbox_events (
   type text not null check (type ~ '^[a-z][a-z_]*\.[a-z][a-z_]*$'),
   -- No foreign key: an event is a record of the past and must not hold its account hostage.
   account_id uuid not null,
-  subject_type text not null check (subject_type in ('order', 'refund', 'subscription')),
+  -- Subjects from other files: wallet_charge (wallet_spending), engagement (escrow), dispute,
+  -- payout; each file's trigger or function emits its own events through settle.outbox_emit.
+  subject_type text not null check (subject_type in (
+    'order', 'refund', 'subscription', 'wallet_charge', 'engagement', 'dispute', 'payout'
+  )),
   subject_id uuid not null,
   payload jsonb not null check (jsonb_typeof(payload) = 'object'),
   -- The clock, not the transaction's start: events of one transaction keep their order.
@@ -432,11 +437,9 @@ $$;
 
 -- Section - privileges
 -- Users never see the outbox: RLS on, no policies, and no grants to anon or authenticated.
-revoke all on public.outbox_events, public.outbox_subscribers, public.outbox_deliveries
-  from public, anon, authenticated;
-grant select on public.outbox_events, public.outbox_deliveries to service_role;
-grant select, insert, update, delete on public.outbox_subscribers to service_role;
 revoke execute on all functions in schema settle from public;
+revoke all on public.outbox_events, public.outbox_subscribers, public.outbox_deliveries
+  from anon, authenticated;
 grant execute on function
   settle.outbox_claim(integer, integer, integer, timestamptz),
   settle.outbox_record_success(bigint, uuid, integer, timestamptz),

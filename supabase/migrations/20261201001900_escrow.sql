@@ -1,5 +1,8 @@
--- Marketplace escrow (issue 12), part 1: engagements, their policy, funding through escrow
--- orders, completion with a rating, disputes and cancellation.
+-- Marketplace escrow (issue 12): engagements between a paying and a payee account, their
+-- policy, funding through escrow orders, completion with a rating, disputes between the parties
+-- and cancellation; settlement (the split, the batch job, operators' resolution of disputed
+-- engagements); returning what is owed to payers through the refunds machinery; the audit and
+-- statistics. What a chargeback on a funding payment does is the escrow_chargebacks file's.
 --
 -- The money model (docs/decisions.md, "Marketplace escrow"): a paid funding order moves the
 -- amount from the gateway's clearing account into a house account of the engagement,
@@ -7,8 +10,9 @@
 -- and nobody can spend it. Money owed back to the payer (a penalty, a cancellation, a second
 -- payment for an engagement already funded) first moves to the engagement's refund clearing
 -- account, escrow_refund:<engagement id>, and leaves it only through the refunds machinery (or,
--- for a remainder too small for the gateway to refund, into the payer's wallet). Settlement is
--- the next migration.
+-- for a remainder too small for the gateway to refund, into the payer's wallet). While a
+-- chargeback on the funding payment is open (or a dispute still holds money) the engagement
+-- neither settles, nor is resolved, nor canceled.
 
 -- Section - the split policy
 create table public.escrow_policies (
@@ -78,6 +82,7 @@ create table public.engagements (
   request_hash text,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
+  cancel_reason text check (cancel_reason in ('requested', 'chargeback_lost')),
   unique (created_by, idempotency_key),
   check (payer_account_id <> payee_account_id),
   check ((status in ('funded', 'completed', 'disputed', 'settled'))
@@ -87,7 +92,9 @@ create table public.engagements (
   check ((status = 'settled') = (settled_at is not null)),
   check ((status = 'canceled') = (canceled_at is not null)),
   check ((status = 'settled') = (penalty_amount is not null and fee_amount is not null and payee_amount is not null)),
-  check (payee_amount is null or penalty_amount + fee_amount + payee_amount = amount)
+  check (payee_amount is null or penalty_amount + fee_amount + payee_amount = amount),
+  constraint engagements_cancel_reason_status_check
+    check ((status = 'canceled') = (cancel_reason is not null))
 );
 alter table public.engagements enable row level security;
 create index engagements_payer_idx on public.engagements (payer_account_id, created_at desc);
@@ -101,11 +108,15 @@ comment on column public.engagements.payee_share_bps is 'Set when an operator re
 comment on column public.engagements.penalty_amount is 'At settlement: floor(amount * penalty_bps / 10000), returned to the payer.';
 comment on column public.engagements.fee_amount is 'At settlement: floor((amount - penalty) * platform_fee_bps / 10000), platform revenue.';
 comment on column public.engagements.payee_amount is 'At settlement: amount - penalty - fee, credited to the payee account''s wallet.';
+comment on column public.engagements.cancel_reason is 'Why a canceled engagement was canceled: requested (the payer before funding, the payee before completion) or chargeback_lost (a dispute on the funding payment ended with money kept by the gateway; nothing was paid to the payee).';
 
 create policy "Members of the payer or payee account can read their engagements" on public.engagements
   for select to authenticated
   using (settle.is_member(payer_account_id) or settle.is_member(payee_account_id));
 
+-- The legal status moves. Only the chargeback's end takes a completed or disputed engagement to
+-- canceled (settle.end_escrow_on_lost_dispute, escrow_chargebacks file); cancel_engagement keeps
+-- its own rule for users.
 create table settle.engagement_transitions (
   from_status text not null,
   to_status text not null,
@@ -114,7 +125,8 @@ create table settle.engagement_transitions (
 insert into settle.engagement_transitions values
   ('awaiting_payment', 'funded'), ('awaiting_payment', 'canceled'),
   ('funded', 'completed'), ('funded', 'canceled'),
-  ('completed', 'disputed'), ('completed', 'settled'), ('disputed', 'settled');
+  ('completed', 'disputed'), ('completed', 'settled'), ('disputed', 'settled'),
+  ('completed', 'canceled'), ('disputed', 'canceled');
 
 create function settle.guard_engagement_update() returns trigger
 language plpgsql set search_path = ''
@@ -201,7 +213,8 @@ as $$
       when p_e.status = 'canceled' then 0
       else (select s.payee from settle.escrow_split(p_e.amount,
               coalesce(p_e.penalty_bps[p_e.rating], 0), p_e.platform_fee_bps) s) end,
-    'settled_at', p_e.settled_at, 'canceled_at', p_e.canceled_at, 'created_at', p_e.created_at)
+    'settled_at', p_e.settled_at, 'canceled_at', p_e.canceled_at,
+    'cancel_reason', p_e.cancel_reason, 'created_at', p_e.created_at)
 $$;
 
 -- A visible engagement, locked, and which sides the caller is on; 404 for anyone else.
@@ -220,6 +233,19 @@ begin
     perform settle.fail(404, 'not_found', 'engagement not found');
   end if;
   select * into engagement from public.engagements where id = p_engagement_id for update;
+end
+$$;
+
+-- The funding order's KEY SHARE lock, taken before the engagement's by the user and operator
+-- actions that post against the order (the same order as escrow_settle's claim and as a dispute
+-- event: order, then engagement).
+create function settle.lock_funding_order(p_engagement_id uuid) returns void
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  perform 1 from public.orders o
+  where o.id = (select e.funding_order_id from public.engagements e where e.id = p_engagement_id)
+  for key share of o;
 end
 $$;
 
@@ -335,12 +361,11 @@ end
 $$;
 
 -- Section - escrow orders
-alter table public.orders add column engagement_id uuid references public.engagements (id);
-alter table public.orders add constraint orders_engagement_check
-  check ((purpose = 'escrow') = (engagement_id is not null));
+-- orders.engagement_id is a column of orders (orders file); its foreign key is added here, as
+-- engagements reference their funding order and are created after orders.
+alter table public.orders add constraint orders_engagement_id_fkey
+  foreign key (engagement_id) references public.engagements (id);
 create index orders_engagement_id_idx on public.orders (engagement_id) where engagement_id is not null;
-comment on column public.orders.engagement_id is 'The engagement an escrow order funds (purpose escrow); its amount and currency are the engagement''s.';
-
 create function settle.guard_order_engagement() returns trigger
 language plpgsql set search_path = ''
 as $$
@@ -460,87 +485,7 @@ begin
 end
 $$;
 
--- Section - the ledger posting of a paid order
--- As defined in 20261203000710_wallet_orders.sql, plus the escrow branch first: a paid escrow
--- order funds its engagement (settle.fund_engagement), once under order_paid:<id>.
-create or replace function settle.post_order_payment() returns trigger
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_clearing text := 'gateway:' || new.gateway;
-begin
-  if new.purpose = 'escrow' then
-    perform settle.fund_engagement(new);
-    return null;
-  end if;
-  if new.gateway = 'wallet' then
-    if new.purpose = 'wallet_topup' then
-      perform settle.fail(400, 'invalid_request', 'a wallet cannot top itself up');
-    end if;
-    perform settle.post_transaction('purchase', 'order_paid:' || new.id, new.id,
-      new.purpose || ' purchase from the wallet',
-      jsonb_build_array(
-        jsonb_build_object('wallet_id', settle.ensure_wallet(new.account_id, new.currency),
-          'currency', new.currency, 'amount', -new.amount),
-        jsonb_build_object('system_account', 'revenue:' || new.purpose, 'currency', new.currency,
-          'amount', new.amount)));
-    return null;
-  end if;
-  if new.purpose = 'wallet_topup' then
-    perform settle.post_transaction('topup', 'order_paid:' || new.id, new.id,
-      'wallet top-up via ' || new.gateway,
-      jsonb_build_array(
-        jsonb_build_object('wallet_id', settle.ensure_wallet(new.account_id, new.currency),
-          'currency', new.currency, 'amount', new.amount),
-        jsonb_build_object('system_account', v_clearing, 'currency', new.currency, 'amount', -new.amount)));
-  else
-    perform settle.post_transaction('purchase', 'order_paid:' || new.id, new.id,
-      new.purpose || ' purchase via ' || new.gateway,
-      jsonb_build_array(
-        jsonb_build_object('system_account', 'revenue:' || new.purpose, 'currency', new.currency,
-          'amount', new.amount),
-        jsonb_build_object('system_account', v_clearing, 'currency', new.currency, 'amount', -new.amount)));
-  end if;
-  return null;
-end
-$$;
-
 -- Section - refunds of escrow orders
--- As defined in 20261203000710_wallet_orders.sql, except that an escrow order's refund is paid
--- out of its engagement's refund clearing account (where cancellation, the settlement's
--- penalty and a payment to return put the money first). (The four-argument form calls this.)
-create or replace function settle.post_refund_transaction(
-  p_order public.orders, p_key text, p_description text, p_amount bigint, p_shortfall bigint
-) returns void
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_holder jsonb := case
-    when p_order.purpose = 'escrow'
-      then jsonb_build_object('system_account', settle.escrow_refund_account(p_order.engagement_id))
-    when p_order.purpose = 'wallet_topup'
-      then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
-    else jsonb_build_object('system_account', 'revenue:' || p_order.purpose) end;
-  v_entries jsonb := '[]'::jsonb;
-begin
-  if p_amount - p_shortfall <> 0 then
-    v_entries := v_entries || jsonb_build_array(v_holder || jsonb_build_object(
-      'currency', p_order.currency, 'amount', -(p_amount - p_shortfall)));
-  end if;
-  if p_shortfall <> 0 then
-    v_entries := v_entries || jsonb_build_array(jsonb_build_object(
-      'system_account', 'receivable:refund_shortfall', 'currency', p_order.currency,
-      'amount', -p_shortfall));
-  end if;
-  perform settle.post_transaction('refund', p_key, p_order.id, p_description,
-    v_entries || jsonb_build_array(
-      case when p_order.gateway = 'wallet'
-        then jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency))
-        else jsonb_build_object('system_account', 'gateway:' || p_order.gateway)
-      end || jsonb_build_object('currency', p_order.currency, 'amount', p_amount)));
-end
-$$;
-
 -- Escrow money leaves only by cancellation and settlement: a refund asked through the API
 -- (POST /refunds, settle.request_refund / create_refund) of an escrow order is refused, unless
 -- escrow's own functions make it (they set settle.escrow_refund for their statement). A refund
@@ -633,22 +578,32 @@ begin
 end
 $$;
 
--- The payer before funding, or the payee before completion, cancels. Funded money moves from
--- escrow to the refund clearing account and the funding order is queued to be refunded (the
--- caller refunds it right after, escrow-settle otherwise).
+-- The payer before funding, or the payee before completion, cancels, with cancel_reason
+-- 'requested'. Funded money moves from escrow to the refund clearing account and the funding
+-- order is queued to be refunded (the caller refunds it right after, escrow-settle otherwise).
+-- The funding order is locked first; a funded engagement whose payment is disputed is refused
+-- (409 order_disputed: its refund would be refused, and the outcome decides what is owed).
 create function settle.cancel_engagement(p_engagement_id uuid) returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
 declare
-  v record := settle.lock_engagement(p_engagement_id);
-  v_e public.engagements := v.engagement;
+  v record;
+  v_e public.engagements;
 begin
+  perform settle.lock_funding_order(p_engagement_id);
+  v := settle.lock_engagement(p_engagement_id);
+  v_e := v.engagement;
   if not (v_e.status = 'awaiting_payment' or (v_e.status = 'funded' and v.is_payee)) then
     perform settle.fail(409, 'invalid_engagement_state', format(
       'engagement %s is %s: the payer cancels before funding, the payee before completion',
       v_e.id, v_e.status));
   end if;
-  update public.engagements set status = 'canceled', canceled_at = now()
+  if v_e.funding_order_id is not null and settle.escrow_payment_disputed(v_e.funding_order_id) then
+    perform settle.fail(409, 'order_disputed', format(
+      'engagement %s: its funding payment has an open chargeback; it can be canceled once the dispute is resolved',
+      v_e.id));
+  end if;
+  update public.engagements set status = 'canceled', canceled_at = now(), cancel_reason = 'requested'
   where id = v_e.id returning * into v_e;
   if v_e.funding_order_id is not null then
     perform settle.post_transaction('escrow_refund', 'escrow_cancel:' || v_e.id, v_e.funding_order_id,
@@ -679,3 +634,400 @@ $$;
 create trigger engagements_outbox after update of status on public.engagements
   for each row when (new.status is distinct from old.status)
   execute function settle.outbox_engagement_event();
+
+-- Section - chargebacks on the funding payment
+-- A funding payment that keeps its engagement from settling, being resolved or canceled: an
+-- open chargeback (settle.order_has_open_dispute), or any dispute still holding money (a
+-- Razorpay fraud-phase deduction is not a chargeback, yet the escrow is short by it).
+create function settle.escrow_payment_disputed(p_order_id uuid) returns boolean
+language sql stable security definer set search_path = ''
+as $$
+  select settle.order_has_open_dispute(p_order_id)
+    or exists (select 1 from public.disputes d where d.order_id = p_order_id and d.amount_held > 0)
+$$;
+
+-- Section - what is owed back to payers
+-- Remainders too small for the gateway to refund (below its minimum, or not a multiple of 10
+-- of a three-decimal currency), credited to the payer's wallet instead.
+create table settle.escrow_wallet_returns (
+  id uuid primary key default gen_random_uuid(),
+  order_id uuid not null references public.orders (id),
+  amount bigint not null check (amount > 0),
+  created_at timestamptz not null default now()
+);
+create index escrow_wallet_returns_order_idx on settle.escrow_wallet_returns (order_id);
+
+-- What a paid escrow order still owes its payer: the settlement's penalty (the funding order of
+-- a settled engagement; a chargeback after settlement is the platform's, not the payer's debt);
+-- everything (a canceled engagement's funding, or any other paid order of the engagement: a
+-- second payment) less what a dispute took back of it (settle.order_disputed_net: the payer's
+-- bank gave that back); nothing (an unsettled engagement's funding: its disputes' money is the
+-- escrow's); minus what its refunds (pending or processed) and wallet returns gave back.
+-- Negative: more went back than was owed (a refund made at the gateway), which the audit
+-- reports.
+create function settle.escrow_owed(p_order public.orders) returns bigint
+language sql stable security definer set search_path = ''
+as $$
+  select case when p_order.status not in ('paid', 'partially_refunded', 'refunded') then 0::bigint
+    else (select case when e.funding_order_id is distinct from p_order.id or e.status = 'canceled'
+                        then p_order.amount - settle.order_disputed_net(p_order.id)
+                      when e.status = 'settled' then e.penalty_amount
+                      else 0 end
+          from public.engagements e where e.id = p_order.engagement_id)
+      - p_order.amount_refunded
+      - coalesce((select sum(r.amount) from settle.escrow_wallet_returns r where r.order_id = p_order.id), 0)
+    end::bigint
+$$;
+
+-- Claims up to p_limit queued orders (SKIP LOCKED, then a 5-minute lease so concurrent runs
+-- split the work) and says what each owes; settle.escrow_return_owed acts on each.
+create function settle.escrow_claim_refunds(p_now timestamptz default now(), p_limit integer default 100)
+returns table (order_id uuid, gateway text, currency text, owed bigint)
+language sql security definer set search_path = ''
+as $$
+  with due as (
+    select q.order_id from settle.escrow_refund_queue q
+    where q.next_attempt_at <= p_now
+    order by q.next_attempt_at, q.order_id
+    limit least(greatest(p_limit, 1), 1000)
+    for update skip locked
+  ), leased as (
+    update settle.escrow_refund_queue q set next_attempt_at = p_now + interval '5 minutes'
+    from due where q.order_id = due.order_id
+    returning q.order_id
+  )
+  select o.id, o.gateway, o.currency, settle.escrow_owed(o)
+  from leased l join public.orders o on o.id = l.order_id
+$$;
+
+-- Gives an order's owed money back, once, under the order's row lock: p_refund_amount of it as
+-- a pending refund through the refunds machinery (the caller then sends it to the gateway), the
+-- rest (what the gateway cannot refund) into the payer's wallet. p_expected is what the caller
+-- saw owed; if that changed meanwhile nothing is done ({"changed": true}) and the order stays
+-- queued. While the payment is disputed (settle.escrow_payment_disputed) nothing is returned and
+-- the order waits 10 minutes ({"waiting": true}; the gateways refuse refunds of a charged-back
+-- payment, and the outcome changes what is owed); after a dispute kept money (lost, or a
+-- deduction on a win) the whole owed amount goes to the payer's wallet, since no refund of that
+-- payment will be accepted. Returns {"refund", "wallet_credit", "owed"}.
+create function settle.escrow_return_owed(p_order_id uuid, p_expected bigint, p_refund_amount bigint)
+returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_order public.orders;
+  v_e public.engagements;
+  v_owed bigint;
+  v_amount bigint := p_refund_amount;
+  v_refund public.refunds;
+  v_return uuid;
+begin
+  select * into v_order from public.orders where id = p_order_id and purpose = 'escrow' for update;
+  if v_order.id is null then
+    perform settle.fail(404, 'not_found', 'escrow order not found');
+  end if;
+  v_owed := settle.escrow_owed(v_order);
+  if v_owed <= 0 then
+    delete from settle.escrow_refund_queue where order_id = p_order_id;
+    return jsonb_build_object('refund', null, 'wallet_credit', 0, 'owed', v_owed);
+  elsif v_owed is distinct from p_expected then
+    return jsonb_build_object('changed', true, 'owed', v_owed);
+  elsif v_amount is null or v_amount < 0 or v_amount > v_owed then
+    perform settle.fail(400, 'invalid_request', format('the refund must be between 0 and %s', v_owed));
+  elsif settle.escrow_payment_disputed(v_order.id) then
+    update settle.escrow_refund_queue set next_attempt_at = now() + interval '10 minutes'
+    where order_id = p_order_id;
+    return jsonb_build_object('waiting', true, 'owed', v_owed);
+  elsif exists (select 1 from public.disputes d where d.order_id = v_order.id and d.amount_lost > 0) then
+    v_amount := 0;
+  end if;
+  select * into v_e from public.engagements where id = v_order.engagement_id;
+  if v_amount > 0 then
+    perform set_config('settle.escrow_refund', 'on', true);
+    v_refund := settle.insert_refund(v_order, v_amount, 'pending', 'api',
+      case when v_e.funding_order_id is distinct from v_order.id then 'escrow: a second payment returned'
+           when v_e.status = 'canceled' then 'escrow: engagement canceled'
+           else 'escrow: penalty for rating ' || coalesce(v_e.rating::text, 'none') end,
+      null, null, null, null);
+    perform set_config('settle.escrow_refund', 'off', true);
+  end if;
+  if v_amount < v_owed then
+    insert into settle.escrow_wallet_returns (order_id, amount) values (v_order.id, v_owed - v_amount)
+    returning id into v_return;
+    perform settle.post_transaction('escrow_refund', 'escrow_wallet_return:' || v_return, v_order.id,
+      'escrow returned to the wallet (not refundable at the gateway)',
+      jsonb_build_array(
+        jsonb_build_object('system_account', settle.escrow_refund_account(v_e.id),
+          'currency', v_order.currency, 'amount', -(v_owed - v_amount)),
+        jsonb_build_object('wallet_id', settle.ensure_wallet(v_order.account_id, v_order.currency),
+          'currency', v_order.currency, 'amount', v_owed - v_amount)));
+  end if;
+  delete from settle.escrow_refund_queue where order_id = p_order_id;
+  return jsonb_build_object('refund', case when v_refund.id is null then null else to_jsonb(v_refund) end,
+    'wallet_credit', v_owed - v_amount, 'owed', v_owed);
+end
+$$;
+
+-- Section - settlement
+-- Settles a locked engagement: the split stored on it and one balanced transaction out of
+-- escrow (payee wallet, platform fee revenue, the penalty to the refund clearing account),
+-- once under escrow_settlement:<id>. The penalty's refund is queued, never made here: the
+-- payee's credit does not wait for the gateway.
+create function settle.settle_engagement(
+  p_e public.engagements, p_penalty_bps integer, p_payee_share_bps integer, p_now timestamptz
+) returns public.engagements
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_split record;
+  v_e public.engagements;
+  v_entries jsonb;
+begin
+  select * into v_split from settle.escrow_split(p_e.amount, p_penalty_bps, p_e.platform_fee_bps);
+  update public.engagements
+  set status = 'settled', settled_at = p_now, payee_share_bps = p_payee_share_bps,
+      penalty_amount = v_split.penalty, fee_amount = v_split.fee, payee_amount = v_split.payee
+  where id = p_e.id returning * into v_e;
+  v_entries := jsonb_build_array(jsonb_build_object('system_account', settle.escrow_account(v_e.id),
+    'currency', v_e.currency, 'amount', -v_e.amount));
+  if v_split.payee > 0 then
+    v_entries := v_entries || jsonb_build_array(jsonb_build_object(
+      'wallet_id', settle.ensure_wallet(v_e.payee_account_id, v_e.currency),
+      'currency', v_e.currency, 'amount', v_split.payee));
+  end if;
+  if v_split.fee > 0 then
+    v_entries := v_entries || jsonb_build_array(jsonb_build_object('system_account', 'revenue:escrow_fee',
+      'currency', v_e.currency, 'amount', v_split.fee));
+  end if;
+  if v_split.penalty > 0 then
+    v_entries := v_entries || jsonb_build_array(jsonb_build_object(
+      'system_account', settle.escrow_refund_account(v_e.id), 'currency', v_e.currency,
+      'amount', v_split.penalty));
+    perform settle.enqueue_escrow_refund(v_e.funding_order_id);
+  end if;
+  perform settle.post_transaction('escrow_settlement', 'escrow_settlement:' || v_e.id,
+    v_e.funding_order_id, 'escrow settlement', v_entries);
+  return v_e;
+end
+$$;
+
+-- The batch job (POST /escrow-settle; p_now injectable for tests): funded engagements past
+-- their auto-completion time complete (no rating, no penalty), then up to p_limit completed
+-- engagements whose release_at has come are claimed and settled in this transaction. The claim
+-- takes the funding order's KEY SHARE lock beside the engagement's row lock, both SKIP LOCKED
+-- (concurrent runs never wait for, nor settle, the same one). A dispute event holds the order's
+-- row lock while it decides where the money comes from, so an engagement is either claimed
+-- before the event (settled; the withdrawal then comes from the platform's expense) or after it
+-- (skipped while the payment is disputed), never in between, and the settlement's postings
+-- (which reference the order) never wait for a dispute that waits for the engagement. One whose
+-- funding payment is disputed (settle.escrow_payment_disputed), or was refunded at the gateway,
+-- is skipped (claimed last, so skipped ones never crowd out the rest). Returns {claimed,
+-- settled, skipped, auto_completed}.
+create function settle.escrow_settle(p_now timestamptz default now(), p_limit integer default 100)
+returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_e public.engagements;
+  v_claimed integer := 0;
+  v_settled integer := 0;
+  v_skipped integer := 0;
+  v_auto integer := 0;
+begin
+  if p_now is null or p_limit is null or p_limit not between 1 and 1000 then
+    perform settle.fail(400, 'invalid_request', 'now is required and limit must be between 1 and 1000');
+  end if;
+  for v_e in
+    select * from public.engagements e
+    where e.status = 'funded' and e.auto_complete_at <= p_now
+    order by e.auto_complete_at, e.id limit p_limit
+    for update skip locked
+  loop
+    update public.engagements
+    set status = 'completed', completed_at = p_now, auto_completed = true,
+        release_at = p_now + make_interval(hours => hold_hours)
+    where id = v_e.id;
+    v_auto := v_auto + 1;
+  end loop;
+  for v_e in
+    select e.* from public.engagements e join public.orders o on o.id = e.funding_order_id
+    where e.status = 'completed' and e.release_at <= p_now
+    order by settle.escrow_payment_disputed(e.funding_order_id), e.release_at, e.id
+    limit p_limit
+    for update of e skip locked
+    for key share of o skip locked
+  loop
+    v_claimed := v_claimed + 1;
+    if settle.escrow_payment_disputed(v_e.funding_order_id)
+       or exists (select 1 from public.orders o where o.id = v_e.funding_order_id and o.amount_refunded > 0) then
+      v_skipped := v_skipped + 1;
+      continue;
+    end if;
+    perform settle.settle_engagement(v_e, coalesce(v_e.penalty_bps[v_e.rating], 0), null, p_now);
+    v_settled := v_settled + 1;
+  end loop;
+  return jsonb_build_object('claimed', v_claimed, 'settled', v_settled, 'skipped', v_skipped,
+    'auto_completed', v_auto);
+end
+$$;
+
+-- An operator (service role) settles a disputed engagement with the payee's share in basis
+-- points: the rest is the penalty returned to the payer, and the platform fee applies to the
+-- payee's part (penalty_bps = 10000 - share in the one split formula). The funding order is
+-- locked first (settle.lock_funding_order); a funding payment that is disputed waits.
+create function settle.resolve_engagement(p_engagement_id uuid, p_payee_share_bps integer) returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_e public.engagements;
+begin
+  if p_payee_share_bps is null or p_payee_share_bps not between 0 and 10000 then
+    perform settle.fail(400, 'invalid_request', 'payee_share_bps must be an integer from 0 to 10000');
+  end if;
+  perform settle.lock_funding_order(p_engagement_id);
+  select * into v_e from public.engagements where id = p_engagement_id for update;
+  if v_e.id is null then
+    perform settle.fail(404, 'not_found', 'engagement not found');
+  end if;
+  if v_e.status <> 'disputed' then
+    perform settle.engagement_state_error(v_e, 'resolved');
+  end if;
+  if settle.escrow_payment_disputed(v_e.funding_order_id) then
+    perform settle.fail(409, 'invalid_engagement_state',
+      format('engagement %s: its funding payment has an open chargeback', v_e.id));
+  end if;
+  v_e := settle.settle_engagement(v_e, 10000 - p_payee_share_bps, p_payee_share_bps, now());
+  return jsonb_build_object('engagement', settle.engagement_json(v_e));
+end
+$$;
+
+-- Section - ledger audit
+-- Escrow accounts hold exactly the funded, unsettled engagements' amounts less what disputes on
+-- their funding payments withdrew and did not reinstate (zero once settled or canceled); refund
+-- clearing accounts hold exactly what is owed back and not yet refunded; no order gave back
+-- more than it owed; a settled engagement's split is the formula's and adds up, and its
+-- settlement posting credited the payee's wallet with exactly payee_amount;
+-- expense:escrow_chargebacks holds exactly what disputes took from settled engagements' funding
+-- payments, and nothing posts to revenue:escrow. One query of unioned invariants, so longer
+-- than 70 lines.
+create function settle.ledger_audit_escrow()
+returns table (invariant text, subject text, detail text)
+language sql stable security definer set search_path = ''
+as $$
+  with escrow_ledger as (
+    select e.system_account, e.currency, sum(e.amount) as total from public.ledger_entries e
+    where e.system_account like 'escrow:%' group by 1, 2
+  ), escrow_expected as (
+    select settle.escrow_account(g.id) as system_account, g.currency, g.id,
+      case when g.status in ('funded', 'completed', 'disputed')
+        then g.amount - settle.order_disputed_net(g.funding_order_id) else 0 end as total
+    from public.engagements g
+  ), refund_ledger as (
+    select e.system_account, e.currency, sum(e.amount) as total from public.ledger_entries e
+    where e.system_account like 'escrow\_refund:%' group by 1, 2
+  ), refund_expected as (
+    select settle.escrow_refund_account(o.engagement_id) as system_account, o.currency,
+      sum(settle.escrow_owed(o)) as total
+    from public.orders o where o.purpose = 'escrow' group by 1, 2
+  ), chargeback_ledger as (
+    select e.currency, -sum(e.amount) as total from public.ledger_entries e
+    where e.system_account = 'expense:escrow_chargebacks' group by 1
+  ), chargeback_expected as (
+    select g.currency, sum(settle.order_disputed_net(g.funding_order_id)) as total
+    from public.engagements g where g.status = 'settled' group by 1
+  )
+  select 'escrow_account_drift', coalesce(x.id::text, l.system_account || ' ' || l.currency),
+    format('escrow account holds %s, the engagement expects %s', coalesce(l.total, 0), coalesce(x.total, 0))
+  from escrow_ledger l full join escrow_expected x
+    on x.system_account = l.system_account and x.currency = l.currency
+  where coalesce(l.total, 0) <> coalesce(x.total, 0)
+  union all
+  select 'escrow_refund_drift', coalesce(x.system_account, l.system_account) || ' ' || coalesce(x.currency, l.currency),
+    format('refund clearing holds %s, owed back and not yet refunded %s', coalesce(l.total, 0), coalesce(x.total, 0))
+  from refund_ledger l full join refund_expected x
+    on x.system_account = l.system_account and x.currency = l.currency
+  where coalesce(l.total, 0) <> coalesce(x.total, 0)
+  union all
+  select 'escrow_over_refunded', o.id::text,
+    format('order %s gave back %s more than it owed', o.id, -settle.escrow_owed(o))
+  from public.orders o where o.purpose = 'escrow' and settle.escrow_owed(o) < 0
+  union all
+  select 'escrow_split_mismatch', g.id::text,
+    format('penalty %s + fee %s + payee %s of %s %s (formula: %s, %s, %s)', g.penalty_amount,
+      g.fee_amount, g.payee_amount, g.amount, g.currency, s.penalty, s.fee, s.payee)
+  from public.engagements g
+  cross join lateral settle.escrow_split(g.amount,
+    coalesce(10000 - g.payee_share_bps, g.penalty_bps[g.rating], 0), g.platform_fee_bps) s
+  where g.status = 'settled' and (g.penalty_amount + g.fee_amount + g.payee_amount <> g.amount
+    or (g.penalty_amount, g.fee_amount, g.payee_amount) <> (s.penalty, s.fee, s.payee))
+  union all
+  select 'escrow_settlement_not_posted', g.id::text,
+    format('status %s, payee_amount %s; %s settlement postings credited the payee wallet %s',
+      g.status, g.payee_amount, count(distinct t.id), coalesce(sum(e.amount) filter (where e.wallet_id is not null), 0))
+  from public.engagements g
+  left join public.ledger_transactions t on t.idempotency_key = 'escrow_settlement:' || g.id
+  left join public.ledger_entries e on e.transaction_id = t.id
+  group by g.id
+  having (g.status = 'settled') <> (count(distinct t.id) = 1)
+    or coalesce(sum(e.amount) filter (where e.wallet_id is not null), 0) <> coalesce(g.payee_amount, 0)
+  union all
+  select 'escrow_chargeback_drift', coalesce(l.currency, x.currency),
+    format('expense:escrow_chargebacks %s, disputes on settled engagements hold back %s',
+      coalesce(l.total, 0), coalesce(x.total, 0))
+  from chargeback_ledger l full join chargeback_expected x on x.currency = l.currency
+  where coalesce(l.total, 0) <> coalesce(x.total, 0)
+  union all
+  select 'escrow_dispute_misposted', e.currency,
+    format('revenue:escrow has %s entries summing to %s', count(*), sum(e.amount))
+  from public.ledger_entries e where e.system_account = 'revenue:escrow'
+  group by e.currency
+$$;
+
+-- Section - statistics
+-- Beside payment_stats and wallet_spending_stats, the same pattern: aggregated with the
+-- owner's rights after filtering rows by the caller (members of either side; analysts and the
+-- service role everything), exposed as a security_invoker view. Per UTC day of the
+-- engagement's creation and currency.
+create view settle.escrow_stats_visible with (security_barrier = true) as
+select
+  (e.created_at at time zone 'UTC')::date as day,
+  e.currency,
+  count(*) as engagements_created,
+  count(*) filter (where e.funded_at is not null) as engagements_funded,
+  count(*) filter (where e.status = 'settled') as engagements_settled,
+  count(*) filter (where e.status = 'disputed') as engagements_disputed,
+  count(*) filter (where e.status = 'canceled') as engagements_canceled,
+  coalesce(sum(e.amount) filter (where e.status in ('funded', 'completed', 'disputed')), 0)::bigint as held,
+  coalesce(sum(e.payee_amount), 0)::bigint as released_to_payees,
+  coalesce(sum(e.penalty_amount), 0)::bigint as penalties,
+  coalesce(sum(e.fee_amount), 0)::bigint as platform_revenue
+from public.engagements e
+where settle.can_read_payment_stats(e.payer_account_id) or settle.can_read_payment_stats(e.payee_account_id)
+group by 1, 2;
+
+create view public.escrow_stats with (security_invoker = true) as
+select day, currency, engagements_created, engagements_funded, engagements_settled,
+  engagements_disputed, engagements_canceled, held, released_to_payees, penalties, platform_revenue
+from settle.escrow_stats_visible;
+comment on view public.escrow_stats is 'Escrow per UTC day of engagement creation and currency: engagements created, funded, settled, disputed (now), canceled; held = amounts in escrow now (funded, completed or disputed), released_to_payees = payee amounts credited at settlement, penalties = amounts returned to payers at settlement, platform_revenue = platform fees. Minor units. Signed-in users see engagements of their accounts (either side); payment_analyst sees all.';
+
+-- Section - privileges
+-- Engagements and policies are written only by the functions above; members read (RLS).
+revoke execute on all functions in schema settle from public;
+revoke all on public.engagements, public.escrow_policies from anon, authenticated, service_role;
+grant select on public.engagements, public.escrow_policies to authenticated, service_role;
+revoke all on settle.engagement_transitions, settle.escrow_refund_queue, settle.escrow_wallet_returns
+  from public;
+revoke all on public.escrow_stats from anon, authenticated;
+grant select on settle.escrow_stats_visible, public.escrow_stats
+  to authenticated, payment_analyst, service_role;
+grant execute on function
+  settle.create_engagement(uuid, uuid, bigint, text, text, text, integer, text, text),
+  settle.create_escrow_order(text, uuid, uuid, text, text),
+  settle.complete_engagement(uuid, integer), settle.dispute_engagement(uuid, text),
+  settle.cancel_engagement(uuid), settle.engagement_json(public.engagements)
+  to authenticated, service_role;
+grant execute on function settle.resolve_engagement(uuid, integer),
+  settle.escrow_settle(timestamptz, integer), settle.escrow_claim_refunds(timestamptz, integer),
+  settle.escrow_return_owed(uuid, bigint, bigint), settle.ledger_audit_escrow(),
+  settle.escrow_split(bigint, integer, integer), settle.escrow_owed(public.orders)
+  to service_role;
