@@ -136,7 +136,7 @@ console.log(
     : "  outbox        timer off (OUTBOX_DISPATCH_INTERVAL_SECONDS=0)\n",
 );
 
-// The dev server's stand-in for pg_cron's hourly gateway audit (migration 20261203000500):
+// The dev server's stand-in for pg_cron's hourly gateway audit (20261201002400_schedule.sql):
 // POST gateway-audit every GATEWAY_AUDIT_INTERVAL_SECONDS (default 3600, 0 turns it off).
 const auditEvery = Number(Deno.env.get("GATEWAY_AUDIT_INTERVAL_SECONDS")?.trim() || "3600");
 if (!Number.isInteger(auditEvery) || auditEvery < 0) {
@@ -170,7 +170,7 @@ console.log(
     : "  gateway audit timer off (GATEWAY_AUDIT_INTERVAL_SECONDS=0)\n",
 );
 
-// The dev server's stand-in for pg_cron's escrow settlement (migration 20261204000110): POST
+// The dev server's stand-in for pg_cron's escrow settlement (20261201002400_schedule.sql): POST
 // escrow-settle every ESCROW_SETTLE_INTERVAL_SECONDS (default 60, 0 turns it off), never
 // overlapping itself. Quiet unless something was settled, completed or refunded.
 const escrowEvery = Number(Deno.env.get("ESCROW_SETTLE_INTERVAL_SECONDS")?.trim() || "60");
