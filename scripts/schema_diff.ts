@@ -115,7 +115,10 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const tag = `${Deno.pid}_${Date.now().toString(36)}`;
-  const [left, right] = [await build(a, `schema_diff_a_${tag}`), await build(b, `schema_diff_b_${tag}`)];
+  const [left, right] = [
+    await build(a, `schema_diff_a_${tag}`),
+    await build(b, `schema_diff_b_${tag}`),
+  ];
   const dir = await Deno.makeTempDir({ prefix: "schema_diff_" });
   let same: boolean;
   try {
@@ -130,7 +133,8 @@ if (import.meta.main) {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  if (same) console.log(`${a} and ${b}: the same schema and migration data (${left.length} objects)`);
-  else console.error(`${a} and ${b} differ (${left.length} and ${right.length} objects)`);
+  if (same) {
+    console.log(`${a} and ${b}: the same schema and migration data (${left.length} objects)`);
+  } else console.error(`${a} and ${b} differ (${left.length} and ${right.length} objects)`);
   Deno.exit(same ? 0 : 1);
 }
