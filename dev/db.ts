@@ -53,8 +53,19 @@ export async function migrate(
   const done = new Set(
     (await sql`select version from supabase_migrations.schema_migrations`).map((r) => r.version),
   );
+  const files = opts.from?.migrations ?? await migrationFiles();
+  const unknown = [...done].filter((v) => !files.some((f) => f.version === v)).sort();
+  if (unknown.length) {
+    // Applying the files on top would fail half-way (or skip what the database lacks).
+    throw new Error(
+      `the database records ${unknown.length} migration(s) that are not in supabase/migrations ` +
+        `(${unknown.slice(0, 3).join(", ")}${unknown.length > 3 ? ", …" : ""}): it was migrated ` +
+        "before the v0.1.0 re-base (docs/decisions.md) or by another branch; recreate it " +
+        "(`deno task dev` without --keep starts a fresh one)",
+    );
+  }
   const applied: string[] = [];
-  for (const file of opts.from?.migrations ?? await migrationFiles()) {
+  for (const file of files) {
     if (done.has(file.version)) continue;
     const text = "text" in file ? file.text : await Deno.readTextFile(file.path);
     await sql.begin(async (tx) => {
