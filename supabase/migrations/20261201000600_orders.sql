@@ -205,7 +205,7 @@ create trigger orders_post_payment after update of status on public.orders
 -- checkout signature proves an authorization, not a capture, so a capture must carry the
 -- gateway's own amount and currency, which must be the order's (a capture without them is a
 -- mismatch). An authorization reported for other terms is flagged the same way (it is never
--- captured).
+-- captured). Over 70 lines: the three kinds share the locked row and its checks, in one place.
 create function settle.apply_payment(
   p_gateway text, p_kind text, p_gateway_order_id text, p_gateway_payment_id text,
   p_amount bigint, p_currency text, p_failure_code text default null, p_failure_reason text default null
@@ -287,7 +287,8 @@ $$;
 -- client amount, within the currency's bounds. With an idempotency key, the same request
 -- returns the same order ({"replayed": true}) and a different request under that key is a 409.
 -- Gateway orders only: wallet orders have their own function (settle.pay_order_from_wallet),
--- escrow orders theirs (settle.create_escrow_order).
+-- escrow orders theirs (settle.create_escrow_order). Over 70 lines: a short branch per purpose's
+-- price, between the replay check and the insert that must stay together.
 create function settle.create_order(
   p_gateway text, p_purpose text, p_plan_id text, p_product_id text,
   p_amount bigint, p_currency text, p_account_id uuid,

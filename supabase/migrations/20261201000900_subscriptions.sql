@@ -4,9 +4,10 @@
 -- (disputes file), and periods that ran out lapse.
 
 -- Section - subscriptions
--- One subscription per account. Buying a plan (either gateway) grants one period: it starts the
--- subscription, or extends it from the current period's end while it is active. Each grant is a
--- row in subscription_periods, unique per order, so a duplicate or late event never extends twice.
+-- One subscription per account. Buying a plan (any gateway, or the wallet) grants one period: it
+-- starts the subscription, or extends it from the current period's end while it is active. Each
+-- grant is a row in subscription_periods, unique per order, so a duplicate or late event never
+-- extends twice.
 create table public.subscriptions (
   id uuid primary key default gen_random_uuid(),
   account_id uuid not null unique references public.accounts (id) on delete cascade,

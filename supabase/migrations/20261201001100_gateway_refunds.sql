@@ -181,7 +181,8 @@ create trigger orders_zz_held_refunds after update of status on public.orders
 -- and gateway payment (each where the event carries it); otherwise it is a 'mismatch' stored on
 -- the webhook event for an operator: the refund is not linked or moved.
 -- p_effect: {action: refund, gateway_refund_id, gateway_payment_id, gateway_order_id, amount,
--- currency, status pending|processed|failed, settle_refund_id, failure_reason}.
+-- currency, status pending|processed|failed, settle_refund_id, failure_reason}. Over 70 lines: the
+-- lookups by identity, in this order and under these locks, are one decision.
 create function settle.apply_refund_event(p_gateway text, p_effect jsonb) returns jsonb
 language plpgsql security definer set search_path = ''
 as $$

@@ -29,7 +29,9 @@ comment on function settle.ledger_audit_areas() is 'Every settle.ledger_audit_<a
 
 -- Section - ledger_audit
 -- Longer than 70 lines because it is one query: a union of independent checks, each commented,
--- so it reads top to bottom as the list of invariants.
+-- so it reads top to bottom as the list of invariants. (Its body is byte for byte the one the
+-- history left, which the v0.1.0 re-base's proof compares: "wallet holds (0700)" there names the
+-- wallet_spending file by its number before the re-base.)
 create function settle.ledger_audit()
 returns table (invariant text, subject text, detail text)
 language sql stable security definer set search_path = ''
