@@ -15,7 +15,13 @@ import {
   walletBalance,
 } from "./lib/checks.ts";
 import type { SentEvent } from "./lib/checks.ts";
-import { type CpuShare, cpuWindow, setGatewayPid } from "./lib/cpu.ts";
+import {
+  type CpuShare,
+  cpuWindow,
+  processCpuMs,
+  setDatabasePrefix,
+  setGatewayPid,
+} from "./lib/cpu.ts";
 import { type WaitShare, waitWindow } from "./lib/waits.ts";
 import {
   type BenchUser,
@@ -47,6 +53,7 @@ import { serviceRoleKey } from "../dev/keys.ts";
 import { latency, round } from "./lib/stats.ts";
 import { checkPeerStored, ensurePeer, PEER_PACKAGE, startPeer } from "./lib/peer.ts";
 import { preload, shapeProblems, tableCounts } from "./lib/growth.ts";
+import { liveHeapMb, type MemoryChunk, startSampling, summarize } from "./lib/memory.ts";
 
 // ---------------------------------------------------------------- options
 
@@ -69,6 +76,8 @@ interface Options {
   growthOrders: number;
   /** Events sent by the memory phase. */
   memoryEvents: number;
+  /** After each memory chunk, a forced full GC and the heap still reachable (diagnosis). */
+  memoryLive: boolean;
 }
 
 // One flat switch over the flags: longer than 70 lines, and clearer whole.
@@ -88,6 +97,7 @@ function parseOptions(args: string[]): Options {
     gateways: ["razorpay", "stripe"],
     growthOrders: Number(Deno.env.get("BENCH_GROWTH_ORDERS") ?? 1_000_000),
     memoryEvents: Number(Deno.env.get("BENCH_MEMORY_EVENTS") ?? 100_000),
+    memoryLive: false,
   };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split("=", 2);
@@ -137,6 +147,9 @@ function parseOptions(args: string[]): Options {
       case "--memory-events":
         o.memoryEvents = Number(value());
         break;
+      case "--memory-live":
+        o.memoryLive = true;
+        break;
       case "--label":
         o.label = value();
         break;
@@ -153,7 +166,7 @@ function parseOptions(args: string[]): Options {
           "deno task bench [--seconds N | --quick] [--only pgbench,floor,peer,ingest,hot,charges,checkout,sql,growth,memory]\n" +
             "                [--gateways razorpay,stripe] [--concurrency 1,8,16,32] [--pool N] [--prepare]\n" +
             "                [--no-tuned | --tuned-pool N --tuned-isolates N] [--admin-url URL]\n" +
-            "                [--growth-orders N] [--memory-events N]\n" +
+            "                [--growth-orders N] [--memory-events N] [--memory-live]\n" +
             "                [--out FILE] [--label TEXT] [--keep-db]\n" +
             "deno task bench --profile [--seconds=N]   (where the time goes; results/profile.json)",
         );
@@ -185,9 +198,11 @@ const log = (msg: string) =>
 
 // ---------------------------------------------------------------- set-up
 
-const DB = "settle_bench";
-const PGB10 = "settle_bench_pgbench_s10";
-const PGB1 = "settle_bench_pgbench_s1";
+// BENCH_DB_PREFIX keeps two runs on one server apart (their databases and their CPU).
+const DB = Deno.env.get("BENCH_DB_PREFIX") ?? "settle_bench";
+setDatabasePrefix(DB);
+const PGB10 = `${DB}_pgbench_s10`;
+const PGB1 = `${DB}_pgbench_s1`;
 const admin = connect(opts.adminUrl, 1);
 const [{ version, major }] = await admin`
   select version() as version, current_setting('server_version_num')::int / 10000 as major`;
@@ -702,10 +717,9 @@ async function readyToVerify(p: CheckoutPools, s: number, want: number): Promise
   return have;
 }
 
-async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
+/** Per sender, the verify requests for orders ready to verify (paid at the gateway). */
+async function verifyJobs(p: CheckoutPools, senders: number, perUser: number) {
   const u = new URL(server!.functionsUrl);
-  const senders = Math.min(c, p.users.length);
-  const perUser = Math.ceil(checkoutCapacity(seconds) / senders);
   const jobs: { order: string; bytes: Uint8Array }[][] = [];
   for (let s = 0; s < senders; s++) {
     const have = await readyToVerify(p, s, perUser);
@@ -727,6 +741,13 @@ async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
       })),
     );
   }
+  return jobs;
+}
+
+async function verifyPhase(p: CheckoutPools, c: number, seconds: number) {
+  const senders = Math.min(c, p.users.length);
+  const perUser = Math.ceil(checkoutCapacity(seconds) / senders);
+  const jobs = await verifyJobs(p, senders, perUser);
   const used = jobs.map(() => 0);
   const verifiedNow: string[] = [];
   await settleDb();
@@ -795,9 +816,10 @@ async function sqlOnly(ingestUsers: BenchUser[], c: number, seconds: number) {
     `E'${s.replaceAll("\\", "\\\\").replaceAll("'", "''").replaceAll(":", "\\x3a")}'`;
   await Deno.writeTextFile(
     script,
-    `select settle.ingest_webhook('razorpay', 'evt_sql_' || n, ` +
+    `select settle.ingest_webhook(row('razorpay', 'evt_sql_' || n, ` +
       `'payment.captured', 'captured', 'order_Q' || lpad(n::text, 13, '0'), ` +
-      `'pay_Q' || lpad(n::text, 13, '0'), 50000, 'INR', now(), ${lit(sample.body)}) ` +
+      `'pay_Q' || lpad(n::text, 13, '0'), 50000, 'INR', now(), ${lit(sample.body)}, ` +
+      `null, null, null, null)::settle.incoming_event) ` +
       `from (select nextval('bench_sql_only') as n) s;\n`,
   );
   await settleDb();
@@ -893,7 +915,7 @@ async function floor(mode: "echo" | "nodb", c: number, seconds: number, kit: Web
 
 // ---------------------------------------------------------------- the peer
 
-const PEERDB = "settle_bench_peer";
+const PEERDB = `${DB}_peer`;
 let peerInfo: { version: string; node: string } | undefined;
 
 /**
@@ -973,14 +995,14 @@ async function peerPhases(template: Record<string, unknown>) {
 // ---------------------------------------------------------------- growth and memory
 
 /** A function server (default configuration) over the current bench database. */
-async function startDefaultServer(sim: ServerProcess) {
+async function startDefaultServer(sim: ServerProcess, v8Flags: string[] = []) {
   servers = [
     await startServer("stack", [
       dbUrl,
       `RAZORPAY_API_URL=${sim.simulatorUrl}/razorpay`,
       `STRIPE_API_URL=${sim.stripeUrl}`,
       "RATE_LIMITS=off",
-    ]),
+    ], { v8Flags }),
   ];
   server = servers[0];
 }
@@ -1157,25 +1179,20 @@ async function growthPhase(sim: ServerProcess) {
 interface MemoryResult {
   events: number;
   chunk: number;
-  /** Mean RSS (MB) sampled during each chunk of events, and after it. */
-  chunks: { events: number; meanRssMb: number; maxRssMb: number; eventsPerSec: number }[];
+  /** Means (MB) sampled during each chunk of events, and after it. */
+  chunks: MemoryChunk[];
   firstMb: number;
   lastMb: number;
   peakMb: number;
 }
 let memory: MemoryResult | undefined;
 
-async function rssMb(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? NaN) / 1024;
-}
-
 /** The function server's RSS over many Razorpay events at c16, chunk by chunk. */
 async function memoryPhase(sim: ServerProcess) {
   rowConfig = "memory";
   rowGateway = "razorpay";
   await freshDatabase();
-  await startDefaultServer(sim);
+  await startDefaultServer(sim, opts.memoryLive ? ["--expose-gc"] : []);
   try {
     const queue = await warmQueue(razorpayKit, "memory");
     const chunk = Math.min(10_000, opts.memoryEvents);
@@ -1185,15 +1202,15 @@ async function memoryPhase(sim: ServerProcess) {
       const events = queue.items.slice(0, chunk);
       queue.items = queue.items.slice(chunk);
       let i = 0;
-      const samples: number[] = [];
-      const timer = setInterval(() => rssMb(server!.pid).then((v) => samples.push(v)), 200);
+      const cpu0 = await processCpuMs(server!.pid);
+      const sampling = startSampling(server!.pid, server!.memoryUrl!);
       const r = await runLoad(urls(), {
         concurrency: 16,
         seconds: 3600,
         next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
       });
-      clearInterval(timer);
-      samples.push(await rssMb(server!.pid));
+      const samples = await sampling.stop();
+      const cpuMs = await processCpuMs(server!.pid) - cpu0;
       const wrong = [
         ...await checkEventsApplied(db, events, "razorpay"),
         ...(r.errors ? [`${r.errors} bad answers, e.g. ${r.firstErrors.join(" | ")}`] : []),
@@ -1202,13 +1219,18 @@ async function memoryPhase(sim: ServerProcess) {
       if (wrong.length) {
         problems.push(`memory, events ${done}..${done + chunk}: ${wrong.join("; ")}`);
       }
-      chunks.push({
-        events: done + chunk,
-        meanRssMb: round(samples.reduce((a, b) => a + b, 0) / samples.length, 1),
-        maxRssMb: round(Math.max(...samples), 1),
-        eventsPerSec: round(r.requests / (r.elapsedMs / 1000), 1),
+      const c = summarize(done + chunk, samples, {
+        eventsPerSec: r.requests / (r.elapsedMs / 1000),
+        serverCpuUsPerEvent: cpuMs * 1000 / r.requests,
       });
-      log(`memory: ${done + chunk} events, RSS ${chunks.at(-1)!.meanRssMb} MB`);
+      if (opts.memoryLive) c.liveHeapMb = await liveHeapMb(server!.memoryUrl!);
+      chunks.push(c);
+      log(
+        `memory: ${c.events} events, RSS ${c.meanRssMb} MB, heap ${c.meanHeapUsedMb} of ` +
+          `${c.meanHeapTotalMb} MB (new ${c.meanNewSpaceMb}, old ${c.meanOldSpaceMb}), ` +
+          `external ${c.meanExternalMb} MB, server CPU ${c.serverCpuUsPerEvent} µs/event` +
+          (c.liveHeapMb === undefined ? "" : `, live after a full GC ${c.liveHeapMb} MB`),
+      );
     }
     const inv = await checkInvariants(db, expectedPaid);
     if (inv.length) problems.push(`memory: invariants: ${inv.join("; ")}`);
@@ -1230,127 +1252,123 @@ async function memoryPhase(sim: ServerProcess) {
 const kits = (): WebhookKit[] =>
   opts.gateways.map((g) => g === "stripe" ? stripeKit(stripeTemplate!) : razorpayKit);
 
-/** Every phase against the running server (full), or only the c=16 ones the targets name. */
-async function serverPhases(full: boolean) {
+/**
+ * Webhook ingest per gateway: all unique (every c when full), duplicates, the same event. The
+ * warm-up runs even when ingest is not measured: the phases after it start on a warm server.
+ */
+async function ingestPhases(full: boolean) {
   for (const kit of kits()) {
     rowGateway = kit.gateway;
-    const ingestUsers = await createUsers(db, 1024, `ingest-${kit.gateway}-${rowConfig}`);
-    if (kit.gateway === "stripe") await ensureWallets(db, ingestUsers, "USD");
-    const ingest = new EventQueue(ingestUsers, () => server!.functionsUrl, kit);
-
     // Warm-up (JIT, pool connections, plan caches); checked but not reported.
-    {
-      await ingest.ensure(3000);
-      let i = 0;
-      const events = ingest.items;
-      await runLoad(urls(), {
-        concurrency: 16,
-        seconds: Math.min(2, opts.seconds),
-        next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
-      });
-      const warm = await sentChecks(events.slice(0, i), kit.gateway);
-      ingest.items = events.slice(i);
-      if (warm.length) problems.push(`warm-up [${kit.gateway}]: ${warm.join("; ")}`);
+    const ingest = await warmQueue(kit, `ingest-${rowConfig}`);
+    if (!want("ingest")) continue;
+    for (const c of full ? opts.concurrencies : [16]) {
+      await webhookUnique(
+        "webhook_unique",
+        "webhook ingest, all unique",
+        ingest,
+        c,
+        opts.seconds,
+        `tpcb s10 c${c}`,
+      );
     }
-
-    if (want("ingest")) {
-      for (const c of full ? opts.concurrencies : [16]) {
-        await webhookUnique(
-          "webhook_unique",
-          "webhook ingest, all unique",
-          ingest,
-          c,
-          opts.seconds,
-          `tpcb s10 c${c}`,
-        );
-      }
-      if (full) {
-        await webhookDuplicates(ingest, 16, opts.seconds);
-        await webhookSameEvent(ingest, 16, opts.seconds);
-      }
+    if (full) {
+      await webhookDuplicates(ingest, 16, opts.seconds);
+      await webhookSameEvent(ingest, 16, opts.seconds);
     }
   }
+}
 
-  if (want("hot")) {
-    rowGateway = "razorpay";
-    const [hotUser] = await createUsers(db, 1, `hot-${rowConfig}`);
-    const hot = new EventQueue([hotUser], () => server!.functionsUrl, razorpayKit);
-    const before = await walletBalance(db, hotUser.walletId);
-    await hot.ensure(capacity(opts.seconds));
-    const events = hot.items;
-    let i = 0;
+/** 16 senders credit one wallet; its balance must move by exactly the credits sent. */
+async function hotWalletPhase() {
+  rowGateway = "razorpay";
+  const [hotUser] = await createUsers(db, 1, `hot-${rowConfig}`);
+  const hot = new EventQueue([hotUser], () => server!.functionsUrl, razorpayKit);
+  const before = await walletBalance(db, hotUser.walletId);
+  await hot.ensure(capacity(opts.seconds));
+  const events = hot.items;
+  let i = 0;
+  await settleDb();
+  const win = windows(opts.seconds);
+  const r = await runLoad(urls(), {
+    concurrency: 16,
+    seconds: opts.seconds,
+    next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
+  });
+  const sent = events.slice(0, i);
+  const correctness = await sentChecks(sent, "razorpay");
+  const credited = sent.reduce((a, e) => a + e.amount, 0);
+  const after = await walletBalance(db, hotUser.walletId);
+  if (after - before !== credited) {
+    correctness.push(`hot wallet balance moved by ${after - before}, credits sent ${credited}`);
+  }
+  makeRow(
+    "hot_wallet",
+    "hot wallet: 16 senders credit one wallet",
+    16,
+    r,
+    sent.length,
+    correctness,
+    await win,
+    "tpcb s1 c16",
+    `final balance ${after} = the sum of the ${sent.length} credits: ${
+      after - before === credited
+    }`,
+  );
+}
+
+/** wallet-charges on one wallet and over 256, each charge then checked and refunded. */
+async function chargesPhases() {
+  rowGateway = undefined;
+  for (
+    const [id, what, n, baseline] of [
+      ["charge_hot", "wallet-charges: 16 senders charge one wallet", 1, "tpcb s1 c16"],
+      ["charge_spread", "wallet-charges: 16 senders over 256 wallets", 256, "tpcb s10 c16"],
+    ] as const
+  ) {
+    const users = await createUsers(db, n, `${id}-${rowConfig}`);
+    const funded = 1_000_000_000;
+    expectedPaid += await fundWallets(db, users, funded);
+    const jobs = chargeJobs(server!.functionsUrl, await serviceRoleKey(), users);
     await settleDb();
     const win = windows(opts.seconds);
-    const r = await runLoad(urls(), {
-      concurrency: 16,
-      seconds: opts.seconds,
-      next: () => i < events.length ? { bytes: events[i++].bytes, check: webhookOk } : undefined,
-    });
-    const sent = events.slice(0, i);
-    const correctness = await sentChecks(sent, "razorpay");
-    const credited = sent.reduce((a, e) => a + e.amount, 0);
-    const after = await walletBalance(db, hotUser.walletId);
-    if (after - before !== credited) {
-      correctness.push(`hot wallet balance moved by ${after - before}, credits sent ${credited}`);
-    }
-    makeRow(
-      "hot_wallet",
-      "hot wallet: 16 senders credit one wallet",
-      16,
-      r,
-      sent.length,
-      correctness,
-      await win,
-      "tpcb s1 c16",
-      `final balance ${after} = the sum of the ${sent.length} credits: ${
-        after - before === credited
-      }`,
-    );
+    const r = await runLoad(urls(), { concurrency: 16, seconds: opts.seconds, next: jobs.next });
+    const correctness = await checkChargesAndRefund(db, users, jobs.made, funded);
+    makeRow(id, what, 16, r, jobs.made.length, correctness, await win, baseline);
   }
+}
 
-  if (want("charges")) {
-    rowGateway = undefined;
-    for (
-      const [id, what, n, baseline] of [
-        ["charge_hot", "wallet-charges: 16 senders charge one wallet", 1, "tpcb s1 c16"],
-        ["charge_spread", "wallet-charges: 16 senders over 256 wallets", 256, "tpcb s10 c16"],
-      ] as const
-    ) {
-      const users = await createUsers(db, n, `${id}-${rowConfig}`);
-      const funded = 1_000_000_000;
-      expectedPaid += await fundWallets(db, users, funded);
-      const jobs = chargeJobs(server!.functionsUrl, await serviceRoleKey(), users);
-      await settleDb();
-      const win = windows(opts.seconds);
-      const r = await runLoad(urls(), { concurrency: 16, seconds: opts.seconds, next: jobs.next });
-      const correctness = await checkChargesAndRefund(db, users, jobs.made, funded);
-      makeRow(id, what, 16, r, jobs.made.length, correctness, await win, baseline);
-    }
+/** create-order then verify per gateway, after a warm-up of both that is not reported. */
+async function checkoutPhases(full: boolean) {
+  for (const gateway of opts.gateways) {
+    rowGateway = gateway;
+    const users = await createUsers(db, 16, `checkout-${gateway}-${rowConfig}`);
+    if (gateway === "stripe") await ensureWallets(db, users, "USD");
+    const pools: CheckoutPools = {
+      gateway,
+      users,
+      pending: users.map(() => []),
+      verified: [],
+      created: 0,
+      confirmed: new Set(),
+      proofs: new Map(),
+    };
+    // Warm the create-order and verify paths (and create each account's Stripe customer).
+    await createOrderPhase(pools, 16, Math.min(1, opts.seconds));
+    rows.pop();
+    await verifyPhase(pools, 4, Math.min(1, opts.seconds));
+    rows.pop();
+    for (const c of full ? [1, 16] : [16]) await createOrderPhase(pools, c, opts.seconds);
+    for (const c of full ? [1, 16] : [16]) await verifyPhase(pools, c, opts.seconds);
   }
+}
 
-  if (want("checkout")) {
-    for (const gateway of opts.gateways) {
-      rowGateway = gateway;
-      const users = await createUsers(db, 16, `checkout-${gateway}-${rowConfig}`);
-      if (gateway === "stripe") await ensureWallets(db, users, "USD");
-      const pools: CheckoutPools = {
-        gateway,
-        users,
-        pending: users.map(() => []),
-        verified: [],
-        created: 0,
-        confirmed: new Set(),
-        proofs: new Map(),
-      };
-      // Warm the create-order and verify paths (and create each account's Stripe customer).
-      await createOrderPhase(pools, 16, Math.min(1, opts.seconds));
-      rows.pop();
-      await verifyPhase(pools, 4, Math.min(1, opts.seconds));
-      rows.pop();
-      for (const c of full ? [1, 16] : [16]) await createOrderPhase(pools, c, opts.seconds);
-      for (const c of full ? [1, 16] : [16]) await verifyPhase(pools, c, opts.seconds);
-    }
-  }
+/** Every phase against the running server (full), or only the c=16 ones the targets name. */
+async function serverPhases(full: boolean) {
+  await ingestPhases(full);
+  if (want("hot")) await hotWalletPhase();
+  if (want("charges")) await chargesPhases();
+  if (want("checkout")) await checkoutPhases(full);
 }
 
 // ---------------------------------------------------------------- the run

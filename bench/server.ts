@@ -3,7 +3,8 @@
 // closes (the harness exiting closes it too).
 //
 //   deno run -A bench/server.ts stack <database url> [KEY=VALUE env overrides ...]
-//     the local stack: create-order, verify, webhook and the Razorpay simulator
+//     the local stack: create-order, verify, webhook and the Razorpay simulator; memoryUrl
+//     answers Deno.memoryUsage() of the server's process and the size of each V8 heap space
 //   deno run -A bench/server.ts nodb
 //     the webhook function with its SQL call stubbed out: HTTP + HMAC + JSON + zod, no database
 //   deno run -A bench/server.ts echo
@@ -17,6 +18,7 @@
 //     The Razorpay URL answers POST /bench/razorpay/orders {items: [{amount, currency}]} and
 //     POST /bench/razorpay/pay {ids}: orders created, and paid (captured) with Checkout's
 //     answer returned, in bulk: verify reads the payment from Razorpay.
+import v8 from "node:v8";
 import { LOCAL_RAZORPAY, LOCAL_STRIPE, startStack } from "../dev/stack.ts";
 import { StripeSimulator } from "../dev/simulator/stripe/mod.ts";
 import { confirmIntent, createIntent } from "./lib/stripe.ts";
@@ -97,9 +99,21 @@ if (mode === "stack") {
     quiet: true,
     env,
   });
+  // The harness's memory phase reads the isolate's heap here (its own port, not the router);
+  // ?gc=1 runs a full collection first when the server was started with --expose-gc, so that
+  // heapUsed is what is still reachable.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const memoryUrl = await serve((req) => {
+    if (gc && new URL(req.url).searchParams.has("gc")) gc();
+    const spaces = Object.fromEntries(
+      v8.getHeapSpaceStatistics().map((sp) => [sp.space_name, sp.space_size]),
+    );
+    return json(200, { ...Deno.memoryUsage(), spaces });
+  });
   info = {
     functionsUrl: stack.functionsUrl,
     simulatorUrl: stack.simulatorUrl,
+    memoryUrl,
     poolMax: stack.config.dbPoolMax,
   };
   close = () => stack.close();

@@ -6,6 +6,7 @@ import { connect, migrate } from "./db.ts";
 import { EMBEDDED_MAJOR, startEmbeddedPostgres } from "./embedded.ts";
 import { devEnv, FUNCTIONS, startStack } from "./stack.ts";
 import { userToken } from "./keys.ts";
+import { startJob } from "./jobs.ts";
 
 const DATA_DIR = ".settle/postgres";
 const unknown = Deno.args.filter((a) => a !== "--keep");
@@ -61,158 +62,53 @@ console.log(`settle is running
   alice's JWT   ${alice}
 `);
 
-// The dev server's stand-in for pg_cron (supabase/migrations/*_schedule.sql): POST reconcile
-// with the service role key every RECONCILE_INTERVAL_SECONDS (default 60, 0 turns it off). A
-// run still going when the next is due is not overlapped.
-const reconcileEvery = Number(Deno.env.get("RECONCILE_INTERVAL_SECONDS")?.trim() || "60");
-if (!Number.isInteger(reconcileEvery) || reconcileEvery < 0) {
-  console.error("RECONCILE_INTERVAL_SECONDS must be a whole number of seconds (0 turns it off)");
-  Deno.exit(1);
-}
-let reconciling = false;
-const reconcileTimer = reconcileEvery === 0 ? undefined : setInterval(async () => {
-  if (reconciling) return;
-  reconciling = true;
-  try {
-    const res = await fetch(`${stack.functionsUrl}/reconcile`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${stack.serviceRoleKey}`,
-        "content-type": "application/json",
-      },
-      body: "{}",
-    });
-    const summary = await res.json();
-    const changed = res.status !== 200 ||
+const n = (v: unknown) => typeof v === "number" ? v : 0;
+
+// The dev server's stand-ins for pg_cron (supabase/migrations/*_schedule.sql), each never
+// overlapping itself and quiet unless it did something. reconcile: anything changed, besides what
+// it claimed or found unchanged. outbox-dispatch: something claimed. gateway-audit: a
+// discrepancy found. escrow-settle: something settled, completed or refunded.
+const timers = [
+  startJob({
+    fn: "reconcile",
+    label: "reconcile",
+    env: "RECONCILE_INTERVAL_SECONDS",
+    defaultSeconds: 60,
+    body: "{}",
+    noteworthy: (summary) =>
       Object.values(summary).some((c) =>
         typeof c === "object" && Object.entries(c as Record<string, number>)
           .some(([k, n]) => k !== "claimed" && k !== "unchanged" && n > 0)
-      );
-    if (changed) console.log(JSON.stringify({ job: "reconcile", status: res.status, ...summary }));
-  } catch (err) {
-    console.error(JSON.stringify({ job: "reconcile", error: String(err) }));
-  } finally {
-    reconciling = false;
-  }
-}, reconcileEvery * 1000);
-console.log(
-  reconcileTimer
-    ? `  reconcile     every ${reconcileEvery} s (RECONCILE_INTERVAL_SECONDS; 0 turns it off)\n`
-    : "  reconcile     timer off (RECONCILE_INTERVAL_SECONDS=0)\n",
-);
-
-// The dev server's stand-in for pg_cron, for the outbox: POST outbox-dispatch every
-// OUTBOX_DISPATCH_INTERVAL_SECONDS (default 10, 0 turns it off), never overlapping itself. Quiet
-// unless something was claimed.
-const dispatchEvery = Number(Deno.env.get("OUTBOX_DISPATCH_INTERVAL_SECONDS")?.trim() || "10");
-if (!Number.isInteger(dispatchEvery) || dispatchEvery < 0) {
-  console.error(
-    "OUTBOX_DISPATCH_INTERVAL_SECONDS must be a whole number of seconds (0 turns it off)",
-  );
-  Deno.exit(1);
-}
-let dispatching = false;
-const dispatchTimer = dispatchEvery === 0 ? undefined : setInterval(async () => {
-  if (dispatching) return;
-  dispatching = true;
-  try {
-    const res = await fetch(`${stack.functionsUrl}/outbox-dispatch`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${stack.serviceRoleKey}` },
-    });
-    const summary = await res.json();
-    if (res.status !== 200 || summary.claimed > 0) {
-      console.log(JSON.stringify({ job: "outbox-dispatch", status: res.status, ...summary }));
-    }
-  } catch (err) {
-    console.error(JSON.stringify({ job: "outbox-dispatch", error: String(err) }));
-  } finally {
-    dispatching = false;
-  }
-}, dispatchEvery * 1000);
-console.log(
-  dispatchTimer
-    ? `  outbox        dispatched every ${dispatchEvery} s (OUTBOX_DISPATCH_INTERVAL_SECONDS; 0 turns it off)\n`
-    : "  outbox        timer off (OUTBOX_DISPATCH_INTERVAL_SECONDS=0)\n",
-);
-
-// The dev server's stand-in for pg_cron's hourly gateway audit (20261201002400_schedule.sql):
-// POST gateway-audit every GATEWAY_AUDIT_INTERVAL_SECONDS (default 3600, 0 turns it off).
-const auditEvery = Number(Deno.env.get("GATEWAY_AUDIT_INTERVAL_SECONDS")?.trim() || "3600");
-if (!Number.isInteger(auditEvery) || auditEvery < 0) {
-  console.error(
-    "GATEWAY_AUDIT_INTERVAL_SECONDS must be a whole number of seconds (0 turns it off)",
-  );
-  Deno.exit(1);
-}
-let auditing = false;
-const auditTimer = auditEvery === 0 ? undefined : setInterval(async () => {
-  if (auditing) return;
-  auditing = true;
-  try {
-    const res = await fetch(`${stack.functionsUrl}/gateway-audit`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${stack.serviceRoleKey}` },
-    });
-    const summary = await res.json();
-    if (res.status !== 200 || summary.discrepancies?.found > 0) {
-      console.log(JSON.stringify({ job: "gateway-audit", status: res.status, ...summary }));
-    }
-  } catch (err) {
-    console.error(JSON.stringify({ job: "gateway-audit", error: String(err) }));
-  } finally {
-    auditing = false;
-  }
-}, auditEvery * 1000);
-console.log(
-  auditTimer
-    ? `  gateway audit every ${auditEvery} s (GATEWAY_AUDIT_INTERVAL_SECONDS; 0 turns it off)\n`
-    : "  gateway audit timer off (GATEWAY_AUDIT_INTERVAL_SECONDS=0)\n",
-);
-
-// The dev server's stand-in for pg_cron's escrow settlement (20261201002400_schedule.sql): POST
-// escrow-settle every ESCROW_SETTLE_INTERVAL_SECONDS (default 60, 0 turns it off), never
-// overlapping itself. Quiet unless something was settled, completed or refunded.
-const escrowEvery = Number(Deno.env.get("ESCROW_SETTLE_INTERVAL_SECONDS")?.trim() || "60");
-if (!Number.isInteger(escrowEvery) || escrowEvery < 0) {
-  console.error(
-    "ESCROW_SETTLE_INTERVAL_SECONDS must be a whole number of seconds (0 turns it off)",
-  );
-  Deno.exit(1);
-}
-let settlingEscrow = false;
-const escrowTimer = escrowEvery === 0 ? undefined : setInterval(async () => {
-  if (settlingEscrow) return;
-  settlingEscrow = true;
-  try {
-    const res = await fetch(`${stack.functionsUrl}/escrow-settle`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${stack.serviceRoleKey}` },
-    });
-    const summary = await res.json();
-    if (
-      res.status !== 200 || summary.claimed > 0 || summary.auto_completed > 0 ||
-      summary.refunds_created > 0
-    ) {
-      console.log(JSON.stringify({ job: "escrow-settle", status: res.status, ...summary }));
-    }
-  } catch (err) {
-    console.error(JSON.stringify({ job: "escrow-settle", error: String(err) }));
-  } finally {
-    settlingEscrow = false;
-  }
-}, escrowEvery * 1000);
-console.log(
-  escrowTimer
-    ? `  escrow settle every ${escrowEvery} s (ESCROW_SETTLE_INTERVAL_SECONDS; 0 turns it off)\n`
-    : "  escrow settle timer off (ESCROW_SETTLE_INTERVAL_SECONDS=0)\n",
-);
+      ),
+  }, stack),
+  startJob({
+    fn: "outbox-dispatch",
+    label: "outbox",
+    every: "dispatched every",
+    env: "OUTBOX_DISPATCH_INTERVAL_SECONDS",
+    defaultSeconds: 10,
+    noteworthy: (summary) => n(summary.claimed) > 0,
+  }, stack),
+  startJob({
+    fn: "gateway-audit",
+    label: "gateway audit",
+    env: "GATEWAY_AUDIT_INTERVAL_SECONDS",
+    defaultSeconds: 3600,
+    noteworthy: (summary) =>
+      n((summary.discrepancies as Record<string, unknown> | undefined)?.found) > 0,
+  }, stack),
+  startJob({
+    fn: "escrow-settle",
+    label: "escrow settle",
+    env: "ESCROW_SETTLE_INTERVAL_SECONDS",
+    defaultSeconds: 60,
+    noteworthy: (summary) =>
+      n(summary.claimed) > 0 || n(summary.auto_completed) > 0 || n(summary.refunds_created) > 0,
+  }, stack),
+];
 
 const stop = async () => {
-  clearInterval(escrowTimer);
-  clearInterval(auditTimer);
-  clearInterval(dispatchTimer);
-  clearInterval(reconcileTimer);
+  for (const t of timers) clearInterval(t);
   await stack.close();
   await embedded?.stop();
   Deno.exit(0);

@@ -25,6 +25,7 @@ import {
 } from "./simulator/razorpay/mod.ts";
 import { PayPalSimulator } from "./simulator/paypal/mod.ts";
 import { anonKey, LOCAL_JWT_SECRET, serviceRoleKey } from "./keys.ts";
+import type { PagesContext } from "./pages.ts";
 
 export const FUNCTIONS = {
   "create-order": createOrder,
@@ -133,70 +134,88 @@ function listen(port: number, hostname: string, fn: Serve) {
   return { server, addr };
 }
 
-export async function startStack(opts: StackOptions): Promise<Stack> {
-  const hostname = opts.hostname ?? "127.0.0.1";
+/** A simulator's fetch handler; a "reset" fault becomes a dropped connection here. */
+async function mounted(sim: { fetch(req: Request): Promise<Response> }, req: Request) {
+  try {
+    return await sim.fetch(req);
+  } catch (err) {
+    if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
+    throw err;
+  }
+}
+
+interface Simulators {
+  razorpay: RazorpaySimulator;
+  stripe: StripeSimulator;
+  paypal: PayPalSimulator;
+  razorpayx: RazorpayXSimulator;
+  simulatorUrl: string;
+  stripeUrl: string;
+  /** Every scheduled webhook delivery finished. */
+  idle(): Promise<void>;
+  /** Both ports closed. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The gateway simulators: Razorpay, PayPal and RazorpayX under one port at /razorpay, /paypal
+ * and /razorpayx; Stripe at the root of a port of its own.
+ */
+async function startSimulators(opts: StackOptions, hostname: string): Promise<Simulators> {
   const razorpay = new RazorpaySimulator({ ...LOCAL_RAZORPAY });
   const paypal = await PayPalSimulator.create({ ...LOCAL_PAYPAL });
   const razorpayx = new RazorpayXSimulator({ ...LOCAL_RAZORPAYX });
-
-  const sim = listen(opts.simulatorPort ?? 54330, hostname, async (req) => {
+  const mounts = [["/razorpay", razorpay], ["/paypal", paypal], ["/razorpayx", razorpayx]] as const;
+  const sim = listen(opts.simulatorPort ?? 54330, hostname, (req) => {
     const url = new URL(req.url);
-    if (url.pathname === "/razorpay" || url.pathname.startsWith("/razorpay/")) {
-      url.pathname = url.pathname.slice("/razorpay".length) || "/";
-      try {
-        return await razorpay.fetch(new Request(url, req));
-      } catch (err) {
-        if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
-        throw err;
+    for (const [prefix, simulator] of mounts) {
+      if (url.pathname === prefix || url.pathname.startsWith(`${prefix}/`)) {
+        url.pathname = url.pathname.slice(prefix.length) || "/";
+        return mounted(simulator, new Request(url, req));
       }
     }
-    if (url.pathname === "/paypal" || url.pathname.startsWith("/paypal/")) {
-      url.pathname = url.pathname.slice("/paypal".length) || "/";
-      try {
-        return await paypal.fetch(new Request(url, req));
-      } catch (err) {
-        if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
-        throw err;
-      }
-    }
-    if (url.pathname === "/razorpayx" || url.pathname.startsWith("/razorpayx/")) {
-      url.pathname = url.pathname.slice("/razorpayx".length) || "/";
-      try {
-        return await razorpayx.fetch(new Request(url, req));
-      } catch (err) {
-        if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
-        throw err;
-      }
-    }
-    return json(404, { error: { code: "not_found", message: "simulator: /razorpay/..." } });
+    return Promise.resolve(
+      json(404, { error: { code: "not_found", message: "simulator: /razorpay/..." } }),
+    );
   });
-  const simAddr = await sim.addr;
-  const simulatorUrl = `http://${hostname}:${simAddr.port}`;
+  const simulatorUrl = `http://${hostname}:${(await sim.addr).port}`;
   paypal.setBaseUrl(`${simulatorUrl}/paypal`);
 
   const stripe = new StripeSimulator({ ...LOCAL_STRIPE });
-  const stripeSim = listen(opts.stripePort ?? 54331, hostname, async (req) => {
-    try {
-      return await stripe.fetch(req);
-    } catch (err) {
-      if (err instanceof SimulatedConnectionReset) return simulatedResetResponse();
-      throw err;
-    }
-  });
+  const stripeSim = listen(opts.stripePort ?? 54331, hostname, (req) => mounted(stripe, req));
   const stripeUrl = `http://${hostname}:${(await stripeSim.addr).port}`;
-
-  // The router's port must be known before the app is configured (webhook URL), so bind first.
-  let route: Serve = () =>
-    Promise.resolve(json(503, { error: { code: "starting", message: "starting" } }));
-  const router = listen(opts.port ?? 54321, hostname, (req, info) => route(req, info));
-  const routerAddr = await router.addr;
-  const url = `http://${hostname}:${routerAddr.port}`;
-
-  const env: Record<string, string> = {
+  return {
+    razorpay,
+    stripe,
+    paypal,
+    razorpayx,
+    simulatorUrl,
+    stripeUrl,
+    async idle() {
+      await razorpay.idle();
+      await razorpayx.idle();
+      await stripe.idle();
+      await paypal.idle();
+    },
+    async shutdown() {
+      await sim.server.shutdown();
+      await stripeSim.server.shutdown();
+    },
+  };
+}
+/** The functions' environment: the local keys and the simulators' URLs, then opts.env. */
+function stackEnv(
+  opts: StackOptions,
+  url: string,
+  port: number,
+  sims: Simulators,
+): Record<string, string> {
+  const { simulatorUrl, stripeUrl, paypal } = sims;
+  return {
     SUPABASE_URL: url,
     SUPABASE_DB_URL: opts.dbUrl,
     SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET,
-    ALLOWED_ORIGINS: `${url},http://localhost:${routerAddr.port}`,
+    ALLOWED_ORIGINS: `${url},http://localhost:${port}`,
     RAZORPAY_KEY_ID: LOCAL_RAZORPAY.keyId,
     RAZORPAY_KEY_SECRET: LOCAL_RAZORPAY.keySecret,
     RAZORPAY_WEBHOOK_SECRET: LOCAL_RAZORPAY.webhookSecret,
@@ -227,23 +246,25 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ...(opts.quiet ? { LOG_REQUESTS: "false" } : {}),
     ...opts.env,
   };
-  const config = loadConfig((k) => env[k]);
-  // Local JWTs are HS256 with the CLI secret; there is no local JWKS to fetch.
-  const app = createApp({ ...config, supabaseUrl: undefined });
-  razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
-  stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
-  stripe.setConnectWebhookUrl(`${url}/functions/v1/webhook/stripe-connect`);
-  paypal.setWebhookUrl(`${url}/functions/v1/webhook/paypal`);
-  razorpayx.setWebhookUrl(`${url}/functions/v1/webhook/razorpayx`);
+}
 
+/** Every simulator sends its webhooks to the stack's own webhook function. */
+function pointWebhooks(sims: Simulators, url: string) {
+  sims.razorpay.setWebhookUrl(`${url}/functions/v1/webhook/razorpay`);
+  sims.stripe.setWebhookUrl(`${url}/functions/v1/webhook/stripe`);
+  sims.stripe.setConnectWebhookUrl(`${url}/functions/v1/webhook/stripe-connect`);
+  sims.paypal.setWebhookUrl(`${url}/functions/v1/webhook/paypal`);
+  sims.razorpayx.setWebhookUrl(`${url}/functions/v1/webhook/razorpayx`);
+}
+
+/** /functions/v1/<name>/... to the function; else the dev pages (when served); else 404. */
+function router(
+  app: App,
+  devPages: typeof import("./pages.ts") | undefined,
+  pageOptions: Omit<PagesContext, "app">,
+): Serve {
   const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, h(app)]));
-  // The local keys are signed with the secret the functions verify (JWT_SECRET or
-  // SUPABASE_JWT_SECRET when set, else the CLI's well-known one).
-  const jwtSecret = config.jwtSecret ?? LOCAL_JWT_SECRET;
-  const keys = { anon: await anonKey(jwtSecret), service: await serviceRoleKey(jwtSecret) };
-  const devPages = opts.devPages ? await import("./pages.ts") : undefined;
-
-  route = async (req, info) => {
+  return async (req, info) => {
     const path = new URL(req.url).pathname;
     const m = path.match(/^\/functions\/v1\/([a-z0-9-]+)(\/.*)?$/);
     if (m) {
@@ -253,18 +274,43 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       return json(404, { error: { code: "not_found", message: `no function ${m[1]}` } });
     }
     if (devPages) {
-      const res = await devPages.serve(req, {
-        app,
-        anonKey: keys.anon,
-        serviceRoleKey: keys.service,
-        simulatorUrl,
-        stripeUrl,
-        jwtSecret,
-      });
+      const res = await devPages.serve(req, { app, ...pageOptions });
       if (res) return res;
     }
     return json(404, { error: { code: "not_found", message: "not found" } });
   };
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const sims = await startSimulators(opts, hostname);
+  const { simulatorUrl, stripeUrl } = sims;
+
+  // The router's port must be known before the app is configured (webhook URL), so bind first.
+  let route: Serve = () =>
+    Promise.resolve(json(503, { error: { code: "starting", message: "starting" } }));
+  const server = listen(opts.port ?? 54321, hostname, (req, info) => route(req, info));
+  const routerAddr = await server.addr;
+  const url = `http://${hostname}:${routerAddr.port}`;
+
+  const env = stackEnv(opts, url, routerAddr.port, sims);
+  const config = loadConfig((k) => env[k]);
+  // Local JWTs are HS256 with the CLI secret; there is no local JWKS to fetch.
+  const app = createApp({ ...config, supabaseUrl: undefined });
+  pointWebhooks(sims, url);
+
+  // The local keys are signed with the secret the functions verify (JWT_SECRET or
+  // SUPABASE_JWT_SECRET when set, else the CLI's well-known one).
+  const jwtSecret = config.jwtSecret ?? LOCAL_JWT_SECRET;
+  const keys = { anon: await anonKey(jwtSecret), service: await serviceRoleKey(jwtSecret) };
+  const devPages = opts.devPages ? await import("./pages.ts") : undefined;
+  route = router(app, devPages, {
+    anonKey: keys.anon,
+    serviceRoleKey: keys.service,
+    simulatorUrl,
+    stripeUrl,
+    jwtSecret,
+  });
 
   return {
     url,
@@ -276,18 +322,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     jwtSecret,
     app,
     config,
-    razorpay,
-    stripe,
-    paypal,
-    razorpayx,
+    razorpay: sims.razorpay,
+    stripe: sims.stripe,
+    paypal: sims.paypal,
+    razorpayx: sims.razorpayx,
     async close() {
-      await razorpay.idle();
-      await razorpayx.idle();
-      await stripe.idle();
-      await paypal.idle();
-      await router.server.shutdown();
-      await sim.server.shutdown();
-      await stripeSim.server.shutdown();
+      await sims.idle();
+      await server.server.shutdown();
+      await sims.shutdown();
       await app.sql.end({ timeout: 5 });
     },
   };

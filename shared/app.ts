@@ -5,7 +5,7 @@ import { createPool, type Sql } from "./db.ts";
 import { HttpError } from "./http.ts";
 import { createRazorpayGateway } from "./gateways/razorpay/mod.ts";
 import { createPayPalGateway } from "./gateways/paypal/mod.ts";
-import { createStripeGateway, type StripeGateway } from "./gateways/stripe/mod.ts";
+import { createStripeGateway } from "./gateways/stripe/mod.ts";
 import { type GatewayName, GATEWAYS, type PaymentGateway } from "./gateways/types.ts";
 
 export interface App {
@@ -15,8 +15,6 @@ export interface App {
   gateway(name: GatewayName): PaymentGateway;
   /** The gateways this deployment has configured (reconcile and the audit visit these). */
   configuredGateways(): GatewayName[];
-  /** Stripe's customer and payment-method verbs; 400 when Stripe is not configured. */
-  stripe(): StripeGateway;
   now(): Date;
 }
 
@@ -30,10 +28,9 @@ export function createApp(config: Config, opts: AppOptions = {}): App {
   const now = opts.now ?? (() => new Date());
   const gateways: Partial<Record<GatewayName, PaymentGateway>> = {};
   if (config.razorpay) gateways.razorpay = createRazorpayGateway(config.razorpay, opts.fetch);
-  const stripe = config.stripe
-    ? createStripeGateway(config.stripe, { now, fetch: opts.fetch })
-    : undefined;
-  if (stripe) gateways.stripe = stripe;
+  if (config.stripe) {
+    gateways.stripe = createStripeGateway(config.stripe, { now, fetch: opts.fetch });
+  }
   if (config.paypal) {
     gateways.paypal = createPayPalGateway(config.paypal, { fetch: opts.fetch, now });
   }
@@ -55,10 +52,6 @@ export function createApp(config: Config, opts: AppOptions = {}): App {
     },
     configuredGateways() {
       return GATEWAYS.filter((g) => gateways[g] !== undefined);
-    },
-    stripe() {
-      if (!stripe) throw new HttpError(400, "invalid_request", "gateway stripe is not configured");
-      return stripe;
     },
     now,
   };

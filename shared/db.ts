@@ -32,13 +32,25 @@ export function createPool(url: string, max: number): Sql {
   });
 }
 
-/** The claims as JSON; remembered for the frozen claims that the token cache hands out. */
-const claimsText = new WeakMap<object, string>();
-function claimsJson(caller: Caller): string {
-  let text = claimsText.get(caller.claims);
+/**
+ * A SQL string literal for any text, as libpq's PQescapeLiteral writes it: E'…' with every
+ * backslash and quote doubled, so the literal reads back as exactly this text whatever
+ * standard_conforming_strings is. JSON text holds no NUL (JSON.stringify escapes it).
+ */
+export function sqlLiteral(text: string): string {
+  return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+}
+
+/** The statement that sets a caller's role and claims; remembered for cached (frozen) callers. */
+const claimsStatement = new WeakMap<object, string>();
+function claimsSql(caller: Caller): string {
+  let text = claimsStatement.get(caller.claims);
   if (text === undefined) {
-    text = JSON.stringify(caller.claims);
-    if (Object.isFrozen(caller.claims)) claimsText.set(caller.claims, text);
+    const role = caller.role === "service_role" ? "service_role" : "authenticated";
+    text = `select set_config('role', '${role}', true), set_config('request.jwt.claims', ${
+      sqlLiteral(JSON.stringify(caller.claims))
+    }, true)`;
+    if (Object.isFrozen(caller.claims)) claimsStatement.set(caller.claims, text);
   }
   return text;
 }
@@ -48,13 +60,12 @@ function claimsJson(caller: Caller): string {
  * locally, so policies and auth.uid() see the user.
  */
 export function asUser<T>(sql: Sql, caller: Caller, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const role = caller.role === "service_role" ? "service_role" : "authenticated";
   return sql.begin(async (tx) => {
-    // Not awaited on its own: fn's first statement is queued behind it on the same connection
-    // and, with prepared statements, goes out in the same write (one round trip fewer). If it
-    // failed, fn's statements fail too, and its own error is the one reported.
-    const claims = tx`select set_config('role', ${role}, true),
-                    set_config('request.jwt.claims', ${claimsJson(caller)}, true)`;
+    // One statement without parameters (the claims as a literal, sqlLiteral): sent as a simple
+    // query, it needs no describe round trip and does not hold back fn's first statement,
+    // which goes out in the same write. Not awaited on its own: if it failed, fn's statements
+    // fail too (the transaction is aborted), and its own error is the one reported.
+    const claims = tx.unsafe(claimsSql(caller));
     claims.catch(() => {});
     let result: T;
     try {

@@ -1,7 +1,7 @@
 // Idempotency: the Idempotency-Key header every endpoint that takes one checks the same way, and
 // the hash create-order keeps beside it (gateway and wallet orders alike).
 import { z } from "zod";
-import { sha256Hex } from "./crypto.ts";
+import { sha256HexSync } from "./crypto.ts";
 import type { CreateOrderBody } from "./services/orders.ts";
 
 /** The header's value; required only where a caller parses a missing one (wallet charges). */
@@ -19,8 +19,8 @@ export function optionalIdempotencyKey(raw: string | null): string | null {
  * The hash of a create-order request under its key: the normalized body, so replays compare
  * meaning, not bytes; one for both gateway and wallet orders, so one key cannot name both.
  */
-export function orderRequestHash(body: CreateOrderBody): Promise<string> {
-  return sha256Hex(JSON.stringify([
+export function orderRequestHash(body: CreateOrderBody): string {
+  return sha256HexSync(JSON.stringify([
     body.gateway,
     body.purpose,
     body.plan_id ?? null,

@@ -643,36 +643,7 @@ export type Database = {
           "transaction_id"?: string;
           "wallet_id"?: string | null;
         };
-        Relationships: [
-          {
-            foreignKeyName: "ledger_entries_account_id_fkey";
-            columns: ["account_id"];
-            isOneToOne: false;
-            referencedRelation: "accounts";
-            referencedColumns: ["id"];
-          },
-          {
-            foreignKeyName: "ledger_entries_currency_fkey";
-            columns: ["currency"];
-            isOneToOne: false;
-            referencedRelation: "currencies";
-            referencedColumns: ["code"];
-          },
-          {
-            foreignKeyName: "ledger_entries_transaction_id_fkey";
-            columns: ["transaction_id"];
-            isOneToOne: false;
-            referencedRelation: "ledger_transactions";
-            referencedColumns: ["id"];
-          },
-          {
-            foreignKeyName: "ledger_entries_wallet_id_fkey";
-            columns: ["wallet_id"];
-            isOneToOne: false;
-            referencedRelation: "wallets";
-            referencedColumns: ["id"];
-          },
-        ];
+        Relationships: [];
       };
       "ledger_transactions": {
         Row: {

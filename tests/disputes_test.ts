@@ -827,10 +827,12 @@ Deno.test("disputes: Razorpay's sample quirks parse (evidence beside the entity,
   const won = parse(
     razorpayDisputeEvent(d, "payment.dispute.won", { status: "won", amountDeducted: 1000 }),
   );
+  assert.equal(won.effect?.action, "dispute");
   assert.deepEqual([won.effect?.status, won.effect?.withdrawn], ["won", 1000]);
   const lost = parse(
     razorpayDisputeEvent(d, "payment.dispute.lost", { status: "lost", amountDeducted: 0 }),
   );
+  assert.equal(lost.effect?.action, "dispute");
   assert.deepEqual([lost.effect?.status, lost.effect?.withdrawn], ["lost", 10000]);
   // An entity settle cannot read is stored as an event that does nothing, never a 400.
   const broken = JSON.parse(action.body);

@@ -55,8 +55,9 @@ function chargeRefunded(
       item(`re_BNDS${tag}`, 3000, "failed", f.refundId),
     ],
   };
-  return db`select settle.ingest_webhook('stripe', ${`evt_bnd_${tag}`}, 'charge.refunded', null,
-    ${f.pi}, ${f.ch}, 5000, 'USD', now(), '{}', null, null, ${db.json(effect)}, null) as result`;
+  return db`select settle.ingest_webhook(row('stripe', ${`evt_bnd_${tag}`}, 'charge.refunded', null,
+    ${f.pi}, ${f.ch}, 5000, 'USD', now(), '{}', null, null, ${db.json(effect)},
+    null)::settle.incoming_event) as result`;
 }
 
 /** Waits until the backend is blocked on a lock (a row or advisory lock), never longer than 10 s. */

@@ -173,10 +173,12 @@ Deno.test("gateway.parseWebhook rejects missing and forged signatures before par
   await rejects({ "x-razorpay-signature": await hmacSha256Hex("key-secret", body) });
   await rejects({ "x-razorpay-signature": sig }, body.replace("50000", "50001"));
 
-  const [event] = await gw.parseWebhook(
+  const [routed] = await gw.parseWebhook(
     body,
     new Headers({ "x-razorpay-signature": sig, "x-razorpay-event-id": "evt_1" }),
   );
+  assert.equal(routed.route, "payment");
+  const event = routed.event;
   assert.deepEqual(
     {
       id: event.eventId,
@@ -194,8 +196,8 @@ Deno.test("gateway.parseWebhook rejects missing and forged signatures before par
     },
   );
   // Without an event id header the body's hash is the identity: duplicates still collapse.
-  const [a] = await gw.parseWebhook(body, new Headers({ "x-razorpay-signature": sig }));
-  const [b] = await gw.parseWebhook(body, new Headers({ "x-razorpay-signature": sig }));
+  const [{ event: a }] = await gw.parseWebhook(body, new Headers({ "x-razorpay-signature": sig }));
+  const [{ event: b }] = await gw.parseWebhook(body, new Headers({ "x-razorpay-signature": sig }));
   assert.equal(a.eventId, b.eventId);
   assert.match(a.eventId, /^body:[0-9a-f]{64}$/);
 });

@@ -40,7 +40,36 @@ async function procTicks(pid: string): Promise<{ comm: string; ticks: number } |
   return { comm, ticks: Number(f[11]) + Number(f[12]) };
 }
 
+/** CPU time (user + system, ms) one process has used so far. */
+export async function processCpuMs(pid: number): Promise<number> {
+  const t = await procTicks(String(pid));
+  if (!t) throw new Error(`no process ${pid}`);
+  return t.ticks * TICK_MS;
+}
+
 let gatewayPid: number | undefined;
+
+/** The run's databases (their names' prefix): other databases' backends count as "other". */
+let databasePrefix: string | undefined;
+export function setDatabasePrefix(prefix: string | undefined) {
+  databasePrefix = prefix;
+}
+
+// "postgres: 15/main: postgres settle_bench 127.0.0.1(43638) idle", "... autovacuum worker db".
+const BACKEND =
+  /^postgres: (?:[^:]+: )?(?:autovacuum worker (\S+)|\S+ (\S+) (?:\[local\]|\S+\(\d+\)))/;
+
+/**
+ * Whether a postgres process works for this run: a backend (or autovacuum worker) of one of
+ * its databases, or a server-wide process (WAL writer, checkpointer...). A backend of another
+ * database is someone else's load on the shared server.
+ */
+async function ours(pid: string): Promise<boolean> {
+  if (!databasePrefix) return true;
+  const cmd = (await readText(`/proc/${pid}/cmdline`))?.replaceAll("\0", " ").trim() ?? "";
+  const m = cmd.match(BACKEND);
+  return !m || (m[1] ?? m[2]).startsWith(databasePrefix);
+}
 
 /** The simulator's process, counted apart from the server and from "other". */
 export function setGatewayPid(pid: number | undefined) {
@@ -71,7 +100,7 @@ export async function cpuSample(
     if (servers.has(pid)) byGroup.server += p.ticks;
     else if (pid === gatewayPid) byGroup.gateway += p.ticks;
     else if (pid === Deno.pid) byGroup.loadgen += p.ticks;
-    else if (p.comm === "postgres") byGroup.postgres += p.ticks;
+    else if (p.comm === "postgres" && await ours(e.name)) byGroup.postgres += p.ticks;
     else if (p.comm === "pgbench") byGroup.pgbench += p.ticks;
   }
   return { at: performance.now(), total, idle, byGroup };

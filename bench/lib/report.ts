@@ -1,4 +1,5 @@
 // The machine description and the markdown tables printed at the end of a run.
+import type { MemoryChunk } from "./memory.ts";
 import type { CpuShare } from "./cpu.ts";
 import type { PgbenchResult } from "./pgbench.ts";
 import type { Latency } from "./stats.ts";
@@ -201,18 +202,43 @@ export function growthTable(g?: {
   ].join("\n");
 }
 
-export function memoryTable(m?: {
-  events: number;
-  chunks: { events: number; meanRssMb: number; maxRssMb: number; eventsPerSec: number }[];
-}): string {
+export function memoryTable(m?: { events: number; chunks: MemoryChunk[] }): string {
   if (!m) return "";
+  const live = m.chunks.some((c) => c.liveHeapMb !== undefined);
+  const cols = [
+    "events sent",
+    "mean RSS MB",
+    "max RSS MB",
+    "V8 heap MB",
+    "young gen MB",
+    "old gen MB",
+    "heap used MB",
+    ...(live ? ["live after GC MB"] : []),
+    "external MB",
+    "events/s",
+    "server CPU µs/event",
+  ];
   return [
-    `Function server RSS over ${m.events} Razorpay events at c16:`,
+    `Function server memory over ${m.events} Razorpay events at c16 (means during each chunk):`,
     "",
-    "| events sent | mean RSS MB (during the chunk) | max RSS MB | events/s |",
-    "| --: | --: | --: | --: |",
+    `| ${cols.join(" | ")} |`,
+    `| ${cols.map(() => "--:").join(" | ")} |`,
     ...m.chunks.map((c) =>
-      `| ${c.events} | ${f(c.meanRssMb, 1)} | ${f(c.maxRssMb, 1)} | ${f(c.eventsPerSec, 0)} |`
+      `| ${
+        [
+          c.events,
+          f(c.meanRssMb, 1),
+          f(c.maxRssMb, 1),
+          f(c.meanHeapTotalMb, 1),
+          f(c.meanNewSpaceMb, 1),
+          f(c.meanOldSpaceMb, 1),
+          f(c.meanHeapUsedMb, 1),
+          ...(live ? [f(c.liveHeapMb, 1)] : []),
+          f(c.meanExternalMb, 1),
+          f(c.eventsPerSec, 0),
+          f(c.serverCpuUsPerEvent, 0),
+        ].join(" | ")
+      } |`
     ),
   ].join("\n");
 }

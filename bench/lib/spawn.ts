@@ -5,60 +5,66 @@ export interface ServerProcess {
   simulatorUrl?: string;
   /** The Stripe simulator's own port (sim mode). */
   stripeUrl?: string;
+  /** Deno.memoryUsage() of the server (stack mode). */
+  memoryUrl?: string;
   pid: number;
   inspectorUrl?: string;
   stop(): Promise<void>;
 }
 
-export async function startServer(
-  mode: "stack" | "nodb" | "echo" | "sim",
-  args: string[] = [],
-  opts: { inspect?: boolean } = {},
-): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      ...(opts.inspect ? ["--inspect=127.0.0.1:0"] : []),
-      new URL("../server.ts", import.meta.url).pathname,
-      mode,
-      ...args,
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+/**
+ * The function server's V8 flags, as docs/operations.md ("Memory") tells an operator to run it:
+ * V8's young generation capped at 4 MB a semi-space (its default grows to 16 MB and more, which
+ * costs 50-75 MB of resident memory; the cap costs at most about 5% more CPU per webhook). BENCH_SERVER_V8_FLAGS replaces
+ * them (comma-separated; empty for V8's defaults).
+ */
+export const SERVER_V8_FLAGS = ["--max-semi-space-size=4"];
+
+/** --v8-flags for the child: for a function server (stack) SERVER_V8_FLAGS, then the caller's. */
+function v8FlagsArg(mode: string, flags: string[] = []): string[] {
+  const env = Deno.env.get("BENCH_SERVER_V8_FLAGS");
+  const server = env === undefined ? SERVER_V8_FLAGS : env.split(",").filter(Boolean);
+  const all = [...(mode === "stack" ? server : []), ...flags];
+  return all.length ? [`--v8-flags=${all.join(",")}`] : [];
+}
+
+/**
+ * Forwards the child's stderr (errors must be seen) except the inspector's banner, and
+ * resolves with the inspector's address once it is printed.
+ */
+function forwardStderr(stderr: ReadableStream<Uint8Array>): Promise<string> {
   const decoder = new TextDecoder();
-
-  // Forward stderr (errors must be seen) and pick the inspector's address out of it.
-  let inspectorUrl: string | undefined;
-  let resolveInspector: () => void = () => {};
-  const inspectorSeen = new Promise<void>((r) => (resolveInspector = r));
-  (async () => {
-    let pending = "";
-    for await (const chunk of child.stderr) {
-      const text = decoder.decode(chunk, { stream: true });
-      pending += text;
-      const m = pending.match(/Debugger listening on (ws:\/\/\S+)/);
-      if (m && !inspectorUrl) {
-        inspectorUrl = m[1];
-        resolveInspector();
-        continue;
+  return new Promise((resolve) => {
+    (async () => {
+      let pending = "";
+      let seen = false;
+      for await (const chunk of stderr) {
+        const text = decoder.decode(chunk, { stream: true });
+        pending += text;
+        const m = pending.match(/Debugger listening on (ws:\/\/\S+)/);
+        if (m && !seen) {
+          seen = true;
+          resolve(m[1]);
+          continue;
+        }
+        if (!/Visit chrome:\/\/inspect|Debugger listening/.test(text)) {
+          await Deno.stderr.write(chunk);
+        }
       }
-      if (!/Visit chrome:\/\/inspect|Debugger listening/.test(text)) {
-        await Deno.stderr.write(chunk);
-      }
-    }
-  })();
+    })();
+  });
+}
 
-  const reader = child.stdout.getReader();
+/** The JSON line the server prints when ready; the rest of its stdout is forwarded. */
+async function readReadyLine(stdout: ReadableStream<Uint8Array>, mode: string) {
+  const decoder = new TextDecoder();
+  const reader = stdout.getReader();
   let buffered = "";
   while (!buffered.includes("\n")) {
     const { value, done } = await reader.read();
     if (done) throw new Error(`bench/server.ts ${mode} exited before it was ready`);
     buffered += decoder.decode(value, { stream: true });
   }
-  const info = JSON.parse(buffered.slice(0, buffered.indexOf("\n")));
   // Keep draining stdout so the child never blocks on a full pipe.
   (async () => {
     for (;;) {
@@ -67,12 +73,37 @@ export async function startServer(
       await Deno.stdout.write(value);
     }
   })();
-  if (opts.inspect) await inspectorSeen;
+  return JSON.parse(buffered.slice(0, buffered.indexOf("\n")));
+}
+
+export async function startServer(
+  mode: "stack" | "nodb" | "echo" | "sim",
+  args: string[] = [],
+  opts: { inspect?: boolean; v8Flags?: string[] } = {},
+): Promise<ServerProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      ...(opts.inspect ? ["--inspect=127.0.0.1:0"] : []),
+      ...v8FlagsArg(mode, opts.v8Flags),
+      new URL("../server.ts", import.meta.url).pathname,
+      mode,
+      ...args,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const inspector = forwardStderr(child.stderr);
+  const info = await readReadyLine(child.stdout, mode);
+  const inspectorUrl = opts.inspect ? await inspector : undefined;
   const writer = child.stdin.getWriter();
   return {
     functionsUrl: info.functionsUrl,
     simulatorUrl: info.simulatorUrl,
     stripeUrl: info.stripeUrl,
+    memoryUrl: info.memoryUrl,
     pid: info.pid,
     inspectorUrl,
     async stop() {

@@ -1,4 +1,7 @@
-// The gateway interface: stateless verbs; the core persists what they return.
+// The gateway interface: stateless verbs; the core persists what they return. What only some
+// gateways do is an optional verb (GatewayLister, GatewayDisputes, GatewayReads, GatewayCustomers,
+// savedCards): the core checks that the verb is there, never which gateway it talks to.
+import type { PayoutEvent } from "../payouts/types.ts";
 
 export type GatewayName = "razorpay" | "stripe" | "paypal";
 export const GATEWAYS: readonly GatewayName[] = ["razorpay", "stripe", "paypal"];
@@ -22,8 +25,11 @@ export interface GatewayOrder {
   gatewayOrderId: string;
 }
 
-/** A gateway event reduced to what settle acts on; the raw body is kept beside it. */
-export interface NormalizedEvent {
+/**
+ * A gateway event reduced to what settle acts on; the raw body is kept beside it. `E` narrows the
+ * effect where a route says more (WebhookEvent).
+ */
+export interface NormalizedEvent<E extends Effect = Effect> {
   gateway: GatewayName;
   eventId: string;
   type: string;
@@ -37,19 +43,38 @@ export interface NormalizedEvent {
   failureCode: string | null;
   failureReason: string | null;
   raw: string;
-  /** A non-payment effect (saved payment methods), applied by the same SQL ingestion. */
-  effect?: Record<string, unknown> | null;
+  /** A non-payment effect (refunds, disputes, saved cards), applied by the same SQL ingestion. */
+  effect?: E | null;
   /**
    * What the body says happened, for gateways whose event id is not signed (Razorpay): a second
    * identity, unique per gateway, so a signed body replayed under a fresh event id stores nothing.
    */
   bodyKey?: string | null;
-  /**
-   * The payer approved but the gateway leaves the capture to settle (PayPal
-   * CHECKOUT.ORDER.APPROVED): after storing the event, the webhook service reads the order
-   * through fetchPayment (which captures it) and applies the result.
-   */
-  captureOwed?: boolean;
+}
+
+/**
+ * One verified webhook event and what the core does with it (shared/services/webhooks.ts
+ * dispatches on `route` and never on a gateway's name):
+ * - `payment`: stored and applied by settle.ingest_webhook (a payment kind and/or an effect);
+ * - `read`: the same, after the read its effect owes (GatewayReads), unless it is a redelivery;
+ * - `capture`: stored, then captured (the payer approved; PayPal CHECKOUT.ORDER.APPROVED leaves
+ *   the capture to settle): fetchPayment captures the order for its stored terms;
+ * - `payout`: an event about a payout that arrives on a payment gateway's endpoint (Stripe
+ *   Connect transfer.* events are the platform's), stored by settle.ingest_payout_webhook.
+ */
+export type WebhookEvent =
+  | { route: "payment"; event: NormalizedEvent<AppliedEffect> }
+  | { route: "read"; event: NormalizedEvent<ReadEffect> & { effect: ReadEffect } }
+  | { route: "capture"; event: NormalizedEvent<AppliedEffect> & { gatewayOrderId: string } }
+  | { route: "payout"; event: PayoutEvent };
+
+/** A payment-gateway event's route: `read` when its effect owes a read, else `payment`. */
+export function paymentRoute(event: NormalizedEvent): WebhookEvent {
+  const effect = event.effect ?? null;
+  if (effect?.action === "fetch_card" || effect?.action === "fetch_refunds") {
+    return { route: "read", event: { ...event, effect } };
+  }
+  return { route: "payment", event: { ...event, effect } };
 }
 
 /** The outcome of a verified checkout or a read from the gateway. */
@@ -62,7 +87,8 @@ export interface PaymentResult {
   failureReason?: string | null;
 }
 
-export interface PaymentGateway extends GatewayLister, GatewayDisputes {
+export interface PaymentGateway
+  extends GatewayLister, GatewayDisputes, GatewayReads, GatewayCustomers {
   readonly name: GatewayName;
   /**
    * The longest createOrder can take (its requests' timeouts and retries): how long a request's
@@ -93,8 +119,11 @@ export interface PaymentGateway extends GatewayLister, GatewayDisputes {
     order: { gatewayOrderId: string; amount: number; currency: string },
     body: Record<string, unknown>,
   ): Promise<PaymentResult>;
-  /** Verifies the raw body's signature, then normalizes; throws invalid_signature. */
-  parseWebhook(rawBody: string, headers: Headers): Promise<NormalizedEvent[]>;
+  /**
+   * Verifies the raw body's signature, then normalizes each event and says where it goes (its
+   * route); throws invalid_signature, or invalid_request for a verified body that is no event.
+   */
+  parseWebhook(rawBody: string, headers: Headers): Promise<WebhookEvent[]>;
   /**
    * Reads the order's payment state from the gateway's API (reconciliation); a payment only
    * authorized for the order's exact terms may be captured on the way (Razorpay).
@@ -108,6 +137,11 @@ export interface PaymentGateway extends GatewayLister, GatewayDisputes {
   refund(req: RefundRequest): Promise<RefundResult>;
   /** Reads a refund's state (reconciliation of refunds left pending). */
   fetchRefund(gatewayRefundId: string): Promise<RefundResult>;
+  /**
+   * Saved cards, where the gateway keeps them (Stripe): present means the payment-methods
+   * endpoints can use this gateway (shared/services/payment_methods.ts).
+   */
+  readonly savedCards?: SavedCards;
 }
 
 export type RefundStatus = "pending" | "processed" | "failed";
@@ -203,7 +237,151 @@ export interface GatewayLister {
  */
 export interface GatewayDisputes {
   /** Every dispute created in the window (all pages). */
-  listDisputes?(window: ListWindow): Promise<Record<string, unknown>[]>;
+  listDisputes?(window: ListWindow): Promise<DisputeEffect[]>;
   /** One dispute, or null when the gateway has no such dispute. */
-  fetchDispute?(gatewayDisputeId: string): Promise<Record<string, unknown> | null>;
+  fetchDispute?(gatewayDisputeId: string): Promise<DisputeEffect | null>;
 }
+
+// Section - reads an effect owes (the webhook service and reconcile, shared/services/webhooks.ts)
+
+/**
+ * Optional verbs for events that name an object without carrying it (Stripe setup_intent.succeeded,
+ * charge.refunded on current API versions): the webhook service makes the read outside any
+ * transaction, only for a first delivery and an object of settle's, and applies what it returns.
+ * A gateway whose events never owe a read (their effect is never `fetch_*`) has none.
+ */
+export interface GatewayReads {
+  /** fetch_card: the payment method as an 'attached' effect; null when the gateway has none. */
+  readCard?(paymentMethodId: string): Promise<CardEffect | null>;
+  /** fetch_refunds: every refund of a payment (all pages), newest first, as refund effects. */
+  paymentRefunds?(gatewayPaymentId: string): Promise<RefundEffect[]>;
+}
+
+// Section - customers and saved cards (shared/services/customers.ts, payment_methods.ts)
+
+/** An optional verb for gateways with customers (Stripe): intents and cards belong to one. */
+export interface GatewayCustomers {
+  /**
+   * The account's customer at the gateway; concurrent first calls get the same one (the
+   * idempotency key derives from the account id). settle stores it in public.gateway_customers.
+   */
+  createCustomer?(accountId: string): Promise<string>;
+}
+
+/** Saved cards: set up in the browser, made the default, removed (all four or none). */
+export interface SavedCards {
+  /** What the browser needs beside a setup intent's client secret (Stripe's publishable key). */
+  readonly publishableKey: string;
+  createSetupIntent(
+    customerId: string,
+    accountId: string,
+  ): Promise<{ id: string; clientSecret: string }>;
+  setDefaultPaymentMethod(customerId: string, paymentMethodId: string): Promise<void>;
+  detachPaymentMethod(paymentMethodId: string): Promise<void>;
+}
+
+// Section - webhook effects: what settle.apply_webhook_effect understands (its last definition,
+// 20261204000200_disputes.sql). Fields are named as the SQL reads them (p_effect ->> 'field'),
+// so the JSON is exactly the object built. `type` aliases, not interfaces: an effect is also a
+// plain JSON record.
+
+/** A refund's state at the gateway (settle.apply_refund_event; also an item of a refund list). */
+export type RefundEffect = {
+  action: "refund";
+  gateway_refund_id: string;
+  gateway_payment_id: string | null;
+  gateway_order_id: string | null;
+  amount: number | null;
+  currency: string | null;
+  status: RefundStatus;
+  /** settle's refund id from the refund's metadata/notes/custom_id, when settle made it. */
+  settle_refund_id: string | null;
+  failure_reason: string | null;
+};
+
+/** A payment's whole refund list (settle.apply_refund_list: each applied by id). */
+export type RefundListEffect = {
+  action: "refunds";
+  gateway_payment_id: string | null;
+  gateway_order_id: string | null;
+  refunds: RefundEffect[];
+  /** The outcome an empty list answers (unknown_order: the payment is not settle's). */
+  outcome?: "unknown_order";
+  detail?: string;
+};
+
+/** A fee (or, negative, a fee given back) a dispute's balance transaction moved. */
+export type DisputeFee = { id: string; fee: number; currency: string | null };
+
+/** A dispute's state and money (settle.apply_dispute_event); also an early fraud warning. */
+export type DisputeEffect = {
+  action: "dispute";
+  gateway_dispute_id: string;
+  gateway_payment_id: string | null;
+  gateway_order_id: string | null;
+  amount: number | null;
+  currency: string | null;
+  reason: string | null;
+  /** open, under_review, won, lost or closed. */
+  status: string;
+  /** inquiry, chargeback, pre_arbitration, arbitration, fraud, retrieval or early_warning. */
+  phase: string;
+  gateway_status: string;
+  /** Unix seconds. */
+  evidence_due_by?: number | null;
+  created: number | null;
+  occurred_at: number | null;
+  /** What the gateway took for the dispute so far, and gave back, in the dispute's currency. */
+  withdrawn: number;
+  reinstated: number;
+  balance_transactions?: DisputeFee[];
+  /** Whether the disputed charge can still be refunded (Stripe is_charge_refundable). */
+  refundable?: boolean | null;
+};
+
+/** A saved card attached to a customer, or its details changed (settle.apply_payment_method_event). */
+export type CardEffect = {
+  action: "attached" | "updated";
+  customer: string | null;
+  payment_method: string;
+  brand: string | null;
+  last4: string | null;
+  exp_month: number | null;
+  exp_year: number | null;
+};
+
+export type DetachedEffect = { action: "detached"; payment_method: string };
+export type DefaultCardEffect = { action: "default"; customer: string; payment_method: string };
+/** Stored as 'ignored' with the detail as the reason. */
+export type IgnoreEffect = { action: "ignore"; detail?: string };
+
+/** setup_intent.succeeded: the card to read (GatewayReads.readCard); `detail` a failed read's error. */
+export type FetchCardEffect = {
+  action: "fetch_card";
+  customer: string | null;
+  payment_method: string | null;
+  detail?: string;
+};
+
+/** charge.refunded without its list: the refunds to read (GatewayReads.paymentRefunds). */
+export type FetchRefundsEffect = {
+  action: "fetch_refunds";
+  gateway_payment_id: string;
+  gateway_order_id: string | null;
+  currency: string;
+  amount_refunded: number;
+  detail?: string;
+};
+
+/** An effect that owes a gateway read: stored 'failed' until the read is made (reconcile). */
+export type ReadEffect = FetchCardEffect | FetchRefundsEffect;
+/** An effect the SQL applies as it is. */
+export type AppliedEffect =
+  | RefundEffect
+  | RefundListEffect
+  | DisputeEffect
+  | CardEffect
+  | DetachedEffect
+  | DefaultCardEffect
+  | IgnoreEffect;
+export type Effect = AppliedEffect | ReadEffect;

@@ -4,7 +4,13 @@
 // nothing but what it should have.
 import type postgres from "postgres";
 import type { App } from "../app.ts";
-import { GatewayError, type GatewayName, GATEWAYS, type ListWindow } from "../gateways/types.ts";
+import {
+  type DisputeEffect,
+  GatewayError,
+  type GatewayName,
+  GATEWAYS,
+  type ListWindow,
+} from "../gateways/types.ts";
 
 /** Reconcile lists the disputes created this long ago or later (older open ones are read by id). */
 export const DISPUTE_LIST_SECONDS = 7 * 24 * 3600;
@@ -28,7 +34,7 @@ function log(msg: string, fields: Record<string, unknown>) {
 async function converge(
   app: App,
   gateway: GatewayName,
-  effects: Record<string, unknown>[],
+  effects: DisputeEffect[],
   counts: DisputeCounts,
 ) {
   for (const effect of effects) {

@@ -8,7 +8,7 @@ import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
 import { outcomeUnknown } from "../gateways/outcome.ts";
 import type { GatewayName, PaymentGateway, PaymentResult } from "../gateways/types.ts";
-import { ensureCustomer } from "./customers.ts";
+import { type CustomerGateway, ensureCustomer } from "./customers.ts";
 import { payOrderFromWallet } from "./wallet_orders.ts";
 
 export interface OrderRow {
@@ -93,6 +93,20 @@ export function publicOrder(row: OrderRow) {
   };
 }
 
+/** What creating (or replaying) an order answers: the order, and whether this request claimed its call. */
+interface Claimed {
+  order: OrderRow;
+  replayed: boolean;
+  /** This request holds the order's gateway call (a fresh claim, a lapsed one taken over). */
+  claimed: boolean;
+  /** The account's customer at the order's gateway, when one is stored. */
+  customer_id?: string | null;
+}
+
+/** Added to a gateway call's longest time for its claim: latency, a slow database. */
+const CLAIM_MARGIN_MS = 2000;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export async function createOrder(
   app: App,
   caller: Caller,
@@ -104,29 +118,30 @@ export async function createOrder(
   const key = optionalIdempotencyKey(rawKey);
   const gateway = app.gateway(body.gateway);
   if (body.amount !== undefined && body.currency) gateway.checkAmount(body.amount, body.currency);
-  const requestHash = await orderRequestHash(body);
+  const requestHash = orderRequestHash(body);
+  const claim = crypto.randomUUID();
+  const leaseMs = gateway.orderCallBudgetMs + CLAIM_MARGIN_MS;
 
-  const created = await asUser(app.sql, caller, async (tx) => {
+  // One statement in the user's transaction: the order, already claimed for its gateway call
+  // when it is new, and the account's gateway customer (settle.create_order, 11 arguments).
+  const created = await asUser(app.sql, caller, async (tx): Promise<Claimed> => {
     if (body.purpose === "escrow") return await escrowOrder(tx, gateway, body, key, requestHash);
     const [r] = await tx`select settle.create_order(
       ${body.gateway}, ${body.purpose}, ${body.plan_id ?? null}, ${body.product_id ?? null},
       ${body.amount ?? null}, ${body.currency ?? null}, ${body.account_id ?? null},
-      ${key}, ${requestHash}) as result`;
-    const result = r.result as { order: OrderRow; replayed: boolean };
+      ${key}, ${requestHash}, ${claim}, ${leaseMs}) as result`;
+    const result = r.result as Claimed;
     // Catalog prices too must be amounts the gateway takes (PayPal has no INR, no HUF
     // fractions): refused inside the transaction, so nothing is written.
     gateway.checkAmount(minorFromDb(result.order.amount), result.order.currency);
     return result;
   });
-
-  let order = created.order;
-  if (!order.gateway_order_id && order.status === "created") {
-    // Stripe intents belong to the account's customer (so cards can be saved and reused).
-    const customerId = gateway.name === "stripe"
-      ? await ensureCustomer(app, order.account_id)
-      : undefined;
-    order = await ensureGatewayOrder(app.sql, gateway, order, customerId);
-  }
+  // An engagement's order is made by its own function, then claimed as a replay would be.
+  const start = body.purpose === "escrow" && !created.order.gateway_order_id &&
+      created.order.status === "created"
+    ? await claimGatewayOrder(app.sql, created.order.id, claim, leaseMs)
+    : created;
+  const order = await ensureGatewayOrder(app, gateway, start, claim, leaseMs);
   if (!order.gateway_order_id) {
     throw new HttpError(409, "conflict", `order is ${order.status} and has no gateway order`);
   }
@@ -154,41 +169,48 @@ async function escrowOrder(
   body: CreateOrderBody,
   key: string | null,
   requestHash: string,
-): Promise<{ order: OrderRow; replayed: boolean }> {
+): Promise<Claimed> {
   const [e] = await tx<{ amount: string; currency: string }[]>`select amount, currency
     from public.engagements where id = ${body.engagement_id!}`;
   if (e) gateway.checkAmount(minorFromDb(e.amount), e.currency);
   const [r] = await tx`select settle.create_escrow_order(${body.gateway}, ${body.engagement_id!},
     ${body.account_id ?? null}, ${key}, ${requestHash}) as result`;
-  return r.result as { order: OrderRow; replayed: boolean };
+  return { ...(r.result as { order: OrderRow; replayed: boolean }), claimed: false };
 }
 
-/** Added to a gateway call's longest time for its claim: latency, a slow database. */
-const CLAIM_MARGIN_MS = 2000;
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** One try at the claim on an order's gateway call (settle.claim_gateway_order). */
+async function claimGatewayOrder(
+  sql: Sql,
+  orderId: string,
+  claim: string,
+  leaseMs: number,
+): Promise<Claimed> {
+  const [{ r }] = await sql`select settle.claim_gateway_order(${orderId}, ${claim},
+    ${leaseMs}) as r`;
+  return { order: r.order as OrderRow, replayed: true, claimed: r.claimed };
+}
 
 /**
  * Gives the order its gateway order with no transaction, row lock or pooled connection held
- * while the gateway works: the call is claimed on the row in one short statement, made, and its
- * answer recorded in another. A concurrent request for the same order waits for the claimer's
- * answer, re-trying the claim after short pauses (no lock held); it takes over a claim whose
- * lease ran out (the claimer died) or that a failure freed, and its call looks the gateway order
- * up first (Razorpay receipt, Stripe idempotency key), so no second one is made.
+ * while the gateway works: the call is claimed on the row (by create_order itself for a new
+ * order), made, and its answer recorded in one short statement. A concurrent request for the
+ * same order waits for the claimer's answer, re-trying the claim after short pauses (no lock
+ * held); it takes over a claim whose lease ran out (the claimer died) or that a failure freed,
+ * and its call looks the gateway order up first (Razorpay receipt, Stripe idempotency key), so
+ * no second one is made.
  */
 async function ensureGatewayOrder(
-  sql: Sql,
+  app: App,
   gateway: PaymentGateway,
-  order: OrderRow,
-  customerId?: string,
+  start: Claimed,
+  claim: string,
+  leaseMs: number,
 ): Promise<OrderRow> {
-  const claim = crypto.randomUUID();
-  const leaseMs = gateway.orderCallBudgetMs + CLAIM_MARGIN_MS;
   const giveUpAt = Date.now() + leaseMs + CLAIM_MARGIN_MS;
+  let state = start;
   for (let wait = 20;; wait = Math.min(wait * 2, 200)) {
-    const [{ r }] = await sql`select settle.claim_gateway_order(${order.id}, ${claim},
-      ${leaseMs}) as r`;
-    const row = r.order as OrderRow;
-    if (r.claimed) return await callGateway(sql, gateway, row, claim, customerId);
+    const row = state.order;
+    if (state.claimed) return await callGateway(app, gateway, row, claim, state.customer_id);
     if (row.gateway_order_id || row.status !== "created") return row;
     if (Date.now() + wait > giveUpAt) {
       throw new HttpError(
@@ -198,6 +220,7 @@ async function ensureGatewayOrder(
       );
     }
     await pause(wait);
+    state = await claimGatewayOrder(app.sql, row.id, claim, leaseMs);
   }
 }
 
@@ -205,17 +228,21 @@ async function ensureGatewayOrder(
  * The claimed call: its answer is recorded (first answer wins). A refusal frees the claim; a
  * failure whose outcome is unknown (a timeout: the gateway may still make the order) keeps it
  * until its lease ends, so the request that takes it over looks the order up first, unless the
- * gateway's own idempotency makes a second order impossible anyway.
+ * gateway's own idempotency makes a second order impossible anyway. A gateway whose orders
+ * belong to a customer gets the account's (created on its first order, under the claim).
  */
 async function callGateway(
-  sql: Sql,
+  app: App,
   gateway: PaymentGateway,
   row: OrderRow,
   claim: string,
-  customerId?: string,
+  knownCustomer?: string | null,
 ): Promise<OrderRow> {
   let gatewayOrderId: string;
   try {
+    const customerId = gateway.createCustomer
+      ? knownCustomer ?? await ensureCustomer(app, row.account_id, gateway as CustomerGateway)
+      : undefined;
     ({ gatewayOrderId } = await gateway.createOrder({
       orderId: row.id,
       accountId: row.account_id,
@@ -229,12 +256,12 @@ async function callGateway(
   } catch (err) {
     const message = String((err as Error)?.message ?? err).slice(0, 500);
     const unknown = outcomeUnknown(err) && !gateway.idempotentOrders;
-    await sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message},
+    await app.sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message},
       ${unknown})`;
     throw err;
   }
-  const [{ r }] = await sql`select settle.record_gateway_order(${row.id}, ${claim},
-    ${gatewayOrderId}, null) as r`;
+  const [{ r }] = await app.sql`select settle.record_gateway_order(${row.id}, ${claim},
+    ${gatewayOrderId}, null, false) as r`;
   return r.order as OrderRow;
 }
 
@@ -275,17 +302,12 @@ export async function verifyPayment(
     amount: minorFromDb(order.amount),
     currency: order.currency,
   }, body);
-  if (result.kind !== "pending") {
-    const applied = await applyPayment(app.sql, gatewayName, order.gateway_order_id!, result);
-    if (applied.outcome === "mismatch") {
-      throw new HttpError(
-        409,
-        "payment_mismatch",
-        "the gateway's payment does not match this order",
-      );
-    }
+  // One statement: the result through the payment path, and that same order as it is now.
+  const applied = await applyCheckoutResult(app.sql, gatewayName, order.gateway_order_id!, result);
+  if (applied.outcome === "mismatch") {
+    throw new HttpError(409, "payment_mismatch", "the gateway's payment does not match this order");
   }
-  return { order: publicOrder(await findOwnOrder(app, caller, gatewayName, reference)) };
+  return { order: publicOrder(applied.order) };
 }
 
 async function findOwnOrder(app: App, caller: Caller, gateway: string, reference: string) {
@@ -298,6 +320,22 @@ async function findOwnOrder(app: App, caller: Caller, gateway: string, reference
   );
   if (!order) throw new HttpError(404, "not_found", "order not found");
   return order;
+}
+
+/**
+ * A verified checkout's result through settle.apply_payment (nothing for "pending"), and the
+ * order after it: for an order the caller has just read through RLS (its owner never changes).
+ */
+async function applyCheckoutResult(
+  sql: Sql,
+  gateway: string,
+  gatewayOrderId: string,
+  r: PaymentResult,
+): Promise<{ outcome: string; order: OrderRow }> {
+  const [row] = await sql`select settle.apply_checkout_result(${gateway}, ${r.kind},
+    ${gatewayOrderId}, ${r.gatewayPaymentId}, ${r.amount}, ${r.currency}, ${r.failureCode ?? null},
+    ${r.failureReason ?? null}) as result`;
+  return row.result;
 }
 
 /** The one SQL path for payment effects (shared with webhooks and reconciliation). */

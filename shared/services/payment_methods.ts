@@ -1,15 +1,17 @@
-// Saved cards (Stripe): list through RLS, set up, make default, delete.
+// Saved cards (the gateway with savedCards: Stripe): list through RLS, set up, make default,
+// delete.
 import { z } from "zod";
 import type { App } from "../app.ts";
 import type { Caller } from "../auth.ts";
 import { asUser } from "../db.ts";
 import { HttpError } from "../http.ts";
-import { ensureCustomer } from "./customers.ts";
+import type { GatewayName, SavedCards } from "../gateways/types.ts";
+import { type CustomerGateway, customerGateway, ensureCustomer } from "./customers.ts";
 
 interface MethodRow {
   id: string;
   account_id: string;
-  gateway: string;
+  gateway: GatewayName;
   gateway_payment_method_id: string;
   brand: string | null;
   last4: string | null;
@@ -60,15 +62,26 @@ export async function listMethods(app: App, caller: Caller, accountId?: string) 
   return { payment_methods: rows.map(publicMethod) };
 }
 
+type CardGateway = CustomerGateway & { readonly savedCards: SavedCards };
+
+/** The gateway that keeps saved cards: the stored card's, or the configured one; 400 if none. */
+function cardGateway(app: App, name?: GatewayName): CardGateway {
+  const gateway = name ? app.gateway(name) : customerGateway(app);
+  if (!gateway.savedCards || !gateway.createCustomer) {
+    throw new HttpError(400, "invalid_request", `gateway ${gateway.name} keeps no saved cards`);
+  }
+  return gateway as CardGateway;
+}
+
 export async function setupMethod(app: App, caller: Caller, accountId?: string) {
   const account = await memberAccount(app, caller, accountId);
-  const stripe = app.stripe();
-  const customer = await ensureCustomer(app, account);
-  const si = await stripe.createSetupIntent(customer, account);
+  const gateway = cardGateway(app);
+  const customer = await ensureCustomer(app, account, gateway);
+  const si = await gateway.savedCards.createSetupIntent(customer, account);
   return {
     setup_intent_id: si.id,
     client_secret: si.clientSecret,
-    publishable_key: stripe.publishableKey,
+    publishable_key: gateway.savedCards.publishableKey,
   };
 }
 
@@ -86,17 +99,19 @@ async function ownMethod(app: App, caller: Caller, rawId: string): Promise<Metho
 
 export async function makeDefault(app: App, caller: Caller, rawId: string) {
   const method = await ownMethod(app, caller, rawId);
-  const stripe = app.stripe();
-  const customer = await ensureCustomer(app, method.account_id);
-  // Stripe first: if it refuses, nothing changes locally.
-  await stripe.setDefaultPaymentMethod(customer, method.gateway_payment_method_id);
+  const gateway = cardGateway(app, method.gateway);
+  const customer = await ensureCustomer(app, method.account_id, gateway);
+  // The gateway first: if it refuses, nothing changes locally.
+  await gateway.savedCards.setDefaultPaymentMethod(customer, method.gateway_payment_method_id);
   await app.sql`select settle.set_default_payment_method(${method.gateway_payment_method_id})`;
   return await listMethods(app, caller, method.account_id);
 }
 
 export async function removeMethod(app: App, caller: Caller, rawId: string) {
   const method = await ownMethod(app, caller, rawId);
-  await app.stripe().detachPaymentMethod(method.gateway_payment_method_id);
+  await cardGateway(app, method.gateway).savedCards.detachPaymentMethod(
+    method.gateway_payment_method_id,
+  );
   await app.sql`select settle.remove_payment_method(${method.gateway_payment_method_id})`;
   return { deleted: true, ...(await listMethods(app, caller, method.account_id)) };
 }

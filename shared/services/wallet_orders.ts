@@ -24,7 +24,7 @@ export async function payOrderFromWallet(
   }
   const key = optionalIdempotencyKey(rawKey);
   // The same normalized request hash as a gateway order's, so one key cannot name both.
-  const requestHash = await orderRequestHash(body);
+  const requestHash = orderRequestHash(body);
   const { result, balance } = await asUser(app.sql, caller, async (tx) => {
     const [r] = await tx`select settle.pay_order_from_wallet(${body.purpose},
       ${body.plan_id ?? null}, ${body.product_id ?? null}, ${body.account_id ?? null}, ${key},

@@ -1,20 +1,25 @@
 // Webhook ingestion: verified on the raw body, stored once, applied in the same transaction.
+// The gateway's parseWebhook says where each event goes (WebhookEvent's route); this file only
+// dispatches, and never asks which gateway it talks to.
 import type { App } from "../app.ts";
 import { HttpError, readBodyText } from "../http.ts";
 import {
+  type Effect,
+  type FetchCardEffect,
+  type FetchRefundsEffect,
   GatewayError,
   type GatewayName,
+  type GatewayReads,
   GATEWAYS,
+  type NormalizedEvent,
   type PaymentGateway,
+  type ReadEffect,
 } from "../gateways/types.ts";
 import { minorFromDb } from "../money.ts";
 import { applyPayment } from "./orders.ts";
-import { effectCard, refundEffect } from "../gateways/stripe/wire.ts";
-import { transferEvent } from "../payouts/stripe/wire.ts";
 import { storePayoutEvent } from "./payouts.ts";
+import { storeEvent } from "./ingest.ts";
 import type postgres from "postgres";
-
-type Effect = Record<string, unknown>;
 
 /** `log` receives the request log line's fields: gateway, event type and id, outcome, order. */
 export async function ingestWebhook(
@@ -30,35 +35,53 @@ export async function ingestWebhook(
   const gateway = app.gateway(gatewayName as GatewayName);
   // The signature covers the exact bytes sent: read the raw text, verify, only then parse.
   const raw = await readBodyText(req, app.config.webhookBodyLimitBytes);
-  const events = await gateway.parseWebhook(raw, req.headers);
-  for (const e of events) {
-    // Platform transfer.* events are about payouts (Stripe Connect transfers).
-    if (e.gateway === "stripe" && e.type.startsWith("transfer.")) {
-      await storePayoutEvent(app, transferEvent(JSON.parse(e.raw), e.raw), log);
+  for (const w of await gateway.parseWebhook(raw, req.headers)) {
+    if (w.route === "payout") {
+      await storePayoutEvent(app, w.event, log);
       continue;
     }
-    // A redelivery needs no gateway read: ingest_webhook answers it as a duplicate.
-    const stored = e.effect
-      ? await app.sql`select 1 from public.webhook_events
-      where gateway = ${e.gateway} and event_id = ${e.eventId}`
-      : [];
-    const effect = e.effect ? (stored.length ? e.effect : await readOwed(app, e.effect)) : null;
-    const [row] = await app.sql`select settle.ingest_webhook(
-      ${e.gateway}, ${e.eventId}, ${e.type}, ${e.kind}, ${e.gatewayOrderId}, ${e.gatewayPaymentId},
-      ${e.amount}, ${e.currency}, ${e.occurredAt}, ${e.raw}, ${e.failureCode}, ${e.failureReason},
-      ${effect === null ? null : app.sql.json(effect as postgres.JSONValue)}, ${e.bodyKey ?? null}
-    ) as result`;
-    Object.assign(log, {
-      event_type: e.type,
-      event_id: e.eventId,
-      outcome: row.result.outcome,
-      order_id: row.result.order_id ?? null,
-    });
-    if (e.captureOwed && e.gatewayOrderId && row.result.outcome !== "duplicate") {
-      log.capture = await captureApproved(app, gateway, e.gatewayOrderId);
+    const outcome = await ingestEvent(
+      app,
+      w.event,
+      w.route === "read" ? await firstRead(app, gateway, w.event) : w.event.effect ?? null,
+      log,
+    );
+    if (w.route === "capture" && outcome !== "duplicate") {
+      log.capture = await captureApproved(app, gateway, w.event.gatewayOrderId);
     }
   }
   return { received: true as const };
+}
+
+/** Stores and applies one payment-gateway event with its effect; returns the outcome. */
+async function ingestEvent(
+  app: App,
+  e: NormalizedEvent,
+  effect: Effect | null,
+  log: Record<string, unknown>,
+): Promise<string> {
+  const row = await storeEvent(app.sql, e, effect);
+  Object.assign(log, {
+    event_type: e.type,
+    event_id: e.eventId,
+    outcome: row.result.outcome,
+    order_id: row.result.order_id ?? null,
+  });
+  return row.result.outcome;
+}
+
+/**
+ * The read an event's effect owes, made only for a first delivery: a redelivery needs no
+ * gateway read (ingest_webhook answers it as a duplicate), so its effect goes as it came.
+ */
+async function firstRead(
+  app: App,
+  gateway: PaymentGateway,
+  e: NormalizedEvent & { effect: ReadEffect },
+): Promise<Effect> {
+  const stored = await app.sql`select 1 from public.webhook_events
+    where gateway = ${e.gateway} and event_id = ${e.eventId}`;
+  return stored.length ? e.effect : await readOwed(app, gateway, e.effect);
 }
 
 /**
@@ -100,41 +123,55 @@ async function captureApproved(
 }
 
 /**
- * Makes the gateway read an effect still needs (a setup intent's card, a charge's refunds) and
+ * Makes the gateway read an effect still needs (a setup intent's card, a payment's refunds) and
  * returns the effect to apply. A gateway that is down or erring leaves the read owed, with its
  * error as the detail: the event is stored 'failed' (answered 200) and reconcile reads again.
  * Anything but a GatewayError is a bug and propagates.
  */
-export async function readOwed(app: App, effect: Effect): Promise<Effect> {
+export async function readOwed(
+  app: App,
+  gateway: PaymentGateway,
+  effect: ReadEffect,
+): Promise<Effect> {
   try {
-    if (effect.action === "fetch_card") return await readCard(app, effect);
-    if (effect.action === "fetch_refunds") return await readRefunds(app, effect);
+    return effect.action === "fetch_card"
+      ? await readCard(app, gateway, effect)
+      : await readRefunds(app, gateway, effect);
   } catch (err) {
     if (!(err instanceof GatewayError)) throw err;
     return { ...effect, detail: err.message.slice(0, 500) };
   }
-  return effect;
 }
 
-async function knownCustomer(app: App, customer: unknown): Promise<boolean> {
+/** A gateway whose events owe a read implements it (GatewayReads): anything else is a bug. */
+function lacks(gateway: PaymentGateway, verb: keyof GatewayReads): Error {
+  return new Error(`${gateway.name}'s events owe ${verb}, which the gateway lacks`);
+}
+
+async function knownCustomer(app: App, gateway: GatewayName, customer: unknown): Promise<boolean> {
   if (typeof customer !== "string") return false;
   const rows = await app.sql`select 1 from public.gateway_customers
-    where gateway = 'stripe' and customer_id = ${customer}`;
+    where gateway = ${gateway} and customer_id = ${customer}`;
   return rows.length > 0;
 }
 
 /** setup_intent.succeeded: the card's details, read only for a customer settle created. */
-async function readCard(app: App, effect: Effect): Promise<Effect> {
+async function readCard(
+  app: App,
+  gateway: PaymentGateway,
+  effect: FetchCardEffect,
+): Promise<Effect> {
   const pm = effect.payment_method;
   if (typeof pm !== "string") {
     return { action: "ignore", detail: "the setup intent names no payment method" };
   }
-  if (!(await knownCustomer(app, effect.customer))) {
+  if (!(await knownCustomer(app, gateway.name, effect.customer))) {
     return { action: "ignore", detail: "a setup intent of a customer settle does not know" };
   }
-  const card = await app.stripe().fetchPaymentMethod(pm);
-  if (!card) return { action: "ignore", detail: `stripe has no payment method ${pm}` };
-  return { action: "attached", ...effectCard(card), customer: card.customerId ?? effect.customer };
+  if (!gateway.readCard) throw lacks(gateway, "readCard");
+  const card = await gateway.readCard(pm);
+  if (!card) return { action: "ignore", detail: `${gateway.name} has no payment method ${pm}` };
+  return { ...card, customer: card.customer ?? effect.customer };
 }
 
 /**
@@ -142,24 +179,30 @@ async function readCard(app: App, effect: Effect): Promise<Effect> {
  * and applied by id. Totals are not compared to skip the read: settle's total counts pending
  * refunds too, so equal totals can hide different refunds.
  */
-async function readRefunds(app: App, effect: Effect): Promise<Effect> {
+async function readRefunds(
+  app: App,
+  gateway: PaymentGateway,
+  effect: FetchRefundsEffect,
+): Promise<Effect> {
   const ids = {
     gateway_payment_id: effect.gateway_payment_id,
     gateway_order_id: effect.gateway_order_id,
   };
   const [order] = await app.sql`select 1 from public.orders
-    where gateway = 'stripe' and (gateway_payment_id = ${String(effect.gateway_payment_id)}
+    where gateway = ${gateway.name} and (gateway_payment_id = ${String(effect.gateway_payment_id)}
       or gateway_order_id = ${String(effect.gateway_order_id ?? "")})
     limit 1`;
   if (!order) return { action: "refunds", ...ids, refunds: [], outcome: "unknown_order" };
-  const refunds = await app.stripe().chargeRefunds(String(effect.gateway_payment_id));
-  return { action: "refunds", ...ids, refunds: refunds.map(refundEffect) };
+  if (!gateway.paymentRefunds) throw lacks(gateway, "paymentRefunds");
+  const refunds = await gateway.paymentRefunds(String(effect.gateway_payment_id));
+  return { action: "refunds", ...ids, refunds };
 }
 
 interface OwedRead {
   id: string;
   gateway: GatewayName;
-  effect: Effect;
+  /** settle.pending_webhook_reads returns only events whose effect owes a read. */
+  effect: ReadEffect;
 }
 
 /**
@@ -175,7 +218,7 @@ export async function retryOwedReads(
     from settle.pending_webhook_reads(${s.limit}, ${s.retrySeconds})`;
   let resolved = 0;
   for (const row of due) {
-    const effect = await readOwed(app, row.effect);
+    const effect = await readOwed(app, app.gateway(row.gateway), row.effect);
     const [r] = await app.sql`select settle.complete_webhook_read(${row.id}::bigint,
       ${app.sql.json(effect as postgres.JSONValue)}) as result`;
     // 'skipped': another retrier completed it first (counted there).

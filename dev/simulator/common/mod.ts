@@ -1,5 +1,5 @@
 // What the gateway simulators share: webhook options and delivery, chaos, injected faults, the
-// /_sim config body, the route table, JSON helpers. Import from here.
+// /_sim config body, the route table and the fetch pipeline, JSON helpers. Import from here.
 export { type ChaosOptions, type ChaosStats, parseChaosOptions, seededRandom } from "./chaos.ts";
 export { readSimConfig } from "./config.ts";
 export {
@@ -14,7 +14,16 @@ export {
   withFaults,
 } from "./faults.ts";
 export { canonical } from "./json.ts";
-export { type Route, route, type RouteMatch, Router } from "./router.ts";
+export { dispatch, simPath, type Surfaces } from "./pipeline.ts";
+export {
+  type CommonControls,
+  commonControls,
+  type Route,
+  route,
+  type RouteMatch,
+  Router,
+  type SimCall,
+} from "./router.ts";
 export {
   parseWebhookOptions,
   type SimDeliveryRecord,

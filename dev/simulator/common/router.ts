@@ -6,6 +6,14 @@
 // table order, so a literal route that shadows a parameter ("/v1/customers/search" before
 // "/v1/customers/:id") must come first.
 
+/** What a route handler receives besides the simulator's state (Razorpay, RazorpayX, Stripe's controls). */
+export interface SimCall {
+  req: Request;
+  url: URL;
+  /** Path parameters by name, from the route's pattern. */
+  ids: Record<string, string>;
+}
+
 export interface Route<H> {
   method: string;
   pattern: string;
@@ -48,4 +56,31 @@ export class Router<H> {
     }
     return undefined;
   }
+}
+
+/** The handlers of the controls every simulator has. */
+export interface CommonControls<H> {
+  events: H;
+  deliveries: H;
+  listFaults: H;
+  addFaults: H;
+  clearFaults: H;
+  getConfig: H;
+  setConfig: H;
+}
+
+/**
+ * The controls every simulator has, under its prefix ("/_sim/razorpay"): GET events and
+ * deliveries, GET/POST/DELETE faults, GET/POST config.
+ */
+export function commonControls<H>(prefix: string, h: CommonControls<H>): Route<H>[] {
+  return [
+    route("GET", `${prefix}/events`, h.events),
+    route("GET", `${prefix}/deliveries`, h.deliveries),
+    route("GET", `${prefix}/faults`, h.listFaults),
+    route("POST", `${prefix}/faults`, h.addFaults),
+    route("DELETE", `${prefix}/faults`, h.clearFaults),
+    route("GET", `${prefix}/config`, h.getConfig),
+    route("POST", `${prefix}/config`, h.setConfig),
+  ];
 }

@@ -4,7 +4,7 @@
 // Mounting contract as for the others (../README.md): paths are relative to the mount point
 // ("/v2/checkout/orders", "/_sim/paypal/..."), a "reset" fault throws SimulatedConnectionReset.
 // setBaseUrl tells it where it is mounted: links, the approval page and certificate URLs use it.
-import { withFaults } from "../common/mod.ts";
+import { dispatch, simPath } from "../common/mod.ts";
 import { handleApi } from "./api.ts";
 import { newCertRecord } from "./certs.ts";
 import { handleControl } from "./control.ts";
@@ -84,7 +84,7 @@ export class PayPalSimulator {
   async fetch(req: Request): Promise<Response> {
     const s = this.state;
     const url = new URL(req.url);
-    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const path = simPath(url);
     const cert = /^\/v1\/notifications\/certs\/([A-Za-z0-9-]+)$/.exec(path);
     if (cert && req.method === "GET") {
       return serveCert(s, { req, ids: { id: cert[1] }, requestId: null, body: {} });
@@ -92,17 +92,24 @@ export class PayPalSimulator {
     if (path === "/checkoutnow" && req.method === "GET") {
       return approvalPage(url.searchParams.get("token") ?? "");
     }
-    if (path.startsWith("/_sim/")) return await handleControl(s, CONTROL_ROUTES, req, path);
-    if (path.startsWith("/v1/") || path.startsWith("/v2/")) {
-      return await withFaults(
-        s.faults,
-        req,
-        path,
+    return await dispatch(
+      {
+        faults: s.faults,
         serverError,
-        () => handleApi(s, API_ROUTES, req, path),
-      );
-    }
-    return jsonResponse(404, { name: "NOT_FOUND", message: `no route ${path}` });
+        control: {
+          when: (path) => path.startsWith("/_sim/"),
+          handle: (req, _url, path) => handleControl(s, CONTROL_ROUTES, req, path),
+        },
+        api: {
+          when: (path) => path.startsWith("/v1/") || path.startsWith("/v2/"),
+          handle: (req, _url, path) => handleApi(s, API_ROUTES, req, path),
+        },
+        notFound: (path) => jsonResponse(404, { name: "NOT_FOUND", message: `no route ${path}` }),
+      },
+      req,
+      url,
+      path,
+    );
   }
 }
 

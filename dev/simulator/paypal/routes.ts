@@ -1,6 +1,6 @@
 // The PayPal simulator's route tables: the API (token, Orders v2, Payments v2, certificates) and
 // the /_sim/paypal controls. A new resource adds its lines here (handlers live in its file).
-import { route, Router } from "../common/mod.ts";
+import { commonControls, route, Router } from "../common/mod.ts";
 import { getCapture, simReverseCapture, simSettleCapture } from "./captures.ts";
 import {
   addFaults,
@@ -38,11 +38,13 @@ export const CONTROL_ROUTES = new Router<Handler>([
   route("POST", "/_sim/paypal/refunds/:id/settle", simSettleRefund),
   route("POST", "/_sim/paypal/captures/:id/dispute", simOpenDispute),
   route("POST", "/_sim/paypal/disputes/:id/advance", simAdvanceDispute),
-  route("GET", "/_sim/paypal/events", simListEvents),
-  route("GET", "/_sim/paypal/deliveries", listDeliveries),
-  route("GET", "/_sim/paypal/faults", listFaults),
-  route("POST", "/_sim/paypal/faults", addFaults),
-  route("DELETE", "/_sim/paypal/faults", clearFaults),
-  route("GET", "/_sim/paypal/config", getConfig),
-  route("POST", "/_sim/paypal/config", setConfig),
+  ...commonControls<Handler>("/_sim/paypal", {
+    events: simListEvents,
+    deliveries: listDeliveries,
+    listFaults,
+    addFaults,
+    clearFaults,
+    getConfig,
+    setConfig,
+  }),
 ]);

@@ -11,7 +11,7 @@
 //   (default 60 s), so the mount must hand the original request's signal through and must not put its
 //   own short deadline on simulator requests.
 // Layout: ../README.md.
-import { withFaults } from "../common/mod.ts";
+import { dispatch } from "../common/mod.ts";
 import { handleApi } from "./api.ts";
 import { handleControl } from "./control.ts";
 import { notFoundUrl, serverError } from "./errors.ts";
@@ -44,20 +44,20 @@ export class RazorpaySimulator {
     return this.#s.hooks.idle();
   }
 
-  async fetch(req: Request): Promise<Response> {
+  fetch(req: Request): Promise<Response> {
     const s = this.#s;
-    const url = new URL(req.url);
-    const path = url.pathname.replace(/\/+$/, "") || "/";
-    if (path.startsWith("/_sim/")) return handleControl(s, CONTROL_ROUTES, req, url, path);
-    if (path === "/v1" || path.startsWith("/v1/")) {
-      return await withFaults(
-        s.faults,
-        req,
-        path,
-        serverError,
-        () => handleApi(s, API_ROUTES, req, url, path),
-      );
-    }
-    return notFoundUrl();
+    return dispatch({
+      faults: s.faults,
+      serverError,
+      control: {
+        when: (path) => path.startsWith("/_sim/"),
+        handle: (req, url, path) => handleControl(s, CONTROL_ROUTES, req, url, path),
+      },
+      api: {
+        when: (path) => path === "/v1" || path.startsWith("/v1/"),
+        handle: (req, url, path) => handleApi(s, API_ROUTES, req, url, path),
+      },
+      notFound: notFoundUrl,
+    }, req);
   }
 }

@@ -1,6 +1,6 @@
 // The Razorpay simulator's route tables: every /v1 endpoint and /_sim/razorpay control, by method
 // and path pattern. A new resource adds its lines here (handlers live in the resource's file).
-import { route, Router } from "../common/mod.ts";
+import { commonControls, route, Router } from "../common/mod.ts";
 import { simPay } from "./checkout.ts";
 import {
   addFaults,
@@ -60,11 +60,13 @@ export const CONTROL_ROUTES = new Router<Handler>([
   route("POST", "/_sim/razorpay/refunds/:id/fail", simFailRefund),
   route("POST", "/_sim/razorpay/payments/:id/dispute", simOpenDispute),
   route("POST", "/_sim/razorpay/disputes/:id/advance", simAdvanceDispute),
-  route("GET", "/_sim/razorpay/events", simListEvents),
-  route("GET", "/_sim/razorpay/deliveries", listDeliveries),
-  route("GET", "/_sim/razorpay/faults", listFaults),
-  route("DELETE", "/_sim/razorpay/faults", clearFaults),
-  route("POST", "/_sim/razorpay/faults", addFaults),
-  route("GET", "/_sim/razorpay/config", getConfig),
-  route("POST", "/_sim/razorpay/config", setConfig),
+  ...commonControls<Handler>("/_sim/razorpay", {
+    events: simListEvents,
+    deliveries: listDeliveries,
+    listFaults,
+    addFaults,
+    clearFaults,
+    getConfig,
+    setConfig,
+  }),
 ]);

@@ -2,6 +2,7 @@
 import {
   FaultBook,
   parseWebhookOptions,
+  type SimCall,
   type SimEventRecord,
   WebhookDispatcher,
   type WebhookOptions,
@@ -45,12 +46,7 @@ export interface StoredEvent extends SimEventRecord {
 }
 
 /** What a route handler (API or control) receives besides the store. */
-export interface Call {
-  req: Request;
-  url: URL;
-  /** Path parameters by name, from the route's pattern. */
-  ids: Record<string, string>;
-}
+export type Call = SimCall;
 
 /** Handlers answer a Response: Razorpay's errors are plain values here, not exceptions. */
 export type Handler = (s: RazorpayState, call: Call) => Response | Promise<Response>;

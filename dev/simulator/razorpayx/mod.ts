@@ -7,7 +7,7 @@
 // as payout.<status> with the webhook options (duplicate, reorder, delay, drop, retry) and chaos
 // the other simulators share. X-Payout-Idempotency is mandatory, as in live RazorpayX.
 // Layout: ../README.md.
-import { withFaults } from "../common/mod.ts";
+import { dispatch } from "../common/mod.ts";
 import { handleApi } from "./api.ts";
 import { handleControl } from "./control.ts";
 import { BadBody, invalid, notFoundUrl, serverError } from "./errors.ts";
@@ -33,25 +33,23 @@ export class RazorpayXSimulator {
 
   async fetch(req: Request): Promise<Response> {
     const s = this.#s;
-    const url = new URL(req.url);
-    const path = url.pathname.replace(/\/+$/, "") || "/";
     try {
-      if (path.startsWith("/_sim/razorpayx")) {
-        return await handleControl(s, CONTROL_ROUTES, req, url, path);
-      }
-      if (path.startsWith("/v1/")) {
-        return await withFaults(
-          s.faults,
-          req,
-          path,
-          serverError,
-          () => handleApi(s, API_ROUTES, req, url, path),
-        );
-      }
+      return await dispatch({
+        faults: s.faults,
+        serverError,
+        control: {
+          when: (path) => path.startsWith("/_sim/razorpayx"),
+          handle: (req, url, path) => handleControl(s, CONTROL_ROUTES, req, url, path),
+        },
+        api: {
+          when: (path) => path.startsWith("/v1/"),
+          handle: (req, url, path) => handleApi(s, API_ROUTES, req, url, path),
+        },
+        notFound: notFoundUrl,
+      }, req);
     } catch (e) {
       if (e instanceof BadBody) return invalid(e.message);
       throw e;
     }
-    return notFoundUrl();
   }
 }

@@ -1,6 +1,6 @@
 // The RazorpayX simulator's route tables: every /v1 endpoint and /_sim/razorpayx control, by
 // method and path pattern. A new resource adds its lines here (handlers live in its file).
-import { route, Router } from "../common/mod.ts";
+import { commonControls, route, Router } from "../common/mod.ts";
 import { createContact, getContact } from "./contacts.ts";
 import { config, faults, listDeliveries } from "./control.ts";
 import { simListEvents } from "./events.ts";
@@ -23,11 +23,16 @@ export const API_ROUTES = new Router<Handler>([
 export const CONTROL_ROUTES = new Router<Handler>([
   route("POST", "/_sim/razorpayx/payouts/:id/transition", simTransition),
   route("GET", "/_sim/razorpayx/payouts", simListPayouts),
-  route("GET", "/_sim/razorpayx/events", simListEvents),
-  route("GET", "/_sim/razorpayx/deliveries", listDeliveries),
-  ...["GET", "POST", "DELETE", "PUT", "PATCH"].map((m) =>
-    route(m, "/_sim/razorpayx/faults", faults)
-  ),
-  route("GET", "/_sim/razorpayx/config", config),
-  route("POST", "/_sim/razorpayx/config", config),
+  ...commonControls<Handler>("/_sim/razorpayx", {
+    events: simListEvents,
+    deliveries: listDeliveries,
+    listFaults: faults,
+    addFaults: faults,
+    clearFaults: faults,
+    getConfig: config,
+    setConfig: config,
+  }),
+  // faults answers any method (PUT and PATCH list the armed faults, as GET does).
+  route("PUT", "/_sim/razorpayx/faults", faults),
+  route("PATCH", "/_sim/razorpayx/faults", faults),
 ]);

@@ -1,6 +1,7 @@
 // The RazorpayX simulator's shared store, and the types every resource handler receives.
 import {
   FaultBook,
+  type SimCall,
   type SimEventRecord,
   WebhookDispatcher,
   type WebhookOptions,
@@ -23,12 +24,7 @@ export interface StoredEvent extends SimEventRecord {
 }
 
 /** What a route handler (API or control) receives besides the store. */
-export interface Call {
-  req: Request;
-  url: URL;
-  /** Path parameters by name, from the route's pattern. */
-  ids: Record<string, string>;
-}
+export type Call = SimCall;
 
 /** Handlers answer a Response: RazorpayX's errors are plain values here, not exceptions. */
 export type Handler = (s: RazorpayXState, call: Call) => Response | Promise<Response>;

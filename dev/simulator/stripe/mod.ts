@@ -9,7 +9,7 @@
 //
 // Where the sources do not pin Stripe's behaviour down, the choices are marked "assumed".
 // Layout: ../README.md.
-import { withFaults } from "../common/mod.ts";
+import { simPath, withFaults } from "../common/mod.ts";
 import { handleApi } from "./api.ts";
 import { handleControl } from "./control.ts";
 import { errorBody, jsonResponse, serverErrorBody, unrecognizedUrl } from "./errors.ts";
@@ -58,7 +58,7 @@ export class StripeSimulator {
   async fetch(req: Request): Promise<Response> {
     const s = this.#s;
     const url = new URL(req.url);
-    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const path = simPath(url);
     const requestId = randomId("req_", 14);
     let res: Response;
     if (req.method === "OPTIONS") {

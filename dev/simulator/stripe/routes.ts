@@ -1,6 +1,6 @@
 // The Stripe simulator's route tables: every /v1 endpoint and /_sim/stripe control, by method and
 // path pattern. A new resource adds its lines here (handlers live in the resource's file).
-import { route, Router } from "../common/mod.ts";
+import { commonControls, route, Router } from "../common/mod.ts";
 import {
   createAccount,
   createAccountLink,
@@ -141,12 +141,14 @@ export const CONTROL_ROUTES = new Router<ControlHandler>([
     "/_sim/stripe/events/:id/resend",
     (s, { req, ids }) => simResendEvent(s, req, ids.id),
   ),
-  route("GET", "/_sim/stripe/events", (s, { url }) => simListEvents(s, url)),
-  route("GET", "/_sim/stripe/deliveries", listDeliveries),
   route("GET", "/_sim/stripe/requests", listRequests),
-  route("GET", "/_sim/stripe/faults", listFaults),
-  route("DELETE", "/_sim/stripe/faults", clearFaults),
-  route("POST", "/_sim/stripe/faults", addFaults),
-  route("GET", "/_sim/stripe/config", getConfig),
-  route("POST", "/_sim/stripe/config", setConfig),
+  ...commonControls<ControlHandler>("/_sim/stripe", {
+    events: (s, { url }) => simListEvents(s, url),
+    deliveries: listDeliveries,
+    listFaults,
+    addFaults,
+    clearFaults,
+    getConfig,
+    setConfig,
+  }),
 ]);

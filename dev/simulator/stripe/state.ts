@@ -1,6 +1,7 @@
 // The Stripe simulator's shared store, and the types every resource handler receives.
 import {
   FaultBook,
+  type SimCall,
   type SimEventRecord,
   WebhookDispatcher,
   type WebhookOptions,
@@ -201,10 +202,6 @@ export class StripeState {
 export type ApiHandler = (s: StripeState, call: ApiCall) => Res;
 
 /** What a /_sim/stripe route handler receives besides the store. */
-export interface ControlCall {
-  req: Request;
-  url: URL;
-  ids: Record<string, string>;
-}
+export type ControlCall = SimCall;
 
 export type ControlHandler = (s: StripeState, call: ControlCall) => Res | Promise<Res>;

@@ -2,6 +2,7 @@
 // URL, an OAuth token cached until shortly before it expires, timeouts and typed errors. The
 // official SDK has no base-URL option and no webhook support (docs/decisions.md, PayPal).
 import { GatewayError } from "../types.ts";
+import { fetchJson, unavailable } from "../http_client.ts";
 import type { PpDispute, PpErrorBody, PpLink, PpOrder, PpRefund, PpToken } from "./wire.ts";
 
 export interface PayPalClientOptions {
@@ -67,35 +68,13 @@ export class PayPalClient {
   }
 
   async #send<T>(method: string, path: string, headers: HeadersInit, body?: string): Promise<T> {
-    let res: Response;
-    try {
-      res = await this.#fetch(this.opts.apiUrl + path, {
-        method,
-        headers,
-        body,
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-    } catch (err) {
-      const timedOut = (err as Error)?.name === "TimeoutError";
-      throw new GatewayError(
-        503,
-        "paypal",
-        timedOut ? "paypal timed out" : "paypal unreachable",
-        String(err),
-      );
-    }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (err) {
-      throw new GatewayError(503, "paypal", "paypal connection dropped", String(err));
-    }
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
+    const { res, parsed } = await fetchJson(
+      this.#fetch,
+      this.opts.apiUrl + path,
+      { method, headers, body },
+      this.opts.timeoutMs,
+      unavailable("paypal"),
+    );
     if (!res.ok) throw new PayPalApiError(res.status, parsed as PpErrorBody | undefined);
     if (parsed === undefined || parsed === null || typeof parsed !== "object") {
       throw new GatewayError(502, "paypal", "paypal answered without a JSON body");

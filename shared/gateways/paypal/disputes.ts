@@ -1,7 +1,13 @@
 // PayPal disputes at the gateway (Disputes v1: GET /v1/customer/disputes and /{id}) as the
 // effects their webhooks carry, for reconcile's disputes step and for dispute webhooks whose
 // resource does not say enough (no capture, or resolved without an outcome).
-import type { GatewayDisputes, ListWindow, NormalizedEvent } from "../types.ts";
+import type {
+  AppliedEffect,
+  DisputeEffect,
+  GatewayDisputes,
+  ListWindow,
+  NormalizedEvent,
+} from "../types.ts";
 import { PayPalApiError, type PayPalClient } from "./client.ts";
 import { DISPUTE_EVENTS, disputeEffect, readableDispute } from "./wire.ts";
 
@@ -24,7 +30,7 @@ function nextToken(links: { href: string; rel: string }[] | undefined): string |
 
 export function paypalDisputeVerbs(client: PayPalClient): Required<GatewayDisputes> {
   /** One dispute read by id as its effect; null when PayPal has none or it is unreadable. */
-  async function fetchDispute(id: string): Promise<Record<string, unknown> | null> {
+  async function fetchDispute(id: string): Promise<DisputeEffect | null> {
     try {
       const d = readableDispute(await client.getDispute(id));
       return d ? disputeEffect(d, nowUnix()) : null;
@@ -35,8 +41,8 @@ export function paypalDisputeVerbs(client: PayPalClient): Required<GatewayDisput
   }
 
   /** Every dispute created in the window; a summary without its capture is read by id. */
-  async function listDisputes(w: ListWindow): Promise<Record<string, unknown>[]> {
-    const effects: Record<string, unknown>[] = [];
+  async function listDisputes(w: ListWindow): Promise<DisputeEffect[]> {
+    const effects: DisputeEffect[] = [];
     let token: string | null = null;
     for (let page = 0; page < MAX_PAGES; page++) {
       const query: Record<string, string> = token
@@ -65,9 +71,9 @@ export function paypalDisputeVerbs(client: PayPalClient): Required<GatewayDisput
  * propagates (the delivery is answered 503 and PayPal retries it).
  */
 export async function completeDisputeEvent(
-  e: NormalizedEvent,
-  fetchDispute: (id: string) => Promise<Record<string, unknown> | null>,
-): Promise<NormalizedEvent> {
+  e: NormalizedEvent<AppliedEffect>,
+  fetchDispute: (id: string) => Promise<DisputeEffect | null>,
+): Promise<NormalizedEvent<AppliedEffect>> {
   if (!DISPUTE_EVENTS.has(e.type) || e.effect) return e;
   let id: unknown;
   try {
@@ -80,9 +86,9 @@ export async function completeDisputeEvent(
   if (!effect) return e;
   return {
     ...e,
-    gatewayPaymentId: effect.gateway_payment_id as string | null,
-    amount: effect.amount as number | null,
-    currency: effect.currency as string | null,
+    gatewayPaymentId: effect.gateway_payment_id,
+    amount: effect.amount,
+    currency: effect.currency,
     effect,
   };
 }

@@ -5,10 +5,10 @@ import { HttpError } from "../../http.ts";
 import type { PayPalConfig } from "../../config.ts";
 import {
   GatewayError,
-  type NormalizedEvent,
   type OrderTerms,
   type PaymentGateway,
   type PaymentResult,
+  type WebhookEvent,
 } from "../types.ts";
 import { checkPayPalAmount, fromPayPalValue, toPayPalValue } from "./amounts.ts";
 import { PayPalApiError, PayPalClient } from "./client.ts";
@@ -30,6 +30,7 @@ import {
   type PpOrder,
   refundRecord,
   refundResult,
+  webhookEvent,
 } from "./wire.ts";
 
 const verifyBody = z.object({
@@ -183,7 +184,7 @@ export function createPayPalGateway(
       }
     },
 
-    async parseWebhook(rawBody: string, headers: Headers): Promise<NormalizedEvent[]> {
+    async parseWebhook(rawBody: string, headers: Headers): Promise<WebhookEvent[]> {
       let transmissionId: string;
       try {
         ({ transmissionId } = config.verify === "postback"
@@ -199,7 +200,12 @@ export function createPayPalGateway(
         throw err;
       }
       return [
-        await completeDisputeEvent(normalizeEvent(rawBody, transmissionId), disputes.fetchDispute),
+        webhookEvent(
+          await completeDisputeEvent(
+            normalizeEvent(rawBody, transmissionId),
+            disputes.fetchDispute,
+          ),
+        ),
       ];
     },
 

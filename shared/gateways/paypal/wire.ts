@@ -3,12 +3,15 @@
 import { z } from "zod";
 import { HttpError } from "../../http.ts";
 import type {
+  AppliedEffect,
+  DisputeEffect,
   GatewayPaymentRecord,
   GatewayRefundRecord,
   NormalizedEvent,
   PaymentResult,
   RefundResult,
   RefundStatus,
+  WebhookEvent,
 } from "../types.ts";
 import { fromPayPalValue } from "./amounts.ts";
 
@@ -246,10 +249,10 @@ export const DISPUTE_EVENTS = new Set([
  * signature covers only a CRC-32 of the body), so a second body under a signed transmission is
  * stored nothing.
  */
-export function normalizeEvent(raw: string, bodyKey: string): NormalizedEvent {
+export function normalizeEvent(raw: string, bodyKey: string): PpEvent {
   const e = checkEnvelope(raw);
   const created = e.create_time ? new Date(e.create_time) : null;
-  const base: NormalizedEvent = {
+  const base: PpEvent = {
     gateway: "paypal",
     eventId: e.id,
     type: e.event_type,
@@ -273,7 +276,21 @@ export function normalizeEvent(raw: string, bodyKey: string): NormalizedEvent {
   return base;
 }
 
-function captureEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
+/** A PayPal event as settle normalizes it: its effects are all applied as they are. */
+type PpEvent = NormalizedEvent<AppliedEffect>;
+
+/**
+ * A normalized event's route: CHECKOUT.ORDER.APPROVED for an order settle can name leaves the
+ * capture to settle (`capture`); the rest are payment events.
+ */
+export function webhookEvent(e: PpEvent): WebhookEvent {
+  if (e.type === "CHECKOUT.ORDER.APPROVED" && e.gatewayOrderId) {
+    return { route: "capture", event: { ...e, gatewayOrderId: e.gatewayOrderId } };
+  }
+  return { route: "payment", event: e };
+}
+
+function captureEvent(base: PpEvent, resource: unknown): PpEvent {
   const c = captureShape.safeParse(resource);
   if (!c.success) return base;
   const capture = c.data as unknown as PpCapture;
@@ -295,9 +312,9 @@ function captureEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent
 
 /**
  * CHECKOUT.ORDER.APPROVED: the payer approved the order's amount (the order moves to
- * authorized, for its terms only); settle still has to capture it (captureOwed).
+ * authorized, for its terms only); settle still has to capture it (webhookEvent: `capture`).
  */
-function approvedEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
+function approvedEvent(base: PpEvent, resource: unknown): PpEvent {
   const o = orderShape.safeParse(resource);
   if (!o.success) return base;
   const { amount, currency } = money(o.data.purchase_units?.[0]?.amount as PpMoney | undefined);
@@ -307,7 +324,6 @@ function approvedEvent(base: NormalizedEvent, resource: unknown): NormalizedEven
     gatewayOrderId: o.data.id,
     amount,
     currency,
-    captureOwed: true,
   };
 }
 
@@ -315,7 +331,7 @@ function approvedEvent(base: NormalizedEvent, resource: unknown): NormalizedEven
  * REFUNDED (a merchant refund): the resource is the refund, linked to settle's refund by its id
  * or custom_id (settle's refund id), else a refund made at the gateway of the capture it names.
  */
-function refundEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
+function refundEvent(base: PpEvent, resource: unknown): PpEvent {
   const p = refundShape.safeParse(resource);
   if (!p.success) return base;
   const refund = p.data as unknown as PpRefund;
@@ -350,7 +366,7 @@ function refundEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent 
  * nothing: counting it as a refund too would take the money twice (docs/decisions.md, PayPal
  * disputes).
  */
-function reversedEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
+function reversedEvent(base: PpEvent, resource: unknown): PpEvent {
   const p = refundShape.safeParse(resource);
   if (!p.success) return base;
   const refund = p.data as unknown as PpRefund;
@@ -447,7 +463,7 @@ function disputeFees(d: PpDispute) {
 }
 
 /** The effect settle.apply_dispute_event takes (20261201001800_disputes.sql). */
-export function disputeEffect(d: PpDispute, occurredAt: number | null): Record<string, unknown> {
+export function disputeEffect(d: PpDispute, occurredAt: number | null): DisputeEffect {
   const { amount, currency } = money(d.dispute_amount);
   const phase = STAGES[d.dispute_life_cycle_stage ?? ""] ?? "chargeback";
   const status = d.status === "RESOLVED"
@@ -486,7 +502,7 @@ export function disputeEffect(d: PpDispute, occurredAt: number | null): Record<s
 }
 
 /** CUSTOMER.DISPUTE.*: the dispute (an unreadable one is stored, never a 400). */
-function disputeEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent {
+function disputeEvent(base: PpEvent, resource: unknown): PpEvent {
   const d = readableDispute(resource);
   if (!d) return base;
   const effect = disputeEffect(
@@ -495,9 +511,9 @@ function disputeEvent(base: NormalizedEvent, resource: unknown): NormalizedEvent
   );
   return {
     ...base,
-    gatewayPaymentId: effect.gateway_payment_id as string,
-    amount: effect.amount as number,
-    currency: effect.currency as string,
+    gatewayPaymentId: effect.gateway_payment_id,
+    amount: effect.amount,
+    currency: effect.currency,
     effect,
   };
 }

@@ -8,14 +8,9 @@ import type {
   RzpRefund,
 } from "./wire.ts";
 import { GatewayError } from "../types.ts";
+import { BasicAuthJsonClient, type BasicAuthOptions, unavailable } from "../http_client.ts";
 
-export interface RazorpayClientOptions {
-  keyId: string;
-  keySecret: string;
-  apiUrl: string;
-  timeoutMs: number;
-  fetch?: typeof fetch;
-}
+export type RazorpayClientOptions = BasicAuthOptions;
 
 /** Razorpay answered with an error body. */
 export class RazorpayApiError extends GatewayError {
@@ -37,49 +32,9 @@ export function isNoSuchId(err: unknown): boolean {
       (err.httpStatus === 400 && /does not exist/i.test(err.body?.error?.description ?? "")));
 }
 
-export class RazorpayClient {
-  readonly #auth: string;
-  readonly #fetch: typeof fetch;
-
-  constructor(readonly opts: RazorpayClientOptions) {
-    // Razorpay requires exactly "Basic base64(key_id:key_secret)".
-    this.#auth = "Basic " + btoa(`${opts.keyId}:${opts.keySecret}`);
-    this.#fetch = opts.fetch ?? fetch;
-  }
-
+export class RazorpayClient extends BasicAuthJsonClient {
   async #request<T>(method: string, path: string, body?: unknown, headers: HeadersInit = {}) {
-    const h = new Headers(headers);
-    h.set("authorization", this.#auth);
-    if (body !== undefined) h.set("content-type", "application/json");
-    let res: Response;
-    try {
-      res = await this.#fetch(this.opts.apiUrl + path, {
-        method,
-        headers: h,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-    } catch (err) {
-      const name = (err as Error)?.name;
-      throw new GatewayError(
-        503,
-        "razorpay",
-        name === "TimeoutError" ? "razorpay timed out" : "razorpay unreachable",
-        String(err),
-      );
-    }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (err) {
-      throw new GatewayError(503, "razorpay", "razorpay connection dropped", String(err));
-    }
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
+    const { res, parsed } = await this.send(method, path, body, headers, unavailable("razorpay"));
     if (!res.ok) throw new RazorpayApiError(res.status, parsed as RzpErrorBody | undefined);
     if (parsed === undefined) {
       throw new GatewayError(502, "razorpay", "razorpay answered without a JSON body");

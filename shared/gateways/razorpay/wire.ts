@@ -3,11 +3,14 @@ import { z } from "zod";
 import { sha256HexSync } from "../../crypto.ts";
 import { HttpError } from "../../http.ts";
 import type {
+  AppliedEffect,
+  DisputeEffect,
   GatewayPaymentRecord,
   GatewayRefundRecord,
   NormalizedEvent,
   PaymentKind,
   PaymentResult,
+  RefundEffect,
   RefundStatus,
 } from "../types.ts";
 
@@ -193,7 +196,7 @@ function inert(
  * Maps a verified webhook body: 400 if it is not an event envelope; an event whose entities are
  * not the shape settle reads is stored with kind null (never lost to a 400 Razorpay would retry).
  */
-export function normalizeWebhook(raw: string, eventId: string): NormalizedEvent {
+export function normalizeWebhook(raw: string, eventId: string): NormalizedEvent<AppliedEffect> {
   const envelopeBase = checkEnvelope(raw);
   const bodyKey = razorpayBodyKey(envelopeBase, raw);
   if (envelopeBase.event.startsWith("payment.dispute.")) {
@@ -309,7 +312,7 @@ function refundEffect(
   refund: z.infer<typeof refundEntity>,
   event: string,
   gatewayOrderId: string | null,
-): Record<string, unknown> {
+): RefundEffect {
   const notes = Array.isArray(refund.notes) ? {} : refund.notes ?? {};
   const settleId = typeof notes.settle_refund_id === "string" ? notes.settle_refund_id : null;
   const status = refundStatus(refund.status, event);
@@ -386,7 +389,7 @@ export function disputeEffect(
   event: string,
   occurredAt: number | null,
   gatewayOrderId: string | null,
-): Record<string, unknown> {
+): DisputeEffect {
   const status = d.status && DISPUTE_STATUSES.includes(d.status) ? d.status : statusOfEvent(event);
   const deducted = d.amount_deducted ?? 0;
   return {
@@ -413,7 +416,7 @@ export function disputeEffect(
 function disputeEvent(
   parsed: z.infer<typeof baseEnvelope>,
   base: ReturnType<typeof inert>,
-): NormalizedEvent {
+): NormalizedEvent<DisputeEffect> {
   const entity = disputeEntity.safeParse(
     (parsed.payload.dispute as { entity?: unknown } | undefined)?.entity,
   );
@@ -438,7 +441,7 @@ function disputeEvent(
 export function disputeReadEffect(
   entity: unknown,
   readAt: number,
-): Record<string, unknown> | null {
+): DisputeEffect | null {
   const d = disputeEntity.safeParse(entity);
   return d.success ? disputeEffect(d.data, "payment.dispute.read", readAt, null) : null;
 }

@@ -11,38 +11,24 @@ import {
   type ListWindow,
   type OrderTerms,
   type PaymentGateway,
+  type SavedCards,
 } from "../types.ts";
 import { fromStripeAmount, toStripeAmount } from "./amounts.ts";
 import { createStripeClient, STRIPE_MAX_RETRY_DELAY_MS, STRIPE_NETWORK_RETRIES } from "./client.ts";
 import {
   card,
-  type CardDetails,
   checkEnvelope,
   disputeEffect,
+  effectCard,
   idOf,
   intentResult,
-  normalizeEvent,
   notAnEvent,
+  refundEffect,
   refundResult,
   refundStatus,
+  webhookEvent,
 } from "./wire.ts";
 import { verifiedStripeSecret } from "./signature.ts";
-
-/** Stripe's extra verbs: customers, saved cards and setup intents. */
-export interface StripeGateway extends PaymentGateway {
-  readonly publishableKey: string;
-  createCustomer(accountId: string): Promise<string>;
-  createSetupIntent(
-    customerId: string,
-    accountId: string,
-  ): Promise<{ id: string; clientSecret: string }>;
-  setDefaultPaymentMethod(customerId: string, paymentMethodId: string): Promise<void>;
-  detachPaymentMethod(paymentMethodId: string): Promise<void>;
-  /** The card, or null when Stripe has no such payment method (resource_missing: not settle's). */
-  fetchPaymentMethod(paymentMethodId: string): Promise<CardDetails | null>;
-  /** A charge's refunds, newest first, every page. */
-  chargeRefunds(chargeId: string): Promise<Stripe.Refund[]>;
-}
 
 const verifyBody = z.object({
   payment_intent_id: z.string().regex(/^pi_[A-Za-z0-9]{8,64}$/, "not a Stripe PaymentIntent id"),
@@ -143,10 +129,42 @@ async function listAll<T, R>(
   return out;
 }
 
+/** Stripe's saved cards: setup intents, the customer's default card, detaching. */
+function savedCards(stripe: Stripe, publishableKey: string): SavedCards {
+  return {
+    publishableKey,
+
+    async createSetupIntent(customerId, accountId) {
+      const si = await call(() =>
+        stripe.setupIntents.create({
+          customer: customerId,
+          usage: "off_session",
+          automatic_payment_methods: { enabled: true },
+          metadata: { settle_account_id: accountId },
+        })
+      );
+      return { id: si.id, clientSecret: si.client_secret! };
+    },
+
+    async setDefaultPaymentMethod(customerId, paymentMethodId) {
+      await call(() =>
+        stripe.customers.update(customerId, {
+          invoice_settings: { default_payment_method: paymentMethodId },
+        })
+      );
+    },
+
+    async detachPaymentMethod(paymentMethodId) {
+      await call(() => stripe.paymentMethods.detach(paymentMethodId));
+    },
+  };
+}
+
+/** Over 70 lines as one factory: short verbs over one SDK client (the interface's order). */
 export function createStripeGateway(
   config: StripeConfig,
   opts: { now?: () => Date; fetch?: typeof fetch } = {},
-): StripeGateway {
+): PaymentGateway {
   const stripe = createStripeClient(config, opts.fetch);
   const now = opts.now ?? (() => new Date());
   // A PaymentIntent's client_secret never changes: the one createOrder received is what checkout
@@ -161,7 +179,6 @@ export function createStripeGateway(
 
   return {
     name: "stripe",
-    publishableKey: config.publishableKey,
     orderCallBudgetMs: (1 + STRIPE_NETWORK_RETRIES) * config.timeoutMs +
       STRIPE_NETWORK_RETRIES * STRIPE_MAX_RETRY_DELAY_MS,
     // createOrder's idempotency key derives from settle's order id.
@@ -235,7 +252,7 @@ export function createStripeGateway(
       }
       const verified = checkEnvelope(event);
       try {
-        return [normalizeEvent(verified, rawBody)];
+        return [webhookEvent(verified, rawBody)];
       } catch (err) {
         // A known type whose object lacks what settle reads (a currency, an id): not Stripe's shape.
         if (err instanceof TypeError) {
@@ -315,36 +332,16 @@ export function createStripeGateway(
       return c.id;
     },
 
-    async createSetupIntent(customerId, accountId) {
-      const si = await call(() =>
-        stripe.setupIntents.create({
-          customer: customerId,
-          usage: "off_session",
-          automatic_payment_methods: { enabled: true },
-          metadata: { settle_account_id: accountId },
-        })
-      );
-      return { id: si.id, clientSecret: si.client_secret! };
-    },
+    savedCards: savedCards(stripe, config.publishableKey),
 
-    async setDefaultPaymentMethod(customerId, paymentMethodId) {
-      await call(() =>
-        stripe.customers.update(customerId, {
-          invoice_settings: { default_payment_method: paymentMethodId },
-        })
-      );
-    },
-
-    async detachPaymentMethod(paymentMethodId) {
-      await call(() => stripe.paymentMethods.detach(paymentMethodId));
-    },
-
-    async fetchPaymentMethod(paymentMethodId) {
+    // The reads an effect owes (setup_intent.succeeded, charge.refunded without its list).
+    async readCard(paymentMethodId) {
+      // resource_missing: Stripe has no such payment method, so it is not settle's.
       const pm = await callOrMissing(() => stripe.paymentMethods.retrieve(paymentMethodId));
-      return pm ? card(pm) : null;
+      return pm ? { action: "attached", ...effectCard(card(pm)) } : null;
     },
 
-    async chargeRefunds(chargeId) {
+    async paymentRefunds(chargeId) {
       // Every page (the SDK's auto-pagination): a charge's refunds are never cut at 100.
       const refunds: Stripe.Refund[] = [];
       try {
@@ -354,7 +351,7 @@ export function createStripeGateway(
       } catch (err) {
         throw mapError(err);
       }
-      return refunds;
+      return refunds.map(refundEffect);
     },
   };
 }

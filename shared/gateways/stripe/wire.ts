@@ -2,7 +2,23 @@
 import type Stripe from "stripe";
 import { z } from "zod";
 import { HttpError } from "../../http.ts";
-import type { NormalizedEvent, PaymentResult, RefundResult, RefundStatus } from "../types.ts";
+import { transferEvent } from "../../payouts/stripe/wire.ts";
+import {
+  type CardEffect,
+  type DefaultCardEffect,
+  type DetachedEffect,
+  type DisputeEffect,
+  type FetchCardEffect,
+  type FetchRefundsEffect,
+  type NormalizedEvent,
+  type PaymentResult,
+  paymentRoute,
+  type RefundEffect,
+  type RefundListEffect,
+  type RefundResult,
+  type RefundStatus,
+  type WebhookEvent,
+} from "../types.ts";
 import { fromStripeAmount } from "./amounts.ts";
 
 export interface CardDetails {
@@ -51,7 +67,7 @@ export function card(pm: Stripe.PaymentMethod): CardDetails {
   };
 }
 
-export function effectCard(c: CardDetails): Record<string, unknown> {
+export function effectCard(c: CardDetails): Omit<CardEffect, "action"> {
   return {
     customer: c.customerId,
     payment_method: c.gatewayPaymentMethodId,
@@ -106,7 +122,7 @@ export function refundResult(r: Stripe.Refund): RefundResult {
 }
 
 /** A refund object (refund.* events, a charge's refund list) as a settle refund effect. */
-export function refundEffect(r: Stripe.Refund): Record<string, unknown> {
+export function refundEffect(r: Stripe.Refund): RefundEffect {
   const result = refundResult(r);
   return {
     action: "refund",
@@ -126,7 +142,7 @@ export function refundEffect(r: Stripe.Refund): Record<string, unknown> {
  * 2022-11-15, or expanded); otherwise (absent, or has_more) a read of the charge's refunds,
  * made by the webhook service only if settle counts less refunded than the charge says.
  */
-export function chargeRefundedEffect(ch: Stripe.Charge): Record<string, unknown> {
+export function chargeRefundedEffect(ch: Stripe.Charge): RefundListEffect | FetchRefundsEffect {
   const listed = ch.refunds;
   const ids = { gateway_payment_id: ch.id, gateway_order_id: idOf(ch.payment_intent) };
   if (listed && Array.isArray(listed.data) && !listed.has_more) {
@@ -142,7 +158,9 @@ export function chargeRefundedEffect(ch: Stripe.Charge): Record<string, unknown>
 }
 
 /** The saved-card effect of a payment-method, setup-intent or customer event; null if none. */
-function cardEffect(event: Stripe.Event): Record<string, unknown> | null {
+function cardEffect(
+  event: Stripe.Event,
+): CardEffect | DetachedEffect | FetchCardEffect | DefaultCardEffect | null {
   switch (event.type) {
     case "payment_method.attached":
       return { action: "attached", ...effectCard(card(event.data.object)) };
@@ -233,15 +251,32 @@ export function normalizeEvent(event: Stripe.Event, raw: string): NormalizedEven
   }
 }
 
-function withRefund(base: NormalizedEvent, effect: Record<string, unknown>): NormalizedEvent {
+function withRefund(
+  base: NormalizedEvent,
+  effect: RefundEffect | RefundListEffect | FetchRefundsEffect | DisputeEffect,
+): NormalizedEvent {
+  const amount = "amount" in effect ? effect.amount : null;
+  const currency = "currency" in effect ? effect.currency : null;
   return {
     ...base,
-    gatewayOrderId: effect.gateway_order_id as string | null,
-    gatewayPaymentId: effect.gateway_payment_id as string | null,
-    amount: Number.isSafeInteger(effect.amount) ? effect.amount as number : null,
-    currency: typeof effect.currency === "string" ? effect.currency : null,
+    gatewayOrderId: effect.gateway_order_id,
+    gatewayPaymentId: effect.gateway_payment_id,
+    amount: Number.isSafeInteger(amount) ? amount : null,
+    currency: typeof currency === "string" ? currency : null,
     effect,
   };
+}
+
+/**
+ * A verified event and its route: transfer.* events are about payouts (Stripe Connect transfers
+ * made from the platform, settle.ingest_payout_webhook); an effect that names a card or a
+ * charge's refunds without carrying them owes a read; the rest are payment events.
+ */
+export function webhookEvent(event: Stripe.Event, raw: string): WebhookEvent {
+  if (event.type.startsWith("transfer.")) {
+    return { route: "payout", event: transferEvent(event, raw) };
+  }
+  return paymentRoute(normalizeEvent(event, raw));
 }
 
 // Section - disputes (DISPUTE_FACTS 1.1-1.4): state from the dispute's status, money from its
@@ -298,7 +333,7 @@ export function disputeEffect(
   d: Stripe.Dispute,
   type: DisputeEvent | "reconcile",
   occurredAt: number,
-): Record<string, unknown> {
+): DisputeEffect {
   const currency = d.currency.toUpperCase();
   const amount = fromStripeAmount(d.amount, currency);
   const state = DISPUTE_STATES[d.status] ?? { status: "open", phase: "chargeback" };
@@ -336,7 +371,7 @@ export function disputeEffect(
 export function earlyWarningEffect(
   w: Stripe.Radar.EarlyFraudWarning,
   occurredAt: number,
-): Record<string, unknown> {
+): DisputeEffect {
   return {
     action: "dispute",
     gateway_dispute_id: w.id,

@@ -1,56 +1,34 @@
 // A small fetch client for RazorpayX (contacts, fund accounts, payouts): configurable base URL,
 // timeouts, and errors that say whether the payout was refused or its fate is unknown.
+import {
+  BasicAuthJsonClient,
+  type BasicAuthOptions,
+  isTimeout,
+} from "../../gateways/http_client.ts";
 import { PayoutGatewayError, refusalStatus } from "../types.ts";
 import type { RzpxContact, RzpxError, RzpxFundAccount, RzpxPayout } from "./wire.ts";
 
 /** The page size of GET /v1/payouts (count 1..100). */
 export const PAYOUT_PAGE = 100;
 
-export interface RazorpayXClientOptions {
-  keyId: string;
-  keySecret: string;
-  apiUrl: string;
-  timeoutMs: number;
-  fetch?: typeof fetch;
-}
+export type RazorpayXClientOptions = BasicAuthOptions;
 
-export class RazorpayXClient {
-  readonly #auth: string;
-  readonly #fetch: typeof fetch;
-
-  constructor(readonly opts: RazorpayXClientOptions) {
-    this.#auth = "Basic " + btoa(`${opts.keyId}:${opts.keySecret}`);
-    this.#fetch = opts.fetch ?? fetch;
-  }
-
+export class RazorpayXClient extends BasicAuthJsonClient {
   async #request<T>(method: string, path: string, body?: unknown, headers: HeadersInit = {}) {
-    const h = new Headers(headers);
-    h.set("authorization", this.#auth);
-    if (body !== undefined) h.set("content-type", "application/json");
-    let res: Response;
-    let text: string;
-    try {
-      res = await this.#fetch(this.opts.apiUrl + path, {
-        method,
-        headers: h,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-      text = await res.text();
-    } catch (err) {
-      const timeout = (err as Error)?.name === "TimeoutError";
-      throw new PayoutGatewayError(
-        503,
-        "razorpayx",
-        timeout ? "razorpayx timed out" : `razorpayx unreachable: ${String(err).slice(0, 200)}`,
-      );
-    }
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
+    const { res, parsed } = await this.send(
+      method,
+      path,
+      body,
+      headers,
+      (_phase, err) =>
+        new PayoutGatewayError(
+          503,
+          "razorpayx",
+          isTimeout(err)
+            ? "razorpayx timed out"
+            : `razorpayx unreachable: ${String(err).slice(0, 200)}`,
+        ),
+    );
     if (!res.ok) {
       const description = (parsed as RzpxError | undefined)?.error?.description ?? "no error body";
       throw new PayoutGatewayError(

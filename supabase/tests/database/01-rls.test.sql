@@ -111,6 +111,8 @@ select set_eq(
            or has_function_privilege('anon', p.oid, 'execute'))$$,
   array['settle.is_member(uuid)', 'settle.has_role_on_account(uuid,text)',
         'settle.create_order(text,text,text,text,bigint,text,uuid,text,text)',
+        -- with the request's claim on the gateway call (create-order's one statement)
+        'settle.create_order(text,text,text,text,bigint,text,uuid,text,text,uuid,integer)',
         'settle.cancel_subscription(uuid,boolean)',
         'settle.request_refund(uuid,bigint,text,text,text)',
         'settle.can_read_payment_stats(uuid)',
@@ -282,8 +284,8 @@ select throws_ok($$select settle.apply_payment('razorpay', 'captured', 'order_x'
   '42501', null, 'authenticated cannot call settle.apply_payment');
 select throws_ok($$select settle.post_transaction('adjustment', 'rls:forged', null, null, '[]')$$,
   '42501', null, 'authenticated cannot call settle.post_transaction');
-select throws_ok($$select settle.ingest_webhook('razorpay', 'evt_forged', 'payment.captured', 'captured',
-  'order_x', 'pay_x', 1, 'INR', now(), '{}')$$,
+select throws_ok($$select settle.ingest_webhook(row('razorpay', 'evt_forged', 'payment.captured', 'captured',
+  'order_x', 'pay_x', 1, 'INR', now(), '{}', null, null, null, null)::settle.incoming_event)$$,
   '42501', null, 'authenticated cannot call settle.ingest_webhook');
 select throws_ok(format($$select settle.ensure_wallet(%L, 'EUR')$$,
   tests.personal('00000000-0000-4000-8000-0000000001b1')),

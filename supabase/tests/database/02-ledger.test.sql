@@ -1,14 +1,14 @@
 -- The double-entry ledger: append-only, balanced per transaction and currency, idempotent per
 -- key, and the only thing that moves a wallet balance.
 --
--- The balance check is a DEFERRABLE INITIALLY DEFERRED constraint trigger, checked at commit.
--- This file never commits, so it forces the check with SET CONSTRAINTS ... IMMEDIATE inside a
--- DO block: when the check fails, throws_ok's subtransaction discards the entries and the
--- pending trigger events together, and the rest of the file goes on from a clean state.
+-- The balance check is a statement-level trigger (ledger_entries_post, migration
+-- 20261207000100): every INSERT statement's entries of a transaction must sum to zero per
+-- currency, so an unbalanced insert fails at once, inside throws_ok's subtransaction, and the
+-- rest of the file goes on from a clean state. Nothing is left to check at commit.
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(46);
+select plan(47);
 
 create function pg_temp.wallet(p_uid uuid, p_currency text default 'INR') returns uuid
 language sql stable security definer as $$
@@ -44,9 +44,10 @@ select results_eq(
     where t.idempotency_key = 'ledger:topup-1' order by e.amount desc$$,
   $$values (1000::bigint, null::text), (-1000::bigint, 'gateway:razorpay'::text)$$,
   'the post wrote one wallet leg and one house leg');
-select lives_ok('set constraints ledger_entries_balanced immediate',
-  'the deferred balance check accepts the balanced post');
-set constraints ledger_entries_balanced deferred;
+select is(
+  (select sum(e.amount)::bigint from public.ledger_entries e
+   join public.ledger_transactions t on t.id = e.transaction_id where t.idempotency_key = 'ledger:topup-1'),
+  0::bigint, 'the balanced post''s entries sum to zero');
 
 select is(
   settle.post_transaction('topup', 'ledger:topup-1', null, 'replayed',
@@ -84,18 +85,19 @@ select isnt(
   null, 'a second top-up posts');
 
 -- Section - unbalanced transactions are refused
-select results_eq(
-  $$select tgdeferrable, tginitdeferred from pg_trigger
-    where tgrelid = 'public.ledger_entries'::regclass and tgname = 'ledger_entries_balanced'$$,
-  $$values (true, true)$$,
-  'the balance check runs at commit (deferrable, initially deferred)');
+-- tgtype 4 | 0: AFTER INSERT FOR EACH STATEMENT; no deferred check is left to wait for commit.
+select is(
+  (select string_agg(format('%s %s %s', tgname, tgtype, tgdeferrable), ', ' order by tgname)
+   from pg_trigger
+   where tgrelid = 'public.ledger_entries'::regclass and not tgisinternal and tgtype & 4 = 4),
+  'ledger_entries_post 4 f',
+  'the balance check runs after every insert statement (one statement-level trigger, not deferred)');
 select throws_ok(
   $sql$do $t$
     begin
       perform settle.post_transaction('adjustment', 'ledger:unbalanced', null, 'one leg only',
         jsonb_build_array(jsonb_build_object('wallet_id', pg_temp.wallet('00000000-0000-4000-8000-0000000002a1'),
           'currency', 'INR', 'amount', 500)));
-      set constraints ledger_entries_balanced immediate;
     end
   $t$$sql$,
   'ST400', null, 'a transaction whose entries do not sum to zero is refused');
@@ -108,7 +110,6 @@ select throws_ok(
         jsonb_build_array(
           jsonb_build_object('wallet_id', pg_temp.wallet('00000000-0000-4000-8000-0000000002a1'), 'currency', 'INR', 'amount', 500),
           jsonb_build_object('system_account', 'gateway:razorpay', 'currency', 'USD', 'amount', -500)));
-      set constraints ledger_entries_balanced immediate;
     end
   $t$$sql$,
   'ST400', null, 'a transaction must balance in each currency, not only in total');
@@ -120,7 +121,6 @@ select throws_ok(
       returning id into v_tx;
       insert into public.ledger_entries (transaction_id, system_account, currency, amount)
       values (v_tx, 'revenue:plan', 'INR', 1);
-      set constraints ledger_entries_balanced immediate;
     end
   $t$$sql$,
   'ST400', null, 'raw inserts that do not balance are refused as well');
@@ -147,9 +147,6 @@ select is(tests.balance('00000000-0000-4000-8000-0000000002b1'), 0::bigint,
   'the other account''s wallet is untouched');
 
 -- Section - the ledger is append-only
--- TRUNCATE is refused with 55006 while the table has unfired deferred trigger events, which
--- would hide the trigger under test: fire the pending balance checks first.
-set constraints ledger_entries_balanced immediate;
 select throws_ok('update public.ledger_entries set amount = amount * 2', 'ST400', null,
   'UPDATE on ledger_entries is refused');
 select throws_ok('delete from public.ledger_entries', 'ST400', null, 'DELETE on ledger_entries is refused');
@@ -211,8 +208,11 @@ select is(
 select is((select count(*)::int from public.wallets where account_id = tests.personal('00000000-0000-4000-8000-0000000002a1')),
   2, 'ensure_wallet never makes a second wallet in one currency');
 
--- Everything still pending from the balanced posts above passes the commit-time check.
-select lives_ok('set constraints all immediate', 'all remaining ledger transactions are balanced');
+select is(
+  (select count(*)::int from (select e.transaction_id from public.ledger_entries e
+     group by e.transaction_id, e.currency having sum(e.amount) <> 0) u),
+  0, 'every ledger transaction is balanced in every currency');
+select lives_ok('set constraints all immediate', 'nothing deferred is left to fail at commit');
 
 select * from finish();
 rollback;

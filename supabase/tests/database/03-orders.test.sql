@@ -292,8 +292,8 @@ where id = pg_temp.order_id('00000000-0000-4000-8000-0000000003a1', 'ord:topup-5
 
 select results_eq(
   $$select r ->> 'duplicate', r ->> 'outcome'
-    from settle.ingest_webhook('razorpay', 'evt_T5', 'payment.captured', 'captured', 'order_T5', 'pay_T5',
-      1500, 'inr', now(), '{"event": "payment.captured"}') r$$,
+    from settle.ingest_webhook(row('razorpay', 'evt_T5', 'payment.captured', 'captured', 'order_T5', 'pay_T5',
+      1500, 'inr', now(), '{"event": "payment.captured"}', null, null, null, null)::settle.incoming_event) r$$,
   $$values ('false'::text, 'applied'::text)$$,
   'a new webhook is stored and applied');
 select results_eq(
@@ -305,8 +305,8 @@ select results_eq(
   'the stored event keeps its raw body and records its outcome and order');
 select results_eq(
   $$select r ->> 'duplicate', r ->> 'outcome'
-    from settle.ingest_webhook('razorpay', 'evt_T5', 'payment.captured', 'captured', 'order_T5', 'pay_T5',
-      1500, 'INR', now(), '{"event": "payment.captured", "redelivered": true}') r$$,
+    from settle.ingest_webhook(row('razorpay', 'evt_T5', 'payment.captured', 'captured', 'order_T5', 'pay_T5',
+      1500, 'INR', now(), '{"event": "payment.captured", "redelivered": true}', null, null, null, null)::settle.incoming_event) r$$,
   $$values ('true'::text, 'duplicate'::text)$$,
   'the same event delivered again is a duplicate');
 select is((select count(*)::int from public.webhook_events where gateway = 'razorpay' and event_id = 'evt_T5'), 1,
@@ -315,12 +315,12 @@ select is(tests.balance('00000000-0000-4000-8000-0000000003a1'), 11500::bigint,
   'the webhook credited the wallet once');
 select results_eq(
   $$select r ->> 'duplicate', r ->> 'outcome'
-    from settle.ingest_webhook('stripe', 'evt_T5', 'charge.updated', null, null, null, null, null, now(), '{}') r$$,
+    from settle.ingest_webhook(row('stripe', 'evt_T5', 'charge.updated', null, null, null, null, null, now(), '{}', null, null, null, null)::settle.incoming_event) r$$,
   $$values ('false'::text, 'ignored'::text)$$,
   'the same event id from another gateway is a different event; one without a kind is ignored');
 select is(
-  settle.ingest_webhook('razorpay', 'evt_unknown', 'payment.captured', 'captured', 'order_nobody', 'pay_y',
-    100, 'INR', now(), '{}') ->> 'outcome',
+  settle.ingest_webhook(row('razorpay', 'evt_unknown', 'payment.captured', 'captured', 'order_nobody', 'pay_y',
+    100, 'INR', now(), '{}', null, null, null, null)::settle.incoming_event) ->> 'outcome',
   'unknown_order', 'a webhook for an unknown order answers unknown_order');
 select is(
   (select outcome from public.webhook_events where gateway = 'razorpay' and event_id = 'evt_unknown'),

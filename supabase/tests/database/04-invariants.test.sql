@@ -58,8 +58,8 @@ select is((select count(*)::int from public.ledger_transactions where idempotenc
 
 -- A webhook whose kind settle does not act on is stored and ignored, not lost.
 select is(
-  settle.ingest_webhook('razorpay', 'evt_Inv00000000001', 'refund.processed', 'refunded',
-    'order_Inv0000000001', 'pay_Inv00000000001', 4200, 'INR', now(), '{}') ->> 'outcome',
+  settle.ingest_webhook(row('razorpay', 'evt_Inv00000000001', 'refund.processed', 'refunded',
+    'order_Inv0000000001', 'pay_Inv00000000001', 4200, 'INR', now(), '{}', null, null, null, null)::settle.incoming_event) ->> 'outcome',
   'ignored', 'an unknown kind is ignored');
 select is((select outcome from public.webhook_events where event_id = 'evt_Inv00000000001'), 'ignored',
   'and the event is stored');

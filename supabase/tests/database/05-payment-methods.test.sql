@@ -18,8 +18,8 @@ $$;
 -- A Stripe payment-method webhook, as the webhook function sends it.
 create function pg_temp.pm_event(p_event_id text, p_type text, p_effect jsonb) returns jsonb
 language sql as $$
-  select settle.ingest_webhook('stripe', p_event_id, p_type, null, null, null, null, null, now(), '{}',
-    null, null, p_effect)
+  select settle.ingest_webhook(row('stripe', p_event_id, p_type, null, null, null, null, null, now(), '{}',
+    null, null, p_effect, null)::settle.incoming_event)
 $$;
 
 -- Section - fixture
@@ -81,8 +81,8 @@ select throws_ok($$select settle.remove_payment_method('pm_05b_1')$$, '42501', n
 select throws_ok($$select settle.set_default_payment_method('pm_05a_2')$$, '42501', null,
   'authenticated cannot execute settle.set_default_payment_method');
 select throws_ok(
-  $$select settle.ingest_webhook('stripe', 'evt_05_forged', 'payment_method.attached', null, null, null, null, null,
-    now(), '{}', null, null, '{"action":"attached","customer":"cus_05PersonalB","payment_method":"pm_05a_forged"}'::jsonb)$$,
+  $$select settle.ingest_webhook(row('stripe', 'evt_05_forged', 'payment_method.attached', null, null, null, null, null,
+    now(), '{}', null, null, '{"action":"attached","customer":"cus_05PersonalB","payment_method":"pm_05a_forged"}'::jsonb, null)::settle.incoming_event)$$,
   '42501', null, 'authenticated cannot execute settle.ingest_webhook');
 
 select tests.login('00000000-0000-4000-8000-0000000005b1');

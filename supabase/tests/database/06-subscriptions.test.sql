@@ -135,19 +135,19 @@ select isnt(pg_temp.plan_order(tests.personal('00000000-0000-4000-8000-000000000
   '00000000-0000-4000-8000-0000000006a1', 'pro_monthly', 'order_S_A3'), null, 'a third plan order');
 select results_eq(
   $$select r ->> 'duplicate', r ->> 'outcome'
-    from settle.ingest_webhook('razorpay', 'evt_S_A3', 'payment.captured', 'captured', 'order_S_A3',
-      'pay_order_S_A3', 29900, 'INR', now(), '{}') r$$,
+    from settle.ingest_webhook(row('razorpay', 'evt_S_A3', 'payment.captured', 'captured', 'order_S_A3',
+      'pay_order_S_A3', 29900, 'INR', now(), '{}', null, null, null, null)::settle.incoming_event) r$$,
   $$values ('false'::text, 'applied'::text)$$,
   'a payment.captured webhook pays the third order');
 select results_eq(
   $$select r ->> 'duplicate', r ->> 'outcome'
-    from settle.ingest_webhook('razorpay', 'evt_S_A3', 'payment.captured', 'captured', 'order_S_A3',
-      'pay_order_S_A3', 29900, 'INR', now(), '{}') r$$,
+    from settle.ingest_webhook(row('razorpay', 'evt_S_A3', 'payment.captured', 'captured', 'order_S_A3',
+      'pay_order_S_A3', 29900, 'INR', now(), '{}', null, null, null, null)::settle.incoming_event) r$$,
   $$values ('true'::text, 'duplicate'::text)$$,
   'the same event delivered again is a duplicate');
 select is(
-  settle.ingest_webhook('razorpay', 'evt_S_A3_late', 'order.paid', 'captured', 'order_S_A3',
-    'pay_order_S_A3', 29900, 'INR', now(), '{}') ->> 'outcome',
+  settle.ingest_webhook(row('razorpay', 'evt_S_A3_late', 'order.paid', 'captured', 'order_S_A3',
+    'pay_order_S_A3', 29900, 'INR', now(), '{}', null, null, null, null)::settle.incoming_event) ->> 'outcome',
   'no_effect', 'another event for the same capture (order.paid after payment.captured) has no effect');
 select is(pg_temp.sub_end(tests.personal('00000000-0000-4000-8000-0000000006a1')),
   now() + interval '1 month' + interval '1 year' + interval '1 month',

@@ -127,8 +127,8 @@ select is(settle.apply_payment('razorpay', 'captured', 'order_Ob1', 'pay_Ob1', 5
   'applied', 'the capture applies');
 select is(settle.apply_payment('razorpay', 'captured', 'order_Ob1', 'pay_Ob1', 5000, 'INR') ->> 'outcome',
   'no_effect', 'the duplicate capture has no effect');
-select is(settle.ingest_webhook('razorpay', 'evt_Ob1', 'order.paid', 'captured', 'order_Ob1', 'pay_Ob1', 5000, 'INR',
-  now(), '{}') ->> 'outcome', 'no_effect', 'a webhook for the paid order has no effect');
+select is(settle.ingest_webhook(row('razorpay', 'evt_Ob1', 'order.paid', 'captured', 'order_Ob1', 'pay_Ob1', 5000, 'INR',
+  now(), '{}', null, null, null, null)::settle.incoming_event) ->> 'outcome', 'no_effect', 'a webhook for the paid order has no effect');
 select is(pg_temp.types(pg_temp.order_id('order_Ob1')), array['order.authorized', 'order.paid'],
   'authorized then paid: one event each, the duplicates none');
 select is(

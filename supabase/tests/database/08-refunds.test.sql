@@ -61,13 +61,13 @@ $$;
 create function pg_temp.refund_event(p_event_id text, p_gateway_order_id text, p_gateway_refund_id text,
   p_amount bigint, p_status text, p_settle_refund_id uuid default null) returns jsonb
 language sql security definer as $$
-  select settle.ingest_webhook('razorpay', p_event_id, 'refund.' || p_status, null, p_gateway_order_id,
+  select settle.ingest_webhook(row('razorpay', p_event_id, 'refund.' || p_status, null, p_gateway_order_id,
     'pay_' || p_gateway_order_id, p_amount, 'INR', now(), '{}', null, null,
     jsonb_build_object('action', 'refund', 'gateway_refund_id', p_gateway_refund_id,
       'gateway_payment_id', 'pay_' || p_gateway_order_id, 'gateway_order_id', p_gateway_order_id,
       'amount', p_amount, 'currency', 'INR', 'status', p_status,
       'settle_refund_id', p_settle_refund_id,
-      'failure_reason', case when p_status = 'failed' then 'refund failed at razorpay' end))
+      'failure_reason', case when p_status = 'failed' then 'refund failed at razorpay' end), null)::settle.incoming_event)
 $$;
 
 -- Section - fixture
@@ -406,10 +406,10 @@ select results_eq(
 -- Section - a failing effect is stored as 'failed' and changes nothing
 select results_eq(
   $$select r ->> 'outcome', r ->> 'duplicate'
-    from settle.ingest_webhook('razorpay', 'evt_R_bad', 'refund.processed', null, 'order_R_P4', 'pay_order_R_P4',
+    from settle.ingest_webhook(row('razorpay', 'evt_R_bad', 'refund.processed', null, 'order_R_P4', 'pay_order_R_P4',
       null, 'INR', now(), '{"bad": true}', null, null,
       '{"action": "refund", "gateway_refund_id": "rfnd_R_bad", "gateway_payment_id": "pay_order_R_P4",
-        "amount": "12x", "currency": "INR", "status": "processed"}') r$$,
+        "amount": "12x", "currency": "INR", "status": "processed"}', null)::settle.incoming_event) r$$,
   $$values ('failed'::text, 'false'::text)$$,
   'an effect that raises answers outcome failed instead of raising');
 select results_eq(
@@ -622,10 +622,10 @@ select is(
     'rfnd_R_P2', 'pending') ->> 'status',
   'pending', 'a pending refund of order P2 with its gateway id');
 select lives_ok(
-  $$select settle.ingest_webhook('razorpay', 'evt_R_P2_nostatus', 'refund.updated', null, 'order_R_P2',
+  $$select settle.ingest_webhook(row('razorpay', 'evt_R_P2_nostatus', 'refund.updated', null, 'order_R_P2',
       'pay_order_R_P2', 1000, 'INR', now(), '{}', null, null,
       '{"action": "refund", "gateway_refund_id": "rfnd_R_P2", "gateway_payment_id": "pay_order_R_P2",
-        "amount": 1000, "currency": "INR"}')$$,
+        "amount": 1000, "currency": "INR"}', null)::settle.incoming_event)$$,
   'an effect without a status is ingested');
 select is((select status from public.refunds where gateway_refund_id = 'rfnd_R_P2'), 'pending',
   'a refund effect without a status leaves the refund pending');

@@ -10,13 +10,13 @@ select plan(24);
 
 create function pg_temp.ingest(p_event_id text, p_type text, p_effect jsonb, p_body_key text)
 returns jsonb language sql as $$
-  select settle.ingest_webhook('razorpay', p_event_id, p_type, null, null, null, null, null, now(),
-    '{}', null, null, p_effect, p_body_key)
+  select settle.ingest_webhook(row('razorpay', p_event_id, p_type, null, null, null, null, null, now(),
+    '{}', null, null, p_effect, p_body_key)::settle.incoming_event)
 $$;
 create function pg_temp.card_event(p_event_id text, p_effect jsonb) returns jsonb
 language sql as $$
-  select settle.ingest_webhook('stripe', p_event_id, 'payment_method.updated', null, null, null,
-    null, null, now(), '{}', null, null, p_effect)
+  select settle.ingest_webhook(row('stripe', p_event_id, 'payment_method.updated', null, null, null,
+    null, null, now(), '{}', null, null, p_effect, null)::settle.incoming_event)
 $$;
 
 -- Section - the body key
@@ -87,9 +87,9 @@ select is((select last4 from public.payment_methods where gateway_payment_method
   'and none of those changed the stored card');
 
 -- Section - an effect that owes a gateway read
-select is(settle.ingest_webhook('stripe', 'evt_09_owed', 'setup_intent.succeeded', null, null, null,
+select is(settle.ingest_webhook(row('stripe', 'evt_09_owed', 'setup_intent.succeeded', null, null, null,
   null, null, now(), '{}', null, null,
-  '{"action":"fetch_card","customer":"cus_09A","payment_method":"pm_09New","detail":"stripe: api_error"}')
+  '{"action":"fetch_card","customer":"cus_09A","payment_method":"pm_09New","detail":"stripe: api_error"}', null)::settle.incoming_event)
   ->> 'outcome', 'failed', 'a read that failed stores the event failed');
 select is(
   (select count(*)::int from settle.pending_webhook_reads(100, 0) where effect ->> 'payment_method' = 'pm_09New'),

@@ -89,6 +89,7 @@ select set_eq(
     'authenticated EXECUTE settle.is_member(uuid)',
     'authenticated EXECUTE settle.has_role_on_account(uuid,text)',
     'authenticated EXECUTE settle.create_order(text,text,text,text,bigint,text,uuid,text,text)',
+    'authenticated EXECUTE settle.create_order(text,text,text,text,bigint,text,uuid,text,text,uuid,integer)',
     'authenticated EXECUTE settle.cancel_subscription(uuid,boolean)',
     'authenticated EXECUTE settle.request_refund(uuid,bigint,text,text,text)',
     'authenticated EXECUTE settle.can_read_payment_stats(uuid)',

@@ -12,11 +12,11 @@ values (pg_temp.account(), '00000000-0000-4000-8000-0000000012a1', 'razorpay', '
   'INR', 'order_HELD00000001');
 
 -- refund.processed for a dashboard refund arrives first: the order is not paid yet.
-select settle.ingest_webhook('razorpay', 'evt_held_refund', 'refund.processed', null,
+select settle.ingest_webhook(row('razorpay', 'evt_held_refund', 'refund.processed', null,
   'order_HELD00000001', 'pay_HELD0000000001', 2000, 'INR', now(), '{}', null, null,
   jsonb_build_object('action', 'refund', 'gateway_refund_id', 'rfnd_HELD000000001',
     'gateway_payment_id', 'pay_HELD0000000001', 'gateway_order_id', 'order_HELD00000001',
-    'amount', 2000, 'currency', 'INR', 'status', 'processed'));
+    'amount', 2000, 'currency', 'INR', 'status', 'processed'), null)::settle.incoming_event);
 select is((select reason from public.gateway_refund_holds where gateway_refund_id = 'rfnd_HELD000000001'
   and resolved_at is null), 'order_not_refundable', 'the early refund is held, not counted');
 

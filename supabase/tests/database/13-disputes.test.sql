@@ -15,7 +15,7 @@ where id = '00000000-0000-4000-8000-0000000013c1';
 
 create function pg_temp.dispute(p_status text, p_phase text, p_withdrawn bigint, p_reinstated bigint,
   p_at integer, p_fee bigint default null) returns jsonb language sql as $$
-  select settle.ingest_webhook('stripe', 'evt_dsp_' || p_status || '_' || p_at, 'charge.dispute.updated',
+  select settle.ingest_webhook(row('stripe', 'evt_dsp_' || p_status || '_' || p_at, 'charge.dispute.updated',
     null, 'pi_DISPUTE0000001', 'ch_DISPUTE0000001', 5000, 'USD', now(), '{}', null, null,
     jsonb_strip_nulls(jsonb_build_object('action', 'dispute', 'gateway_dispute_id', 'dp_DISPUTE0000001',
       'gateway_payment_id', 'ch_DISPUTE0000001', 'gateway_order_id', 'pi_DISPUTE0000001',
@@ -23,7 +23,7 @@ create function pg_temp.dispute(p_status text, p_phase text, p_withdrawn bigint,
       'gateway_status', p_status, 'occurred_at', p_at, 'withdrawn', p_withdrawn,
       'reinstated', p_reinstated,
       'balance_transactions', case when p_fee is not null then jsonb_build_array(jsonb_build_object(
-        'id', 'txn_DSP1', 'fee', p_fee, 'currency', 'USD')) end)))
+        'id', 'txn_DSP1', 'fee', p_fee, 'currency', 'USD')) end)), null)::settle.incoming_event)
 $$;
 
 -- Spend 4000 of the 5000 first: the chargeback finds 1000 in the wallet.

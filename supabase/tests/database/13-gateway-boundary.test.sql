@@ -18,11 +18,11 @@ $$;
 create function pg_temp.refund_event(p_event text, p_refund text, p_payment text, p_order text,
   p_amount bigint, p_currency text default 'INR', p_status text default 'processed',
   p_settle_refund uuid default null) returns jsonb language sql as $$
-  select settle.ingest_webhook('razorpay', p_event, 'refund.' || p_status, null, p_order, p_payment,
+  select settle.ingest_webhook(row('razorpay', p_event, 'refund.' || p_status, null, p_order, p_payment,
     p_amount, p_currency, now(), '{}', null, null,
     jsonb_build_object('action', 'refund', 'gateway_refund_id', p_refund,
       'gateway_payment_id', p_payment, 'gateway_order_id', p_order, 'amount', p_amount,
-      'currency', p_currency, 'status', p_status, 'settle_refund_id', p_settle_refund))
+      'currency', p_currency, 'status', p_status, 'settle_refund_id', p_settle_refund), null)::settle.incoming_event)
 $$;
 insert into public.orders (account_id, created_by, gateway, purpose, amount, currency, gateway_order_id)
 values
@@ -93,12 +93,12 @@ select is(pg_temp.refund_event('evt_b_8', 'rfnd_BOUNDARY0001S', 'pay_BOUNDARY000
 select is((select status from public.refunds where id = (select id from r)), 'processed', 'the refund is processed');
 
 -- 4. The SQL retry leaves events owed a gateway read to the read path.
-select settle.ingest_webhook('stripe', 'evt_b_owed', 'charge.refunded', null, 'pi_BOUNDARY0001',
+select settle.ingest_webhook(row('stripe', 'evt_b_owed', 'charge.refunded', null, 'pi_BOUNDARY0001',
   'ch_BOUNDARY0001', null, 'USD', now(), '{}', null, null,
-  '{"action": "fetch_refunds", "gateway_payment_id": "ch_BOUNDARY0001", "detail": "stripe is down"}');
-select settle.ingest_webhook('stripe', 'evt_b_raises', 'refund.updated', null, 'pi_BOUNDARY0001',
+  '{"action": "fetch_refunds", "gateway_payment_id": "ch_BOUNDARY0001", "detail": "stripe is down"}', null)::settle.incoming_event);
+select settle.ingest_webhook(row('stripe', 'evt_b_raises', 'refund.updated', null, 'pi_BOUNDARY0001',
   'ch_BOUNDARY0001', null, 'USD', now(), '{}', null, null,
-  '{"action": "refund", "gateway_refund_id": "re_BOUNDARY0001", "status": "processed", "amount": "x"}');
+  '{"action": "refund", "gateway_refund_id": "re_BOUNDARY0001", "status": "processed", "amount": "x"}', null)::settle.incoming_event);
 select is(settle.retry_failed_webhooks(100, 0) ->> 'retried', '1', 'the retry takes only the failed effect');
 select is((select string_agg(event_id || ':' || outcome || ':' || attempts, ',' order by event_id)
   from public.webhook_events where event_id in ('evt_b_owed', 'evt_b_raises')),
