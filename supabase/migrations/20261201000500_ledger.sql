@@ -1,6 +1,8 @@
 -- Wallets and the append-only double-entry ledger that maintains their balances: every
--- movement of money is one balanced transaction posted once per idempotency key, and a wallet's
--- balance changes only through its entries.
+-- movement of money is one balanced transaction posted once per idempotency key, in one
+-- statement, and a wallet's balance changes only through its entries (one statement-level
+-- trigger checks the balance, moves each wallet once and repays a dispute shortfall only when
+-- one is owed).
 
 -- Section - wallets
 create table public.wallets (
@@ -19,8 +21,11 @@ comment on column public.wallets.balance is 'Minor units; maintained only by led
 create policy "Members can read their accounts' wallets" on public.wallets
   for select to authenticated using (settle.is_member(account_id));
 
--- The balance moves only through the ledger trigger below: it sets settle.ledger_posting, and
--- its update runs nested in a trigger. A session setting the flag itself is still refused.
+-- The balance moves only through the ledger's posting trigger (settle.post_ledger_entries below):
+-- it sets settle.ledger_posting, and its update runs nested in a trigger (depth 1) and sets
+-- updated_at itself, so the WHEN clause does not even call this guard for it. Every other update
+-- calls it; a session setting the flag itself is still refused (its update runs at depth 0). A
+-- wallet's id, account and currency are fixed: ledger entries name it without a foreign key.
 create function settle.guard_wallet_balance() returns trigger
 language plpgsql set search_path = ''
 as $$
@@ -30,15 +35,19 @@ begin
           or pg_trigger_depth() < 2) then
     perform settle.fail(400, 'invalid_request', 'wallet balances change only through the ledger');
   end if;
-  if new.account_id <> old.account_id or new.currency <> old.currency then
-    perform settle.fail(400, 'invalid_request', 'a wallet''s account and currency are fixed');
+  if new.id <> old.id or new.account_id <> old.account_id or new.currency <> old.currency then
+    perform settle.fail(400, 'invalid_request', 'a wallet''s id, account and currency are fixed');
   end if;
   new.updated_at := now();
   return new;
 end
 $$;
 create trigger wallets_guard_balance before update on public.wallets
-  for each row execute function settle.guard_wallet_balance();
+  for each row
+  when (pg_trigger_depth() < 1
+        or current_setting('settle.ledger_posting', true) is distinct from 'on'
+        or new.id <> old.id or new.account_id <> old.account_id or new.currency <> old.currency)
+  execute function settle.guard_wallet_balance();
 
 create function settle.guard_wallet_insert() returns trigger
 language plpgsql set search_path = ''
@@ -52,6 +61,58 @@ end
 $$;
 create trigger wallets_guard_insert before insert on public.wallets
   for each row execute function settle.guard_wallet_insert();
+
+-- History the ledger's entries name without foreign keys (see ledger_entries): a wallet with
+-- entries cannot be deleted (so neither can its account), nor the wallets truncated.
+create function settle.refuse_wallet_delete() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  if exists (select 1 from public.ledger_entries e where e.wallet_id = old.id) then
+    raise exception using errcode = '23503',
+      message = format('wallet %s has ledger entries and cannot be deleted', old.id);
+  end if;
+  return old;
+end
+$$;
+create trigger wallets_keep_history before delete on public.wallets
+  for each row execute function settle.refuse_wallet_delete();
+
+-- TRUNCATE fires no delete trigger, and a cascading TRUNCATE from accounts or currencies reaches
+-- wallets (their foreign keys stay) but not ledger_entries (it has none): refused here instead.
+create function settle.refuse_wallet_truncate() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  if exists (select 1 from public.ledger_entries) then
+    perform settle.fail(400, 'invalid_request',
+      'the ledger is append-only: TRUNCATE on wallets would orphan its entries; post a correcting transaction');
+  end if;
+  return null;
+end
+$$;
+create trigger wallets_no_truncate before truncate on public.wallets
+  for each statement execute function settle.refuse_wallet_truncate();
+
+-- The same for a currency the ledger uses: it cannot be deleted or renamed.
+create function settle.refuse_currency_change() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE' then
+    if new.code = old.code then
+      return new;
+    end if;
+  end if;
+  if exists (select 1 from public.ledger_entries e where e.currency = old.code) then
+    raise exception using errcode = '23503',
+      message = format('currency %s is used by the ledger and cannot be deleted or renamed', old.code);
+  end if;
+  return case when tg_op = 'DELETE' then old else new end;
+end
+$$;
+create trigger currencies_keep_ledger before delete or update of code on public.currencies
+  for each row execute function settle.refuse_currency_change();
 
 -- Section - ledger
 create table public.ledger_transactions (
@@ -79,13 +140,21 @@ comment on column public.ledger_transactions.idempotency_key is 'One effect, one
 create index ledger_transactions_order_id_idx
   on public.ledger_transactions (order_id) where order_id is not null;
 
+-- No foreign keys: the posting guarantees each one, cheaper than a key lookup and a row lock
+-- per entry. transaction_id: ledger_transactions is append-only (no update, delete or truncate),
+-- so only the insert needs checking, and settle.post_ledger_entries does it without a row lock.
+-- wallet_id, account_id: every wallet entry moves its wallet with an update that matches id,
+-- account and currency together (and locks the row); a wallet with entries cannot be deleted
+-- (wallets_keep_history), so neither can its account. currency: a wallet entry's currency is its
+-- wallet's; every entry's currency is checked against public.currencies at insert, and a
+-- currency the ledger uses cannot be deleted or renamed (currencies_keep_ledger).
 create table public.ledger_entries (
   id bigint generated always as identity primary key,
-  transaction_id uuid not null references public.ledger_transactions (id),
-  wallet_id uuid references public.wallets (id),
-  account_id uuid references public.accounts (id),
+  transaction_id uuid not null,
+  wallet_id uuid,
+  account_id uuid,
   system_account text check (system_account ~ '^[a-z_]+:[a-z0-9_]+$'),
-  currency text not null references public.currencies (code),
+  currency text not null,
   amount bigint not null check (amount <> 0),
   created_at timestamptz not null default now(),
   check ((wallet_id is null) <> (system_account is null)),
@@ -128,78 +197,102 @@ create trigger ledger_transactions_append_only before update or delete on public
 create trigger ledger_transactions_no_truncate before truncate on public.ledger_transactions
   for each statement execute function settle.refuse_ledger_change();
 
--- Applies a wallet entry to the wallet balance; the balance check refuses overdrafts.
--- A wallet entry moves the balance with one guarded update and no subtransaction (an exception
--- block would cost one per entry). A wallet that does not match the entry, or a balance that
--- would go negative, updates no row, and only then is the reason looked up for the error. The
--- balance >= 0 check stays on the table as the last word.
-create function settle.apply_ledger_entry() returns trigger
-language plpgsql set search_path = ''
-as $$
-declare
-  v_wallet public.wallets;
-  v_updated boolean;
-begin
-  if new.wallet_id is null then
-    return new;
-  end if;
-  perform set_config('settle.ledger_posting', 'on', true);
-  update public.wallets set balance = balance + new.amount
-  where id = new.wallet_id and currency = new.currency and account_id = new.account_id
-    and balance + new.amount >= 0;
-  v_updated := found; -- before PERFORM, which sets FOUND itself
-  perform set_config('settle.ledger_posting', 'off', true);
-  if not v_updated then
-    select * into v_wallet from public.wallets where id = new.wallet_id;
-    if v_wallet.id is null then
-      return new; -- no such wallet: the foreign key refuses the entry, as before
-    end if;
-    if v_wallet.currency <> new.currency or v_wallet.account_id <> new.account_id then
-      perform settle.fail(400, 'invalid_request', 'ledger entry does not match its wallet''s account or currency');
-    end if;
-    raise exception using errcode = 'ST409', message = 'insufficient wallet balance',
-      hint = 'insufficient_funds';
-  end if;
-  return new;
-end
-$$;
-create trigger ledger_entries_apply before insert on public.ledger_entries
-  for each row execute function settle.apply_ledger_entry();
-
--- Checked at commit, once all entries of a transaction exist, as the function's owner (security
--- definer): a refund requested by a signed-in user posts ledger entries in a transaction whose
--- role is `authenticated`, and under RLS the check would see only the user's own entries (not
--- the system account's) and call the transaction unbalanced.
-create function settle.check_transaction_balanced() returns trigger
+-- Section - posting
+-- Runs once per INSERT statement on ledger_entries, whoever wrote it, over the statement's rows.
+-- Wallet legs are summed per wallet and each wallet moved by one update that matches its id,
+-- account and currency and keeps it at or above zero (locked in id order: opposite transfers
+-- cannot deadlock; the balance >= 0 check stays on the table as the last word). Then the
+-- statement's entries of each transaction must sum to zero per currency: a transaction is posted
+-- in one statement (settle.post_transaction does), so the ledger is balanced after every
+-- statement, not only at commit. Then the references the table has no foreign keys for, and the
+-- dispute shortfall a credited wallet owes (settle.cover_dispute_shortfall, disputes file: only
+-- when one is owed). Lookups by key are written as scalar or LATERAL subqueries, which run per row
+-- through the primary key whatever the statistics say: NOT EXISTS may be planned as a hash of the
+-- whole table, and a plan made while a table is new (never analyzed) is kept by the session.
+create function settle.post_ledger_entries() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 declare
-  v_currency text;
-  v_sum numeric;
+  v_unmoved bigint;
+  v_unbalanced text;
+  v_missing boolean;
+  v_owed boolean;
 begin
-  select e.currency, sum(e.amount) into v_currency, v_sum
-  from public.ledger_entries e
-  where e.transaction_id = new.transaction_id
-  group by e.currency
-  having sum(e.amount) <> 0
-  limit 1;
-  if found then
-    perform settle.fail(400, 'invalid_request', format(
-      'ledger transaction %s is unbalanced: %s entries sum to %s', new.transaction_id, v_currency, v_sum));
+  perform set_config('settle.ledger_posting', 'on', true);
+  with legs as (
+    select n.wallet_id, n.account_id, n.currency, sum(n.amount)::bigint as amount
+    from new_entries n where n.wallet_id is not null
+    group by n.wallet_id, n.account_id, n.currency
+    order by n.wallet_id -- wallets locked in id order: opposite transfers cannot deadlock
+  ), moved as (
+    update public.wallets w set balance = w.balance + l.amount, updated_at = now()
+    from legs l
+    where w.id = l.wallet_id and w.account_id = l.account_id and w.currency = l.currency
+      and w.balance + l.amount >= 0
+    returning 1
+  )
+  select (select count(*) from legs) - (select count(*) from moved),
+    (select format('ledger transaction %s is unbalanced: %s entries sum to %s', n.transaction_id,
+       n.currency, sum(n.amount)) from new_entries n
+     group by n.transaction_id, n.currency having sum(n.amount) <> 0 limit 1),
+    exists (select 1 from new_entries n
+            where (select true from public.ledger_transactions t where t.id = n.transaction_id) is null
+               or (select true from public.currencies c where c.code = n.currency) is null),
+    exists (select 1 from new_entries n join public.disputes d
+              on d.account_id = n.account_id and d.currency = n.currency
+             and d.shortfall > d.shortfall_covered
+            where n.wallet_id is not null and n.amount > 0)
+  into v_unmoved, v_unbalanced, v_missing, v_owed;
+  perform set_config('settle.ledger_posting', 'off', true);
+  if v_unmoved > 0 then
+    perform settle.refuse_wallet_legs((select jsonb_agg(n) from new_entries n where n.wallet_id is not null));
+  elsif v_unbalanced is not null then
+    perform settle.fail(400, 'invalid_request', v_unbalanced);
+  elsif v_missing then
+    raise exception using errcode = '23503',
+      message = 'ledger entry names a ledger transaction or currency that does not exist';
+  elsif v_owed then
+    perform settle.cover_dispute_shortfall(l.wallet_id, l.account_id, l.currency)
+    from (select distinct n.wallet_id, n.account_id, n.currency from new_entries n
+          where n.wallet_id is not null and n.amount > 0) l;
   end if;
   return null;
 end
 $$;
+create trigger ledger_entries_post after insert on public.ledger_entries
+  referencing new table as new_entries
+  for each statement execute function settle.post_ledger_entries();
 
-create constraint trigger ledger_entries_balanced after insert on public.ledger_entries
-  deferrable initially deferred
-  for each row execute function settle.check_transaction_balanced();
+-- Why some wallet leg moved no wallet (p_legs: the statement's wallet entries), raised from the
+-- trigger above: no such wallet, a leg that does not match its wallet, or not enough balance.
+create function settle.refuse_wallet_legs(p_legs jsonb) returns void
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_missing boolean;
+begin
+  select w.id is null into v_missing
+  from jsonb_to_recordset(p_legs) as l(wallet_id uuid, account_id uuid, currency text)
+  left join public.wallets w on w.id = l.wallet_id
+  where w.id is null or w.account_id <> l.account_id or w.currency <> l.currency
+  order by w.id is null desc limit 1;
+  if v_missing then
+    raise exception using errcode = '23503', message = 'ledger entry names a wallet that does not exist';
+  elsif found then
+    perform settle.fail(400, 'invalid_request', 'ledger entry does not match its wallet''s account or currency');
+  end if;
+  raise exception using errcode = 'ST409', message = 'insufficient wallet balance',
+    hint = 'insufficient_funds';
+end
+$$;
 
 -- Posts a balanced transaction once per idempotency key. p_entries is a JSON array of
 -- {"wallet_id" | "system_account", "currency", "amount"}. Returns the transaction id, or null
--- when the key was already posted. All entries go in with one insert, in array order; a wallet
--- entry takes its account from the wallet, and an unknown wallet leaves both null so the
--- table's checks refuse it.
+-- when the key was already posted. All entries go in with one insert, in array order (so the
+-- posting trigger sees the whole transaction at once); a wallet entry takes its account from the
+-- wallet, read by a LATERAL lookup on the primary key (a left join was planned as a hash of every
+-- wallet on a table never analyzed, and the session kept that plan), and an unknown wallet leaves
+-- both null so the table's checks refuse it.
 create function settle.post_transaction(
   p_kind text, p_idempotency_key text, p_order_id uuid, p_description text, p_entries jsonb
 ) returns uuid
@@ -223,7 +316,11 @@ begin
     case when e.entry ? 'wallet_id' then null else e.entry ->> 'system_account' end,
     e.entry ->> 'currency', (e.entry ->> 'amount')::bigint
   from jsonb_array_elements(p_entries) with ordinality as e(entry, n)
-  left join public.wallets w on e.entry ? 'wallet_id' and w.id = (e.entry ->> 'wallet_id')::uuid
+  left join lateral (
+    select w.id, w.account_id from public.wallets w
+    where e.entry ? 'wallet_id' and w.id = (e.entry ->> 'wallet_id')::uuid
+    limit 1 -- keeps the lookup a per-leg subquery (not flattened into a join)
+  ) w on true
   order by e.n;
   return v_tx;
 end
@@ -261,6 +358,6 @@ grant select on public.wallets, public.ledger_transactions, public.ledger_entrie
 revoke update, delete, truncate on public.wallets, public.ledger_transactions,
   public.ledger_entries from service_role;
 grant execute on function settle.guard_wallet_balance(), settle.guard_wallet_insert(),
-  settle.refuse_ledger_change(), settle.apply_ledger_entry(), settle.check_transaction_balanced(),
-  settle.post_transaction(text, text, uuid, text, jsonb), settle.ensure_wallet(uuid, text)
+  settle.refuse_ledger_change(), settle.post_transaction(text, text, uuid, text, jsonb),
+  settle.ensure_wallet(uuid, text)
   to service_role;

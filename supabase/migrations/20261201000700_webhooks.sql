@@ -6,10 +6,12 @@
 -- (settle.ingest_payout_webhook, payouts file) into the same table.
 
 -- Section - events
+-- (Check lists as '{a,b,...}'::text[] constants: cheaper per statement, as on orders.)
 create table public.webhook_events (
   id bigint generated always as identity primary key,
   -- razorpayx and stripe_connect: the payout gateways' events (payouts file).
-  gateway text not null check (gateway in ('razorpay', 'stripe', 'paypal', 'razorpayx', 'stripe_connect')),
+  gateway text not null check (gateway = any (
+    '{razorpay,stripe,paypal,razorpayx,stripe_connect}'::text[])),
   event_id text not null check (length(event_id) between 1 and 255),
   event_type text not null check (length(event_type) between 1 and 255),
   gateway_order_id text,
@@ -18,9 +20,8 @@ create table public.webhook_events (
   currency text,
   order_id uuid references public.orders (id),
   raw_body text not null,
-  outcome text not null default 'received' check (outcome in (
-    'received', 'applied', 'no_effect', 'ignored', 'unknown_order', 'mismatch', 'failed'
-  )),
+  outcome text not null default 'received' check (outcome = any (
+    '{received,applied,no_effect,ignored,unknown_order,mismatch,failed}'::text[])),
   detail text,
   occurred_at timestamptz,
   received_at timestamptz not null default now(),
@@ -47,57 +48,114 @@ create unique index webhook_events_body_key_idx on public.webhook_events (gatewa
 
 -- Stripe sends pretty-printed events of 2-4 KB, past the 2 KB TOAST threshold, so every stored
 -- raw body is compressed. lz4 does it in about a third of pglz's CPU time (12 against 28-40 µs
--- for a 2.3 KB payment_intent.succeeded, measured on 20,000 rows; bench/README.md). Only where
--- the server was built with lz4.
+-- for a 2.3 KB payment_intent.succeeded, measured on 20,000 rows; bench/README.md) for about the
+-- same size. Servers built without lz4 keep pglz.
 do $$
 begin
-  if exists (
-    select 1 from pg_settings
-    where name = 'default_toast_compression' and 'lz4' = any (enumvals)
-  ) then
-    alter table public.webhook_events alter column raw_body set compression lz4;
-  end if;
+  alter table public.webhook_events alter column raw_body set compression lz4;
+exception when feature_not_supported then
+  raise notice 'lz4 is not available on this server: webhook_events.raw_body stays pglz';
 end
 $$;
 
 -- Section - ingestion
--- Stored once per (gateway, event id) and once per body key; a duplicate returns
--- {"duplicate": true} and changes nothing. Concurrent deliveries of one event queue on a
--- transaction-scoped advisory lock keyed by the event (and one keyed by the body key); the next
--- one sees the first's committed row and answers duplicate. Taking the lock first lets the row
--- be written once, outcome included, instead of inserted then updated. The unique keys stay as
--- the last line of defence: if one ever fired, the whole transaction (effect included) would
--- roll back. An effect that raises is rolled back alone (a subtransaction) and the event is
--- stored with outcome 'failed' and the error, so the gateway gets its 200 and reconciliation
--- retries the stored event.
-create function settle.ingest_webhook(
-  p_gateway text, p_event_id text, p_event_type text, p_kind text,
-  p_gateway_order_id text, p_gateway_payment_id text, p_amount bigint, p_currency text,
-  p_occurred_at timestamptz, p_raw_body text,
-  p_failure_code text default null, p_failure_reason text default null,
-  p_effect jsonb default null, p_body_key text default null
-) returns jsonb
-language plpgsql security definer set search_path = ''
-as $$
+-- A verified event as the webhook service hands it over: one typed record, not 14 positional
+-- parameters.
+create type settle.incoming_event as (
+  gateway text,
+  event_id text,
+  event_type text,
+  kind text,
+  gateway_order_id text,
+  gateway_payment_id text,
+  amount bigint,
+  currency text,
+  occurred_at timestamptz,
+  raw_body text,
+  failure_code text,
+  failure_reason text,
+  effect jsonb,
+  body_key text
+);
+comment on type settle.incoming_event is
+  'A verified gateway event as the webhook service hands it to settle.ingest_webhook: the '
+  'normalized fields, the raw body as received, and any non-payment effect.';
+
+-- Stores a verified event once per (gateway, event id) and once per body key, and applies it in
+-- the same transaction; a duplicate returns {"duplicate": true} and stores nothing. Concurrent
+-- deliveries of one event queue on transaction-scoped advisory locks: 1399157588 ('SETL') keyed
+-- by the event id, 1399157589 by the body key, the event id's always first (so two deliveries
+-- never wait on each other in opposite orders; a hash collision only makes two events wait for
+-- each other); the next one sees the first's committed row and answers duplicate. Taking the
+-- lock first lets the row be written once, outcome included. The unique keys stay as the last
+-- line of defence: if one ever fired, the whole transaction (effect included) would roll back.
+--
+-- The common case, a capture of a pending top-up or product order with the order's own terms,
+-- pays the order and stores the event in one statement, without a subtransaction: by design
+-- nothing on that path raises (the conditions that could are in the UPDATE's WHERE); if it does
+-- anyway, the call fails and the webhook service repeats it with p_fast false. Every other event
+-- runs its effect (settle.apply_webhook_effect) in a subtransaction: an effect that raises is
+-- rolled back alone and the event is stored 'failed' with the error, so the gateway gets its 200
+-- and reconciliation retries the stored event. Over 70 lines: the fast path and the general
+-- path share the duplicate check and must stay in one transaction.
+create function settle.ingest_webhook(p_event settle.incoming_event, p_fast boolean default true)
+returns jsonb
+language plpgsql security definer set search_path = '' as $$
 declare
+  e settle.incoming_event := p_event;
+  v_order_id uuid;
   v_result jsonb;
 begin
-  -- 1399157588 is settle's advisory lock class ('SETL') for event ids, 1399157589 the class for
-  -- body keys; the event id's lock is always taken first, so two deliveries never wait on each
-  -- other in opposite orders (a hash collision only makes two events wait for each other).
-  perform pg_advisory_xact_lock(1399157588, hashtext(p_gateway || '/' || p_event_id));
-  if p_body_key is not null then
-    perform pg_advisory_xact_lock(1399157589, hashtext(p_gateway || '/' || p_body_key));
+  perform pg_advisory_xact_lock(1399157588, hashtext(e.gateway || '/' || e.event_id));
+  if e.body_key is not null then
+    perform pg_advisory_xact_lock(1399157589, hashtext(e.gateway || '/' || e.body_key));
   end if;
-  if exists (select 1 from public.webhook_events where gateway = p_gateway and event_id = p_event_id)
-     or (p_body_key is not null and exists (select 1 from public.webhook_events
-         where gateway = p_gateway and body_key = p_body_key)) then
+  if exists (select 1 from public.webhook_events where gateway = e.gateway and event_id = e.event_id)
+     or (e.body_key is not null and exists (select 1 from public.webhook_events
+         where gateway = e.gateway and body_key = e.body_key)) then
     return jsonb_build_object('duplicate', true, 'outcome', 'duplicate');
   end if;
 
+  -- The common case, with no subtransaction: a capture of a pending top-up or product order for
+  -- its own amount and currency, whose payment id pays no other order and which has no held
+  -- refunds. Its effects (order_effects: the posting, the stats delta; the outbox) do not raise
+  -- by design; if they do anyway, the whole call fails and the caller repeats it with p_fast false.
+  -- One statement pays the order and stores the event; the order's AFTER triggers run at its
+  -- end, so the wallet's row lock (taken by the posting) is held only from there to the commit.
+  -- Anything else, or an order this misses, takes the general path below.
+  if p_fast and e.effect is null and e.kind = 'captured' and e.gateway_order_id is not null then
+    with paid as (
+      update public.orders o
+      set status = 'paid', paid_at = now(),
+          gateway_payment_id = coalesce(e.gateway_payment_id, o.gateway_payment_id),
+          failure_code = null, failure_reason = null
+      where o.gateway = e.gateway and o.gateway_order_id = e.gateway_order_id
+        and o.status in ('created', 'authorized') and o.purpose in ('wallet_topup', 'product')
+        and o.amount = e.amount and o.currency = upper(e.currency)
+        and (e.gateway_payment_id is null or e.gateway_payment_id = o.gateway_payment_id
+             or not exists (select 1 from public.orders x
+                            where x.gateway = e.gateway and x.gateway_payment_id = e.gateway_payment_id))
+        and not exists (select 1 from public.gateway_refund_holds h
+                        where h.order_id = o.id and h.resolved_at is null)
+      returning o.id
+    )
+    insert into public.webhook_events (gateway, event_id, event_type, gateway_order_id,
+      gateway_payment_id, amount, currency, raw_body, occurred_at, outcome, order_id,
+      processed_at, kind, failure_code, failure_reason, body_key)
+    select e.gateway, e.event_id, e.event_type, e.gateway_order_id, e.gateway_payment_id,
+      e.amount, upper(e.currency), e.raw_body, e.occurred_at, 'applied', paid.id, now(), e.kind,
+      left(e.failure_code, 200), left(e.failure_reason, 1000), e.body_key
+    from paid
+    returning order_id into v_order_id;
+    if v_order_id is not null then
+      return jsonb_build_object('outcome', 'applied', 'order_id', v_order_id, 'status', 'paid',
+        'duplicate', false);
+    end if;
+  end if;
+
   begin
-    v_result := settle.apply_webhook_effect(p_gateway, p_kind, p_gateway_order_id,
-      p_gateway_payment_id, p_amount, p_currency, p_failure_code, p_failure_reason, p_effect);
+    v_result := settle.apply_webhook_effect(e.gateway, e.kind, e.gateway_order_id,
+      e.gateway_payment_id, e.amount, e.currency, e.failure_code, e.failure_reason, e.effect);
   exception when others then
     v_result := jsonb_build_object('outcome', 'failed', 'detail', left(sqlerrm, 1000));
   end;
@@ -105,10 +163,10 @@ begin
   insert into public.webhook_events (gateway, event_id, event_type, gateway_order_id,
     gateway_payment_id, amount, currency, raw_body, occurred_at, outcome, order_id, detail,
     processed_at, kind, failure_code, failure_reason, effect, body_key)
-  values (p_gateway, p_event_id, p_event_type, p_gateway_order_id, p_gateway_payment_id,
-    p_amount, upper(p_currency), p_raw_body, p_occurred_at, v_result ->> 'outcome',
-    (v_result ->> 'order_id')::uuid, v_result ->> 'detail', now(), p_kind,
-    left(p_failure_code, 200), left(p_failure_reason, 1000), p_effect, p_body_key);
+  values (e.gateway, e.event_id, e.event_type, e.gateway_order_id, e.gateway_payment_id,
+    e.amount, upper(e.currency), e.raw_body, e.occurred_at, v_result ->> 'outcome',
+    (v_result ->> 'order_id')::uuid, v_result ->> 'detail', now(), e.kind,
+    left(e.failure_code, 200), left(e.failure_reason, 1000), e.effect, e.body_key);
   return v_result || jsonb_build_object('duplicate', false);
 end
 $$;
@@ -221,8 +279,7 @@ $$;
 revoke execute on all functions in schema settle from public;
 revoke all on public.webhook_events from anon, authenticated;
 grant execute on function
-  settle.ingest_webhook(text, text, text, text, text, text, bigint, text, timestamptz, text, text,
-    text, jsonb, text),
+  settle.ingest_webhook(settle.incoming_event, boolean),
   settle.apply_webhook_effect(text, text, text, text, bigint, text, text, text, jsonb),
   settle.pending_webhook_reads(integer, integer, integer),
   settle.complete_webhook_read(bigint, jsonb)

@@ -1,7 +1,8 @@
 -- Subscriptions and entitlements: buying a plan (any gateway, or the wallet) grants a period of
 -- the account's one subscription; the account's entitlement (accounts.plan, is_pro) follows it.
 -- A refund takes back the time it paid for (refunds file), a chargeback suspends or ends it
--- (disputes file), and periods that ran out lapse.
+-- (disputes file), and periods that ran out lapse. An order's status moves grant, revoke and
+-- give back its period through settle.order_effects (orders file).
 
 -- Section - subscriptions
 -- One subscription per account. Buying a plan (any gateway, or the wallet) grants one period: it
@@ -254,25 +255,6 @@ begin
 end
 $$;
 
--- An order's status moves grant, revoke and give back its period.
-create function settle.orders_subscription_effects() returns trigger
-language plpgsql security definer set search_path = ''
-as $$
-begin
-  if new.status = 'paid' and old.status in ('created', 'authorized', 'failed', 'expired') then
-    perform settle.grant_subscription_period(new.id);
-  elsif new.status = 'refunded' and old.status <> 'refunded' then
-    perform settle.revoke_subscription_period(new.id);
-  elsif old.status = 'refunded' and new.status in ('paid', 'partially_refunded') then
-    perform settle.reinstate_subscription_period(new.id);
-  end if;
-  return null;
-end
-$$;
-create trigger orders_subscription_effects after update of status on public.orders
-  for each row when (new.purpose = 'plan' and new.status is distinct from old.status)
-  execute function settle.orders_subscription_effects();
-
 -- Section - lapsing and cancelling
 -- Ends periods that ran out: cancelled-at-period-end subscriptions become canceled, the rest
 -- past_due. Bounded and safe to run concurrently (SKIP LOCKED); returns how many lapsed.
@@ -346,6 +328,5 @@ grant select on public.subscriptions, public.subscription_periods to authenticat
 grant execute on function settle.cancel_subscription(uuid, boolean) to authenticated, service_role;
 grant execute on function settle.sync_entitlement(), settle.plan_interval(public.plans),
   settle.grant_subscription_period(uuid), settle.revoke_subscription_period(uuid),
-  settle.reinstate_subscription_period(uuid), settle.orders_subscription_effects(),
-  settle.lapse_subscriptions(timestamptz, integer)
+  settle.reinstate_subscription_period(uuid), settle.lapse_subscriptions(timestamptz, integer)
   to service_role;

@@ -130,7 +130,10 @@ begin
 end
 $$;
 
--- Held gateway refunds of an order, tried again (oldest first) once it has room.
+-- Held gateway refunds of an order, tried again (oldest first) once it has room: when a settle
+-- refund of it fails, and when it becomes paid (settle.order_effects, orders file: events are not
+-- ordered, and a refund webhook can come before the capture, a dropped or late
+-- payment.captured, a verify never called; it is held as 'order_not_refundable' until then).
 create function settle.apply_held_gateway_refunds(p_order_id uuid) returns integer
 language plpgsql security definer set search_path = ''
 as $$
@@ -153,24 +156,6 @@ begin
   return v_applied;
 end
 $$;
-
--- A gateway refund that arrives before settle knows its order is paid is counted once it is.
--- Events are not ordered: a refund webhook can come before the capture (a dropped or late
--- payment.captured, a verify never called), and is held as 'order_not_refundable'. When an
--- order becomes paid, its open holds are applied in the same transaction. The trigger's name
--- sorts after orders_post_payment, so the order's credit is posted before the refund's debit
--- (AFTER triggers of one event fire in name order).
-create function settle.apply_held_refunds_on_payment() returns trigger
-language plpgsql security definer set search_path = ''
-as $$
-begin
-  perform settle.apply_held_gateway_refunds(new.id);
-  return null;
-end
-$$;
-create trigger orders_zz_held_refunds after update of status on public.orders
-  for each row when (new.status = 'paid' and old.status in ('created', 'authorized', 'failed', 'expired'))
-  execute function settle.apply_held_refunds_on_payment();
 
 -- Section - refund webhooks
 -- Refund webhooks (Razorpay refund.*, Stripe refund.* and the effects of charge.refunded, PayPal

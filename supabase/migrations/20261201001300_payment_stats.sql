@@ -79,7 +79,9 @@ alter table settle.payment_stats_daily enable row level security;
 
 -- Section - deltas, written by the order's own statement
 -- What one order contributes to its (account, UTC day of creation, gateway, currency) group;
--- day, gateway, currency and account never change after creation (guard_order_update).
+-- day, gateway, currency and account never change after creation (guard_order_update). Inserts
+-- and deletes come through here; a status or refund change's delta is written by
+-- settle.order_effects (orders file), the one trigger of an order's update.
 create function settle.payment_stats_delta() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
@@ -104,10 +106,6 @@ end
 $$;
 create trigger orders_payment_stats_insert after insert on public.orders
   for each row execute function settle.payment_stats_delta();
-create trigger orders_payment_stats_update after update of status, amount_refunded on public.orders
-  for each row when (new.status is distinct from old.status
-                     or new.amount_refunded is distinct from old.amount_refunded)
-  execute function settle.payment_stats_delta();
 create trigger orders_payment_stats_delete after delete on public.orders
   for each row execute function settle.payment_stats_delta();
 

@@ -139,6 +139,7 @@ begin
 end
 $$;
 
+-- An order's event payload; outbox_order_event builds the same inline (pgTAP compares them).
 create function settle.outbox_order_payload(p_order public.orders, p_previous_status text)
 returns jsonb
 language sql stable set search_path = ''
@@ -156,7 +157,9 @@ $$;
 
 -- order.authorized | order.paid | order.failed | order.expired on those status moves;
 -- order.partially_refunded | order.refunded whenever more is refunded; order.refund_reversed
--- when a failed refund gives money back (amount_refunded goes down).
+-- when a failed refund gives money back (amount_refunded goes down). The payload is built inline,
+-- the same keys and values as settle.outbox_order_payload (a SQL function with its own
+-- search_path is not inlined and was planned again in every transaction).
 create function settle.outbox_order_event() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
@@ -174,8 +177,16 @@ begin
   else
     return null;
   end if;
-  perform settle.outbox_emit(v_type, new.account_id, 'order', new.id,
-    settle.outbox_order_payload(new, old.status));
+  insert into public.outbox_events (type, account_id, subject_type, subject_id, payload)
+  values (v_type, new.account_id, 'order', new.id, jsonb_build_object(
+    'id', new.id, 'account_id', new.account_id, 'status', new.status,
+    'previous_status', old.status, 'purpose', new.purpose,
+    'plan_id', new.plan_id, 'product_id', new.product_id,
+    'amount', new.amount, 'currency', new.currency,
+    'amount_refunded', new.amount_refunded, 'gateway', new.gateway,
+    'gateway_order_id', new.gateway_order_id, 'gateway_payment_id', new.gateway_payment_id,
+    'failure_code', new.failure_code, 'failure_reason', new.failure_reason,
+    'created_at', new.created_at, 'paid_at', new.paid_at));
   return null;
 end
 $$;

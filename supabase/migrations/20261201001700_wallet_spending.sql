@@ -182,9 +182,9 @@ $$;
 -- of one wallet, so the balance check and the debit cannot interleave; the ledger trigger's
 -- balance check stays as the last word. After the lock and before the balance check, a wallet
 -- that owes a dispute shortfall is refused with spending_blocked (such a wallet is drained by
--- every credit, so the answer would otherwise be a less telling insufficient_funds). About 70
--- lines: the lock, the replay check and the insert must stay together. Returns {"charge",
--- "replayed"}.
+-- every credit, so the answer would otherwise be a less telling insufficient_funds). Over
+-- 70 lines by two: the lock, the replay check and the insert must stay together. Returns
+-- {"charge", "replayed"}.
 create function settle.charge_wallet(
   p_account_id uuid, p_amount bigint, p_currency text, p_idempotency_key text,
   p_capture boolean default true, p_expires_in_seconds integer default null,

@@ -477,10 +477,13 @@ end
 $$;
 
 -- Section - the shortfall is repaid by the wallet's next credits
--- A credit to a wallet whose account owes a dispute shortfall in that currency repays it at
--- once (oldest dispute first), as far as the balance goes. The wallet row is locked by the
--- credit itself. Nested postings debit the wallet, so this never fires for them.
-create function settle.cover_dispute_shortfall() returns trigger
+-- Called by the ledger's posting trigger (settle.post_ledger_entries, ledger file) for a wallet
+-- the statement credited, only when its account owes a shortfall in that currency (the cheap
+-- test there, on disputes_owed_idx). Oldest dispute first, as far as the balance goes; the
+-- wallet row is already locked by the credit. The nested posting debits the wallet, so it never
+-- calls this again.
+create function settle.cover_dispute_shortfall(p_wallet_id uuid, p_account_id uuid, p_currency text)
+returns void
 language plpgsql security definer set search_path = ''
 as $$
 declare
@@ -490,27 +493,23 @@ declare
 begin
   for v_dispute in
     select * from public.disputes
-    where account_id = new.account_id and currency = new.currency and shortfall > shortfall_covered
+    where account_id = p_account_id and currency = p_currency and shortfall > shortfall_covered
     order by created_at, id for update
   loop
-    select balance into v_balance from public.wallets where id = new.wallet_id;
+    select balance into v_balance from public.wallets where id = p_wallet_id;
     v_amount := least(v_balance, v_dispute.shortfall - v_dispute.shortfall_covered);
     exit when v_amount <= 0;
     perform settle.post_transaction('dispute_withdrawal',
       format('dispute_cover:%s:%s', v_dispute.id, v_dispute.shortfall_covered + v_amount), v_dispute.order_id,
       'dispute shortfall repaid from the wallet',
       jsonb_build_array(
-        jsonb_build_object('wallet_id', new.wallet_id, 'currency', new.currency, 'amount', -v_amount),
-        jsonb_build_object('system_account', 'receivable:dispute_shortfall', 'currency', new.currency,
+        jsonb_build_object('wallet_id', p_wallet_id, 'currency', p_currency, 'amount', -v_amount),
+        jsonb_build_object('system_account', 'receivable:dispute_shortfall', 'currency', p_currency,
           'amount', v_amount)));
     update public.disputes set shortfall_covered = shortfall_covered + v_amount where id = v_dispute.id;
   end loop;
-  return null;
 end
 $$;
-create trigger ledger_entries_cover_dispute_shortfall after insert on public.ledger_entries
-  for each row when (new.wallet_id is not null and new.amount > 0)
-  execute function settle.cover_dispute_shortfall();
 
 -- Section - guards: refunds of disputed orders, spending a wallet that owes a shortfall
 -- A refund asked through settle (source api) of an order with an open chargeback: the gateways
