@@ -26,16 +26,25 @@ export async function migrationFiles(): Promise<{ version: string; name: string;
  * What a vanilla Postgres needs before settle's migrations (roles, the auth schema, Supabase's
  * default privileges): `supabase db push` to a plain server fails without it.
  */
-export async function bootstrap(sql: Sql): Promise<void> {
-  await sql.unsafe(await Deno.readTextFile(new URL("supabase/bootstrap/local.sql", root))).simple();
+export async function bootstrap(sql: Sql, text?: string): Promise<void> {
+  text ??= await Deno.readTextFile(new URL("supabase/bootstrap/local.sql", root));
+  await sql.unsafe(text).simple();
 }
+
+/** A migration's version, name and SQL: the working tree's, or another revision's. */
+export type Migration = { version: string; name: string; text: string };
 
 /**
  * Applies the local bootstrap, every migration not yet recorded (in the Supabase CLI's own
- * bookkeeping table, so `supabase migration list` agrees), and optionally the seed.
+ * bookkeeping table, so `supabase migration list` agrees), and optionally the seed. `from`
+ * replaces the working tree's bootstrap and migrations (scripts/schema_diff.ts applies another
+ * revision's).
  */
-export async function migrate(sql: Sql, opts: { seed?: boolean } = {}): Promise<string[]> {
-  await bootstrap(sql);
+export async function migrate(
+  sql: Sql,
+  opts: { seed?: boolean; from?: { bootstrap: string; migrations: Migration[] } } = {},
+): Promise<string[]> {
+  await bootstrap(sql, opts.from?.bootstrap);
   await sql.unsafe(`
     create schema if not exists supabase_migrations;
     create table if not exists supabase_migrations.schema_migrations (
@@ -44,10 +53,21 @@ export async function migrate(sql: Sql, opts: { seed?: boolean } = {}): Promise<
   const done = new Set(
     (await sql`select version from supabase_migrations.schema_migrations`).map((r) => r.version),
   );
+  const files = opts.from?.migrations ?? await migrationFiles();
+  const unknown = [...done].filter((v) => !files.some((f) => f.version === v)).sort();
+  if (unknown.length) {
+    // Applying the files on top would fail half-way (or skip what the database lacks).
+    throw new Error(
+      `the database records ${unknown.length} migration(s) that are not in supabase/migrations ` +
+        `(${unknown.slice(0, 3).join(", ")}${unknown.length > 3 ? ", …" : ""}): it was migrated ` +
+        "before the v0.1.0 re-base (docs/decisions.md) or by another branch; recreate it " +
+        "(`deno task dev` without --keep starts a fresh one)",
+    );
+  }
   const applied: string[] = [];
-  for (const file of await migrationFiles()) {
+  for (const file of files) {
     if (done.has(file.version)) continue;
-    const text = await Deno.readTextFile(file.path);
+    const text = "text" in file ? file.text : await Deno.readTextFile(file.path);
     await sql.begin(async (tx) => {
       await tx.unsafe(text).simple();
       await tx`insert into supabase_migrations.schema_migrations (version, statements, name)

@@ -64,11 +64,10 @@ console.log(`settle is running
 
 const n = (v: unknown) => typeof v === "number" ? v : 0;
 
-// The dev server's stand-ins for pg_cron, each never overlapping itself and quiet unless it did
-// something. reconcile (supabase/migrations/*_schedule.sql): anything changed, besides what it
-// claimed or found unchanged. outbox-dispatch: something claimed. gateway-audit (migration
-// 20261203000500): a discrepancy found. escrow-settle (migration 20261204000110): something
-// settled, completed or refunded.
+// The dev server's stand-ins for pg_cron (supabase/migrations/*_schedule.sql), each never
+// overlapping itself and quiet unless it did something. reconcile: anything changed, besides what
+// it claimed or found unchanged. outbox-dispatch: something claimed. gateway-audit: a
+// discrepancy found. escrow-settle: something settled, completed or refunded.
 const timers = [
   startJob({
     fn: "reconcile",

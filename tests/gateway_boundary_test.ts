@@ -1,4 +1,4 @@
-// The gateway boundary under races (migration 20261204000600): a refund's API answer and a refund
+// The gateway boundary under races (the orders and refunds migrations): a refund's API answer and a refund
 // webhook of the same payment are applied one at a time, and a gateway call that timed out keeps
 // its claim, so a retry finds the order the late call made instead of making a second one.
 import assert from "node:assert/strict";

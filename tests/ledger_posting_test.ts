@@ -1,4 +1,4 @@
-// Ledger postings fired at once against the real Postgres (migration 20261207000100: one
+// Ledger postings fired at once against the real Postgres (20261201000500_ledger.sql: one
 // statement-level trigger moves each wallet once per posting). Many concurrent postings to one
 // wallet keep its balance exact; concurrent debits that together overdraw succeed exactly as far
 // as the balance goes; opposite transfers between two wallets do not deadlock. Every test ends

@@ -559,7 +559,7 @@ Deno.test({
           // No pg_cron here: the schedule migration applied as a no-op.
           const [m] = await s.db`select
             exists (select 1 from supabase_migrations.schema_migrations
-                    where version = '20261121000850') as applied,
+                    where version = '20261201002400') as applied,
             to_regnamespace('cron') is null as no_cron`;
           assert.deepEqual({ ...m }, { applied: true, no_cron: true });
 

@@ -1,4 +1,4 @@
-// payment_stats' rollups under concurrency (20261204000500_stats_rollup.sql): orders created,
+// payment_stats' rollups under concurrency (20261201001300_payment_stats.sql): orders created,
 // paid, failed and refunded by many connections at once while several compactors fold the
 // deltas in small batches. Every delta must be counted exactly once: the figures payment_stats
 // shows equal the aggregate over the orders at the end, and the stats audit finds nothing.

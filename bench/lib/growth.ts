@@ -37,7 +37,7 @@ export const PER_PAYMENT: Record<string, number> = {
   "public.ledger_entries": 2,
   "public.outbox_events": 1,
   "public.webhook_events": 1,
-  // payment_stats' delta row (20261204000500): the preload folds its orders straight into the
+  // payment_stats' delta row (20261201001300_payment_stats.sql): the preload folds its orders straight into the
   // rollups instead, as settle.compact_payment_stats() would.
   "settle.payment_stats_deltas": 1,
 };
@@ -135,7 +135,7 @@ async function reproduceEffects(db: Sql) {
             group by e.wallet_id) s
       where w.id = s.wallet_id`);
   });
-  // payment_stats' rollups (20261204000500): what compaction would fold for these orders.
+  // payment_stats' rollups (20261201001300_payment_stats.sql): what compaction would fold for these orders.
   await db.unsafe(`
     with g as (
       select o.account_id, (o.created_at at time zone 'UTC')::date as day, o.gateway, o.currency,

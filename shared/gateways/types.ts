@@ -280,8 +280,8 @@ export interface SavedCards {
   detachPaymentMethod(paymentMethodId: string): Promise<void>;
 }
 
-// Section - webhook effects: what settle.apply_webhook_effect understands (its last definition,
-// 20261204000200_disputes.sql). Fields are named as the SQL reads them (p_effect ->> 'field'),
+// Section - webhook effects: what settle.apply_webhook_effect understands (defined in
+// supabase/migrations/20261201000700_webhooks.sql). Fields are named as the SQL reads them (p_effect ->> 'field'),
 // so the JSON is exactly the object built. `type` aliases, not interfaces: an effect is also a
 // plain JSON record.
 

@@ -462,7 +462,7 @@ function disputeFees(d: PpDispute) {
   });
 }
 
-/** The effect settle.apply_dispute_event takes (20261204000200_disputes.sql). */
+/** The effect settle.apply_dispute_event takes (20261201001800_disputes.sql). */
 export function disputeEffect(d: PpDispute, occurredAt: number | null): DisputeEffect {
   const { amount, currency } = money(d.dispute_amount);
   const phase = STAGES[d.dispute_life_cycle_stage ?? ""] ?? "chargeback";

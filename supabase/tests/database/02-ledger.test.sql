@@ -1,8 +1,8 @@
 -- The double-entry ledger: append-only, balanced per transaction and currency, idempotent per
 -- key, and the only thing that moves a wallet balance.
 --
--- The balance check is a statement-level trigger (ledger_entries_post, migration
--- 20261207000100): every INSERT statement's entries of a transaction must sum to zero per
+-- The balance check is a statement-level trigger (ledger_entries_post,
+-- 20261201000500_ledger.sql): every INSERT statement's entries of a transaction must sum to zero per
 -- currency, so an unbalanced insert fails at once, inside throws_ok's subtransaction, and the
 -- rest of the file goes on from a clean state. Nothing is left to check at commit.
 begin;

@@ -253,7 +253,7 @@ select is(
 
 select pg_temp.login_as('payment_analyst');
 -- Ten: corruptions 5 and 8 changed orders behind the triggers, so payment_stats' rollups
--- (20261204000500_stats_rollup.sql) no longer match that day's orders.
+-- (20261201001300_payment_stats.sql) no longer match that day's orders.
 select is((select count(*)::int from settle.ledger_audit()), 10, 'the analyst runs the audit and sees the same ten rows');
 select tests.logout();
 

@@ -1,4 +1,4 @@
--- Gateway audit payout kinds (migration 20261204001100): accepted for the payout gateways, stored
+-- Gateway audit payout kinds (20261201002200_gateway_audit.sql): accepted for the payout gateways, stored
 -- once per (kind, gateway, gateway payout), payout_id must name a payout; the old kinds still
 -- stand and an unknown one is refused. All rolled back.
 begin;

@@ -1,5 +1,5 @@
 -- A gateway refund delivered before its order's capture is held, then counted when the order is
--- paid (migration 20261203001100). Needs 00-helpers (run first by pg_prove's file order).
+-- paid (20261201001100_gateway_refunds.sql). Needs 00-helpers (run first by pg_prove's file order).
 begin;
 select plan(7);
 

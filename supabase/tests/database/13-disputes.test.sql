@@ -1,4 +1,4 @@
--- Disputes (migration 20261204000200): RLS on public.disputes, the ledger of a chargeback
+-- Disputes (20261201001800_disputes.sql): RLS on public.disputes, the ledger of a chargeback
 -- (held, shortfall receivable, fees), state that never moves back, the refund and spending
 -- guards, the constraints, and the audit. Needs 00-helpers.
 begin;

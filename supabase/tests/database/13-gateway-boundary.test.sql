@@ -1,7 +1,9 @@
--- The gateway boundary's review findings (migration 20261204000600): a refund of a payment settle
--- never counted is held, not debited from the order; a known refund's event must name its currency
--- and payment; the SQL retry leaves owed gateway reads alone; a timed-out gateway call keeps its
--- claim; one gateway payment pays at most one order. Needs 00-helpers (run first by pg_prove).
+-- The gateway boundary's review findings (the orders, refunds, gateway_refunds and reconcile
+-- migrations; before the v0.1.0 re-base, 20261204000600_gateway_boundary.sql): a refund of a
+-- payment settle never counted is held, not debited from the order; a known refund's event must
+-- name its currency and payment; the SQL retry leaves owed gateway reads alone; a timed-out gateway
+-- call keeps its claim; one gateway payment pays at most one order. Needs 00-helpers (run first by
+-- pg_prove).
 begin;
 select plan(32);
 

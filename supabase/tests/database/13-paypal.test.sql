@@ -1,4 +1,4 @@
--- PayPal (migration 20261204000400): settle.create_order takes the paypal gateway as the others,
+-- PayPal (the currencies and orders migrations): settle.create_order takes the paypal gateway as the others,
 -- HUF and TWD are settle currencies with ISO 4217's two decimals, and a PayPal order converges
 -- through settle.apply_payment like any other.
 begin;

@@ -1,4 +1,4 @@
--- payment_stats from rollups (20261204000500_stats_rollup.sql): after inserts, payments,
+-- payment_stats from rollups (20261201001300_payment_stats.sql): after inserts, payments,
 -- failures, expiries, refunds and deletes, before and after compaction, what payment_stats
 -- shows equals the aggregate over the orders themselves, for the analyst and for a member.
 -- Orders are dated 2001-03-05/06 and priced in BHD and KWD so other rows do not interfere.

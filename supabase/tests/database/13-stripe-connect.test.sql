@@ -1,4 +1,4 @@
--- Stripe Connect payout accounts (20261204000310): onboarding until payouts are enabled and the
+-- Stripe Connect payout accounts (20261201002100_payouts.sql): onboarding until payouts are enabled and the
 -- transfers capability is active, states ordered by when they were read, deauthorization final,
 -- INR refused at Stripe; a transfer processed on send and reversed once.
 begin;

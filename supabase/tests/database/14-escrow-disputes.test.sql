@@ -1,8 +1,8 @@
--- Chargebacks on escrow funding payments (migration 20261204000700): the withdrawal leaves the
--- engagement's escrow account, settlement and cancellation wait, a win puts it back and the
--- engagement settles, a chargeback after settlement is the platform's expense, a partial loss
--- ends the engagement and returns the rest to the payer's wallet; the audit agrees, and sees a
--- drifting escrow account. Needs 00-helpers.
+-- Chargebacks on escrow funding payments (20261201002000_escrow_chargebacks.sql and the escrow
+-- migration): the withdrawal leaves the engagement's escrow account, settlement and cancellation
+-- wait, a win puts it back and the engagement settles, a chargeback after settlement is the
+-- platform's expense, a partial loss ends the engagement and returns the rest to the payer's
+-- wallet; the audit agrees, and sees a drifting escrow account. Needs 00-helpers.
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;

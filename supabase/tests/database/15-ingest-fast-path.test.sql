@@ -1,5 +1,5 @@
--- settle.ingest_webhook's fast path and the one effects trigger on orders (migration
--- 20261207000200): a capture of a pending top-up is paid without the general path (no
+-- settle.ingest_webhook's fast path and the one effects trigger on orders (the webhooks
+-- and orders migrations): a capture of a pending top-up is paid without the general path (no
 -- subtransaction), and leaves exactly what the general path leaves; any other writer of an
 -- order's status (apply_payment, a bare UPDATE) still gets every effect: the ledger posting, the
 -- outbox event, the payment_stats delta, subscriptions, held refunds, the guards. Needs

@@ -1,4 +1,4 @@
--- Ledger posting without a trigger chain (migration 20261207000100): one statement-level trigger
+-- Ledger posting without a trigger chain (20261201000500_ledger.sql): one statement-level trigger
 -- per INSERT on ledger_entries moves each wallet once, refuses an unbalanced statement, checks
 -- the references the dropped foreign keys checked, and repays a dispute shortfall only when one
 -- is owed. Also: the history those foreign keys protected, and the order event built inline.
