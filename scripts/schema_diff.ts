@@ -14,7 +14,7 @@ import { connect, createDatabase, dropDatabase, migrate, type Migration } from "
 const adminUrl = Deno.env.get("SUPABASE_DB_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const MIGRATION = /^supabase\/migrations\/(\d{14})_(.+)\.sql$/;
 
-export async function run(cmd: string, args: string[]): Promise<string> {
+async function run(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   if (!out.success) {
     throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
@@ -23,7 +23,9 @@ export async function run(cmd: string, args: string[]): Promise<string> {
 }
 
 /** A revision's bootstrap and migrations, in the order the Supabase CLI applies them. */
-export async function sources(rev: string): Promise<{ bootstrap: string; migrations: Migration[] }> {
+export async function sources(
+  rev: string,
+): Promise<{ bootstrap: string; migrations: Migration[] }> {
   const read = (path: string) =>
     rev === "." ? Deno.readTextFile(path) : run("git", ["show", `${rev}:${path}`]);
   const paths = rev === "."

@@ -52,7 +52,9 @@ Deno.test("every live function of settle and public is written once, as pg_get_f
     assert.equal(files.length, n + 1, "a file per function, and the non-SQL file kept");
     assert.ok(!files.includes("settle.gone.sql"), "SQL files of an earlier run are removed");
     assert.ok(files.includes("notes.txt"));
-    assert.ok(files.includes("settle.create_order.sql") && files.includes("settle.create_order.2.sql"));
+    assert.ok(
+      files.includes("settle.create_order.sql") && files.includes("settle.create_order.2.sql"),
+    );
     const helper = await Deno.readTextFile(`${dir}/settle.caller_account.sql`);
     assert.match(
       helper,
