@@ -8,10 +8,8 @@
 //   deno run -A scripts/schema_functions.ts <git-rev> <dir>   (rev "." is the working tree)
 //   duplicates --repo <dir> --min-lines 10                      (the live schema's repeats)
 //   SUPABASE_DB_URL: the server to make the database on (default 127.0.0.1:5432).
-import { connect, createDatabase, dropDatabase, migrate, type Sql } from "../dev/db.ts";
-import { sources } from "./schema_diff.ts";
-
-const adminUrl = Deno.env.get("SUPABASE_DB_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+import type { Sql } from "../dev/db.ts";
+import { withMigrated } from "./schema_diff.ts";
 
 export type LiveFunction = { schema: string; name: string; args: string; definition: string };
 
@@ -58,19 +56,10 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const name = `schema_functions_${Deno.pid}_${Date.now().toString(36)}`;
-  const from = await sources(rev);
-  const url = await createDatabase(adminUrl, name);
-  try {
-    const sql = connect(url, 1);
-    try {
-      await migrate(sql, { from });
-      const functions = await liveFunctions(sql);
-      await writeFunctions(functions, dir);
-      console.log(`${rev}: ${functions.length} functions written to ${dir}`);
-    } finally {
-      await sql.end();
-    }
-  } finally {
-    await dropDatabase(adminUrl, name).catch(() => {});
-  }
+  const count = await withMigrated(rev, name, async (sql) => {
+    const functions = await liveFunctions(sql);
+    await writeFunctions(functions, dir);
+    return functions.length;
+  });
+  console.log(`${rev}: ${count} functions written to ${dir}`);
 }
