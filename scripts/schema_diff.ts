@@ -9,7 +9,14 @@
 //   deno run -A scripts/schema_diff.ts <git-rev-a> <git-rev-b>   (rev "." is the working tree)
 //   SUPABASE_DB_URL: the server to make the databases on (default 127.0.0.1:5432); pg_dump on
 //   PATH must be of its major version or newer.
-import { connect, createDatabase, dropDatabase, migrate, type Migration } from "../dev/db.ts";
+import {
+  connect,
+  createDatabase,
+  dropDatabase,
+  migrate,
+  type Migration,
+  type Sql,
+} from "../dev/db.ts";
 
 const adminUrl = Deno.env.get("SUPABASE_DB_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const MIGRATION = /^supabase\/migrations\/(\d{14})_(.+)\.sql$/;
@@ -23,7 +30,9 @@ async function run(cmd: string, args: string[]): Promise<string> {
 }
 
 /** A revision's bootstrap and migrations, in the order the Supabase CLI applies them. */
-async function sources(rev: string): Promise<{ bootstrap: string; migrations: Migration[] }> {
+async function sources(
+  rev: string,
+): Promise<{ bootstrap: string; migrations: Migration[] }> {
   const read = (path: string) =>
     rev === "." ? Deno.readTextFile(path) : run("git", ["show", `${rev}:${path}`]);
   const paths = rev === "."
@@ -92,20 +101,32 @@ async function dump(url: string, migrationText: string): Promise<string[]> {
   return [...normalise(schema), ...normalise(rows).map((o) => `${o}\n-- (data)`)];
 }
 
-async function build(rev: string, name: string): Promise<string[]> {
+/**
+ * Runs fn on a fresh database migrated from a revision's bootstrap and migrations (with their
+ * text, joined), then drops the database, however fn ends.
+ */
+export async function withMigrated<T>(
+  rev: string,
+  name: string,
+  fn: (sql: Sql, url: string, migrationText: string) => Promise<T>,
+): Promise<T> {
   const from = await sources(rev);
   const url = await createDatabase(adminUrl, name);
   try {
     const sql = connect(url, 1);
     try {
       await migrate(sql, { from });
+      return await fn(sql, url, from.migrations.map((m) => m.text).join("\n"));
     } finally {
       await sql.end();
     }
-    return await dump(url, from.migrations.map((m) => m.text).join("\n"));
   } finally {
     await dropDatabase(adminUrl, name).catch(() => {});
   }
+}
+
+function build(rev: string, name: string): Promise<string[]> {
+  return withMigrated(rev, name, (_sql, url, migrationText) => dump(url, migrationText));
 }
 
 if (import.meta.main) {
