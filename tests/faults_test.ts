@@ -109,6 +109,10 @@ Deno.test({
             const pi = checkout.payment_intent_id;
             // Paid at Stripe; its webhooks never arrive.
             await confirmAtStripe(s, pi, { webhooks: { drop: true } });
+            // Deliveries still in flight from earlier steps (the simulators send asynchronously)
+            // would land between the snapshots under load.
+            await s.stripe.idle();
+            await s.razorpay.idle();
             const before = await snapshot(s.db);
             for (
               const [mode, extra] of [
