@@ -35,9 +35,13 @@ export function createPool(url: string, max: number): Sql {
 /**
  * A SQL string literal for any text, as libpq's PQescapeLiteral writes it: E'…' with every
  * backslash and quote doubled, so the literal reads back as exactly this text whatever
- * standard_conforming_strings is. JSON text holds no NUL (JSON.stringify escapes it).
+ * standard_conforming_strings is. JSON text holds no NUL (JSON.stringify escapes it); any other
+ * text with one is refused.
  */
 export function sqlLiteral(text: string): string {
+  // A NUL would end the query text where it stands (the protocol's strings are NUL-terminated):
+  // refused here, as Postgres refuses one in a parameter.
+  if (text.includes("\0")) throw new TypeError("a SQL literal cannot hold a NUL character");
   return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
 }
 
