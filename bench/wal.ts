@@ -172,9 +172,11 @@ try {
   await pass("straight after", false);
   const [chk] = await db`select count(*)::int as n from public.webhook_events
                          where event_id like 'evt\\_wal\\_%' and outcome = 'applied'`;
-  console.log(`\napplied: ${chk.n}; ledger_audit rows: ${
-    (await db`select * from settle.ledger_audit()`).length
-  }`);
+  console.log(
+    `\napplied: ${chk.n}; ledger_audit rows: ${
+      (await db`select * from settle.ledger_audit()`).length
+    }`,
+  );
 } finally {
   if (values.keep) console.log(`kept ${url}; pgbench script ${script}`);
   else await Deno.remove(script);

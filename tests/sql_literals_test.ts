@@ -1,9 +1,10 @@
-// storeEvent sends settle.ingest_webhook as one statement of literals (ingestStatement): on a real
-// Postgres, every field of a stored event reads back exactly as the gateway sent it, whatever the
-// body holds, and what cannot be a literal is refused before anything is sent.
+// Statements that carry their values as literals (shared/db.ts sqlValue and sqlCall; storeEvent's
+// ingestStatement): on a real Postgres, each value reads back exactly as the parameter postgres.js
+// would have bound, every field of a stored event as the gateway sent it, whatever the body holds;
+// and what cannot be a literal is refused before anything is sent.
 import assert from "node:assert/strict";
 import { connect } from "../dev/db.ts";
-import { sqlLiteral } from "../shared/db.ts";
+import { sqlCall, sqlLiteral, type SqlValue, sqlValue } from "../shared/db.ts";
 import { ingestStatement, storeEvent } from "../shared/services/ingest.ts";
 import type { NormalizedEvent } from "../shared/gateways/types.ts";
 import { testDbUrl } from "./support/stack.ts";
@@ -117,4 +118,54 @@ Deno.test("ingestStatement: refuses what cannot be a literal, before sending", (
   assert.throws(() => sqlLiteral("a\u0000b"), /NUL/);
   // Only literals and the fixed SQL around them: no parameter placeholder to bind.
   assert.doesNotMatch(ingestStatement(event("text"), { a: 1 }, false), /\$\d/);
+});
+
+Deno.test("sqlValue: each value is what the bound parameter was", opts, async () => {
+  const sql = connect(await testDbUrl(), 1);
+  try {
+    const values: SqlValue[] = [
+      HOSTILE,
+      "",
+      "  padded  ",
+      "null",
+      "1; select 1",
+      0,
+      -42,
+      9_007_199_254_740_991,
+      true,
+      false,
+      new Date("2026-12-08T01:02:03.456Z"),
+      null,
+      undefined,
+    ];
+    for (const v of values) {
+      // The same expression, once with the value bound and once with it written in (undefined
+      // is bound as null: postgres.js refuses undefined).
+      const [bound] = await sql.unsafe(
+        "select $1::text as t",
+        [(v ?? null) as string],
+      );
+      const [written] = await sql.unsafe(
+        `select ${sqlValue(v)}::text as t`,
+      );
+      assert.deepEqual(written, bound, `value ${String(v)}`);
+    }
+    // A function resolved by its signature from untyped literals, as from untyped parameters.
+    const [{ result }] = await sql.unsafe(sqlCall("pg_catalog.left", [HOSTILE, 12]));
+    const [{ same }] = await sql`select left(${HOSTILE}, ${12}) as same`;
+    assert.equal(result, HOSTILE.slice(0, 12));
+    assert.equal(result, same);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+});
+
+Deno.test("sqlCall: only a schema-qualified function name", () => {
+  for (const fn of ["orders", "settle.x; drop table t", "settle.f()", "Settle.F", "a.b.c", ""]) {
+    assert.throws(() => sqlCall(fn, []), TypeError, fn);
+  }
+  assert.equal(
+    sqlCall("settle.apply_payment", ["it's", 5, null, false]),
+    "select settle.apply_payment(E'it''s', E'5', null, false) as result",
+  );
 });
