@@ -132,11 +132,13 @@ if (mode === "stack") {
       LOG_REQUESTS: "false",
     } as Record<string, string>)[k]
   );
-  // Answers the one query the webhook path makes, as if the event had been applied.
-  const stub = (() =>
+  // Answers the one query the webhook path makes, as if the event had been applied: as a
+  // tagged template or through unsafe (storeEvent sends its statement of literals that way).
+  const answer = () =>
     Promise.resolve([{
       result: { outcome: "applied", order_id: null, duplicate: false },
-    }])) as unknown as Sql;
+    }]);
+  const stub = Object.assign(answer, { unsafe: answer }) as unknown as Sql;
   const h = webhook(createApp(config, { sql: stub }));
   const url = await serve(h);
   info = { functionsUrl: `${url}/functions/v1` };

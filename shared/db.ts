@@ -28,17 +28,51 @@ export function createPool(url: string, max: number): Sql {
     idle_timeout: 20,
     connect_timeout: 10,
     onnotice: () => {},
-    connection: { application_name: "settle" },
+    // UTF8 pinned for the session (a role's or database's default cannot change it): statements
+    // carry values as literals (sqlLiteral), which are safe only in an encoding where no byte
+    // of a multibyte character is a quote or a backslash.
+    connection: { application_name: "settle", client_encoding: "UTF8" },
   });
 }
 
 /**
  * A SQL string literal for any text, as libpq's PQescapeLiteral writes it: E'…' with every
  * backslash and quote doubled, so the literal reads back as exactly this text whatever
- * standard_conforming_strings is. JSON text holds no NUL (JSON.stringify escapes it).
+ * standard_conforming_strings is. JSON text holds no NUL (JSON.stringify escapes it); any other
+ * text with one is refused.
  */
 export function sqlLiteral(text: string): string {
+  // A NUL would end the query text where it stands (the protocol's strings are NUL-terminated):
+  // refused here, as Postgres refuses one in a parameter.
+  if (text.includes("\0")) throw new TypeError("a SQL literal cannot hold a NUL character");
   return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+}
+
+/** A value a statement takes: what postgres.js would bind as a parameter. */
+export type SqlValue = string | number | boolean | Date | null | undefined;
+
+/**
+ * A value written as postgres.js would bind it: text and numbers as untyped literals (a
+ * parameter of unknown type, resolved by the function's signature), booleans as booleans,
+ * dates as timestamptz, null and undefined as null.
+ */
+export function sqlValue(v: SqlValue): string {
+  if (v === null || v === undefined) return "null";
+  if (typeof v === "boolean") return v ? "true" : "false";
+  if (v instanceof Date) return `${sqlLiteral(v.toISOString())}::timestamptz`;
+  return sqlLiteral(String(v));
+}
+
+/**
+ * `select <fn>(<args>) as result` with every argument a literal (sqlValue): sent by
+ * postgres.js as a simple query, one round trip, where a parameterized statement costs a
+ * describe round trip first when prepared statements are off (the default). Never prepared,
+ * whatever the URL says: each call's text is its own. fn is settle's own function name, never
+ * input.
+ */
+export function sqlCall(fn: string, args: SqlValue[]): string {
+  if (!/^[a-z_]+\.[a-z_]+$/.test(fn)) throw new TypeError(`not a function name: ${fn}`);
+  return `select ${fn}(${args.map(sqlValue).join(", ")}) as result`;
 }
 
 /** The statement that sets a caller's role and claims; remembered for cached (frozen) callers. */

@@ -5,7 +5,7 @@ import { closeQuietly, Framer, relay, TcpProxy } from "../../tests/support/pgwir
 export interface WireCounts {
   /** Statements executed: Bind messages (extended protocol) plus simple Query messages. */
   statements: number;
-  /** Parse messages: statements parsed (and planned) by the server again. */
+  /** Parse messages and simple queries: statements parsed (and planned) by the server again. */
   parses: number;
   /** Times a client sent something after the server had answered: waits for the network. */
   roundTrips: number;
@@ -41,7 +41,7 @@ export class PgProxy extends TcpProxy {
       serverSpoke = false;
       for (const type of frontend.types(chunk)) {
         if (type === "B" || type === "Q") this.counts.statements++;
-        if (type === "P") this.counts.parses++;
+        if (type === "P" || type === "Q") this.counts.parses++;
       }
       return true;
     }).then(() => closeQuietly(server));

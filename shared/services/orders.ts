@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { App } from "../app.ts";
 import type { Caller } from "../auth.ts";
-import { asUser, type Sql, type Tx } from "../db.ts";
+import { asUser, type Sql, sqlCall, sqlValue, type Tx } from "../db.ts";
 import { optionalIdempotencyKey, orderRequestHash } from "../idempotency.ts";
 import { HttpError } from "../http.ts";
 import { minorFromDb } from "../money.ts";
@@ -126,10 +126,20 @@ export async function createOrder(
   // when it is new, and the account's gateway customer (settle.create_order, 11 arguments).
   const created = await asUser(app.sql, caller, async (tx): Promise<Claimed> => {
     if (body.purpose === "escrow") return await escrowOrder(tx, gateway, body, key, requestHash);
-    const [r] = await tx`select settle.create_order(
-      ${body.gateway}, ${body.purpose}, ${body.plan_id ?? null}, ${body.product_id ?? null},
-      ${body.amount ?? null}, ${body.currency ?? null}, ${body.account_id ?? null},
-      ${key}, ${requestHash}, ${claim}, ${leaseMs}) as result`;
+    // Literals, not parameters (sqlCall): one round trip, as for the claims before it.
+    const [r] = await tx.unsafe(sqlCall("settle.create_order", [
+      body.gateway,
+      body.purpose,
+      body.plan_id,
+      body.product_id,
+      body.amount,
+      body.currency,
+      body.account_id,
+      key,
+      requestHash,
+      claim,
+      leaseMs,
+    ]));
     const result = r.result as Claimed;
     // Catalog prices too must be amounts the gateway takes (PayPal has no INR, no HUF
     // fractions): refused inside the transaction, so nothing is written.
@@ -256,13 +266,15 @@ async function callGateway(
   } catch (err) {
     const message = String((err as Error)?.message ?? err).slice(0, 500);
     const unknown = outcomeUnknown(err) && !gateway.idempotentOrders;
-    await app.sql`select settle.record_gateway_order(${row.id}, ${claim}, null, ${message},
-      ${unknown})`;
+    await app.sql.unsafe(
+      sqlCall("settle.record_gateway_order", [row.id, claim, null, message, unknown]),
+    );
     throw err;
   }
-  const [{ r }] = await app.sql`select settle.record_gateway_order(${row.id}, ${claim},
-    ${gatewayOrderId}, null, false) as r`;
-  return r.order as OrderRow;
+  const [{ result }] = await app.sql.unsafe(
+    sqlCall("settle.record_gateway_order", [row.id, claim, gatewayOrderId, null, false]),
+  );
+  return result.order as OrderRow;
 }
 
 /** The field that names the gateway order in a verify body, per gateway. */
@@ -315,8 +327,11 @@ async function findOwnOrder(app: App, caller: Caller, gateway: string, reference
     app.sql,
     caller,
     (tx) =>
-      tx<OrderRow[]>`select * from public.orders
-                     where gateway = ${gateway} and gateway_order_id = ${reference}`,
+      tx.unsafe<OrderRow[]>(
+        `select * from public.orders where gateway = ${sqlValue(gateway)} and gateway_order_id = ${
+          sqlValue(reference)
+        }`,
+      ),
   );
   if (!order) throw new HttpError(404, "not_found", "order not found");
   return order;
@@ -332,9 +347,18 @@ async function applyCheckoutResult(
   gatewayOrderId: string,
   r: PaymentResult,
 ): Promise<{ outcome: string; order: OrderRow }> {
-  const [row] = await sql`select settle.apply_checkout_result(${gateway}, ${r.kind},
-    ${gatewayOrderId}, ${r.gatewayPaymentId}, ${r.amount}, ${r.currency}, ${r.failureCode ?? null},
-    ${r.failureReason ?? null}) as result`;
+  const [row] = await sql.unsafe(
+    sqlCall("settle.apply_checkout_result", [
+      gateway,
+      r.kind,
+      gatewayOrderId,
+      r.gatewayPaymentId,
+      r.amount,
+      r.currency,
+      r.failureCode,
+      r.failureReason,
+    ]),
+  );
   return row.result;
 }
 

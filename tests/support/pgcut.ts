@@ -3,8 +3,9 @@
 //
 // "before_send": the statement whose text contains the marker never reaches the server; the
 // connection is closed instead. "after_commit": the statement runs and its implicit transaction
-// commits (the server answers its Sync), but that answer is thrown away and the connection
-// closed, so the client sees a dropped connection for work that did happen.
+// commits (the server answers its Sync, or the simple query itself), but that answer is thrown
+// away and the connection closed, so the client sees a dropped connection for work that did
+// happen.
 import { Framer, relay, TcpProxy } from "./pgwire.ts";
 
 export type CutMode = "before_send" | "after_commit";
@@ -59,6 +60,8 @@ export class CuttingProxy extends TcpProxy {
         for (const t of types) {
           if (t === "S") syncs++;
           if (t === "E") cutAtReady = syncs + 1;
+          // A simple query (a statement without parameters) is answered by one ReadyForQuery.
+          if (t === "Q") cutAtReady = ++syncs;
         }
       }
       return true;
