@@ -71,7 +71,9 @@ export function sqlValue(v: SqlValue): string {
  * input.
  */
 export function sqlCall(fn: string, args: SqlValue[]): string {
-  if (!/^[a-z_]+\.[a-z_]+$/.test(fn)) throw new TypeError(`not a function name: ${fn}`);
+  if (!/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(fn)) {
+    throw new TypeError(`not a function name: ${fn}`);
+  }
   return `select ${fn}(${args.map(sqlValue).join(", ")}) as result`;
 }
 

@@ -161,9 +161,12 @@ Deno.test("sqlValue: each value is what the bound parameter was", opts, async ()
 });
 
 Deno.test("sqlCall: only a schema-qualified function name", () => {
-  for (const fn of ["orders", "settle.x; drop table t", "settle.f()", "Settle.F", "a.b.c", ""]) {
+  for (
+    const fn of ["orders", "settle.x; drop table t", "settle.f()", "Settle.F", "a.b.c", "", "1a.b"]
+  ) {
     assert.throws(() => sqlCall(fn, []), TypeError, fn);
   }
+  assert.match(sqlCall("settle.uuid_v7", []), /^select settle\.uuid_v7\(\) as result$/);
   assert.equal(
     sqlCall("settle.apply_payment", ["it's", 5, null, false]),
     "select settle.apply_payment(E'it''s', E'5', null, false) as result",
