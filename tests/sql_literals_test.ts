@@ -116,6 +116,13 @@ Deno.test("ingestStatement: refuses what cannot be a literal, before sending", (
     TypeError,
   );
   assert.throws(() => sqlLiteral("a\u0000b"), /NUL/);
+  // The gateway's failure texts are diagnostics: a NUL is dropped from them, not the event.
+  const diag = ingestStatement(
+    event("diag", { failureCode: "card\u0000declined", failureReason: "no\u0000funds" }),
+    null,
+    true,
+  );
+  assert.match(diag, /E'carddeclined', E'nofunds'/);
   // Only literals and the fixed SQL around them: no parameter placeholder to bind.
   assert.doesNotMatch(ingestStatement(event("text"), { a: 1 }, false), /\$\d/);
 });

@@ -27,7 +27,7 @@ export interface IngestResult {
  * parameters as a simple query: one round trip, parsed once, where a parameterized one (with
  * prepared statements off, the default) costs a describe round trip first. Measured against the
  * parameterized form on the same connection: about a third less client CPU per call and less
- * Postgres CPU (bench/README.md, "This round: the webhook statement").
+ * Postgres CPU (bench/README.md, "Results (issue 16, third part)").
  */
 export function ingestStatement(e: NormalizedEvent, effect: object | null, fast: boolean): string {
   if (e.amount !== null && !Number.isSafeInteger(e.amount)) {
@@ -44,8 +44,10 @@ export function ingestStatement(e: NormalizedEvent, effect: object | null, fast:
     e.currency,
     e.occurredAt,
     e.raw,
-    e.failureCode,
-    e.failureReason,
+    // The gateway's own failure texts are diagnostics: a NUL (JSON's \u0000) is dropped from them
+    // rather than refusing the event, which Postgres text could not store either way.
+    e.failureCode?.replaceAll("\0", "") ?? null,
+    e.failureReason?.replaceAll("\0", "") ?? null,
     effect === null ? null : JSON.stringify(effect),
     e.bodyKey,
   ];

@@ -264,7 +264,9 @@ async function callGateway(
       customerId,
     }));
   } catch (err) {
-    const message = String((err as Error)?.message ?? err).slice(0, 500);
+    // Diagnostic text from the gateway's answer: a NUL in it would make the statement that
+    // releases the claim fail (sqlLiteral refuses one, as Postgres text does).
+    const message = String((err as Error)?.message ?? err).replaceAll("\0", "").slice(0, 500);
     const unknown = outcomeUnknown(err) && !gateway.idempotentOrders;
     await app.sql.unsafe(
       sqlCall("settle.record_gateway_order", [row.id, claim, null, message, unknown]),
