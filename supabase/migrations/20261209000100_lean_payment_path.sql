@@ -19,8 +19,9 @@
 -- A null passes, as in a CHECK constraint. The functions read only their argument; they set no
 -- search_path (a SET clause costs every call a configuration save and restore) and name their
 -- functions in pg_catalog; their operators are pg_catalog's, which a search path searches first
--- unless it lists pg_catalog later explicitly. Anyone may execute them: Postgres checks EXECUTE
--- for the role whose statement writes the row, and the service role inserts some of these rows.
+-- unless it lists pg_catalog later explicitly. Postgres checks EXECUTE for the role whose
+-- statement writes the row: settle's own functions write as the owner, and the service role,
+-- which may insert some of these rows itself, may execute them; user roles write none directly.
 -- Other tables keep their constraints: nothing on the payment path writes them more than once.
 
 create function settle.orders_checks(r public.orders)
@@ -58,7 +59,8 @@ begin
     message = pg_catalog.format('new row for relation "orders" violates check constraint "%s"', v_failed);
 end
 $$;
-grant execute on function settle.orders_checks(public.orders) to public;
+revoke execute on function settle.orders_checks(public.orders) from public, anon, authenticated;
+grant execute on function settle.orders_checks(public.orders) to service_role;
 alter table public.orders
   drop constraint orders_amount_check,
   drop constraint orders_check,
@@ -99,7 +101,8 @@ begin
     message = pg_catalog.format('new row for relation "webhook_events" violates check constraint "%s"', v_failed);
 end
 $$;
-grant execute on function settle.webhook_events_checks(public.webhook_events) to public;
+revoke execute on function settle.webhook_events_checks(public.webhook_events) from public, anon, authenticated;
+grant execute on function settle.webhook_events_checks(public.webhook_events) to service_role;
 alter table public.webhook_events
   drop constraint webhook_events_body_key_check,
   drop constraint webhook_events_event_id_check,
@@ -126,7 +129,8 @@ begin
     message = pg_catalog.format('new row for relation "ledger_transactions" violates check constraint "%s"', v_failed);
 end
 $$;
-grant execute on function settle.ledger_transactions_checks(public.ledger_transactions) to public;
+revoke execute on function settle.ledger_transactions_checks(public.ledger_transactions) from public, anon, authenticated;
+grant execute on function settle.ledger_transactions_checks(public.ledger_transactions) to service_role;
 alter table public.ledger_transactions
   drop constraint ledger_transactions_idempotency_key_check,
   drop constraint ledger_transactions_kind_check,
@@ -152,7 +156,8 @@ begin
     message = pg_catalog.format('new row for relation "ledger_entries" violates check constraint "%s"', v_failed);
 end
 $$;
-grant execute on function settle.ledger_entries_checks(public.ledger_entries) to public;
+revoke execute on function settle.ledger_entries_checks(public.ledger_entries) from public, anon, authenticated;
+grant execute on function settle.ledger_entries_checks(public.ledger_entries) to service_role;
 alter table public.ledger_entries
   drop constraint ledger_entries_amount_check,
   drop constraint ledger_entries_check,
@@ -179,7 +184,8 @@ begin
     message = pg_catalog.format('new row for relation "outbox_events" violates check constraint "%s"', v_failed);
 end
 $$;
-grant execute on function settle.outbox_events_checks(public.outbox_events) to public;
+revoke execute on function settle.outbox_events_checks(public.outbox_events) from public, anon, authenticated;
+grant execute on function settle.outbox_events_checks(public.outbox_events) to service_role;
 alter table public.outbox_events
   drop constraint outbox_events_payload_check,
   drop constraint outbox_events_subject_type_check,
@@ -267,25 +273,31 @@ end
 $$;
 
 
--- Section - a payment's posting in one statement
+-- Section - a payment's posting, done by the posting code
 -- An order's payment posts two legs. Until now post_order_payment built them as JSON for
--- settle.post_transaction, which inserted the transaction and then parsed the legs back out,
--- looking each wallet up again. The transaction and its two legs are now one statement: the same
--- rows, in the same order, the same idempotency key (a repeated payment posts nothing), and the
--- same statement trigger on ledger_entries moving the wallet and checking the balance.
+-- settle.post_transaction, which inserted the transaction, parsed the legs back out (looking each
+-- wallet up again), and ledger_entries' statement trigger then moved the wallet and checked the
+-- legs: balanced, their transaction and currency existing, a dispute shortfall owed by a credited
+-- wallet. For a payment through a gateway (a top-up or a purchase), those checks hold by
+-- construction: one leg is the order's amount and the other its negation, in the order's
+-- currency (the order's foreign key), on a transaction inserted by the same statement, and the
+-- wallet is the account's own in that currency (ensure_wallet). So the posting code now does the
+-- wallet's part itself: the transaction and its two legs in one statement (the same rows, in the
+-- same order, the same idempotency key: a repeated payment posts nothing), then the wallet moved
+-- by the credit, then a dispute shortfall covered, as the trigger does.
+--
+-- The trigger stays for every other insert. It skips only a statement run inside a trigger
+-- (pg_trigger_depth() of 1 or more: here order_effects) while settle.ledger_direct is on, which
+-- this function sets just for its one statement. A session can set that setting, but only a
+-- trigger of its own could then insert entries at depth 1 or more; the wallet guard
+-- (guard_wallet_balance) trusts settle.ledger_posting on the same terms. A payment from the
+-- wallet (a debit, which may find the balance short) keeps the trigger's path and its refusal.
 create or replace function settle.post_order_payment(p_order public.orders)
 returns void
 language plpgsql security definer set search_path = '' as $$
 declare
-  v_clearing text := 'gateway:' || p_order.gateway;
   v_wallet uuid;
-  v_kind text := 'purchase';
-  v_description text;
-  -- The two legs, in the order they were always written: an account that is null is the
-  -- account's wallet (v_wallet), any other a system account.
-  v_first text;
-  v_first_amount bigint := p_order.amount;
-  v_second text := v_clearing;
+  v_legs int;
 begin
   if p_order.purpose = 'escrow' then
     perform settle.fund_engagement(p_order);
@@ -295,32 +307,60 @@ begin
     if p_order.purpose = 'wallet_topup' then
       perform settle.fail(400, 'invalid_request', 'a wallet cannot top itself up');
     end if;
-    v_wallet := settle.ensure_wallet(p_order.account_id, p_order.currency);
-    v_description := p_order.purpose || ' purchase from the wallet';
-    v_first_amount := -p_order.amount;
-    v_second := 'revenue:' || p_order.purpose;
-  elsif p_order.purpose = 'wallet_topup' then
-    v_wallet := settle.ensure_wallet(p_order.account_id, p_order.currency);
-    v_kind := 'topup';
-    v_description := 'wallet top-up via ' || p_order.gateway;
-  else
-    v_description := p_order.purpose || ' purchase via ' || p_order.gateway;
-    v_first := 'revenue:' || p_order.purpose;
+    perform settle.post_transaction('purchase', 'order_paid:' || p_order.id, p_order.id,
+      p_order.purpose || ' purchase from the wallet',
+      jsonb_build_array(
+        jsonb_build_object('wallet_id', settle.ensure_wallet(p_order.account_id, p_order.currency),
+          'currency', p_order.currency, 'amount', -p_order.amount),
+        jsonb_build_object('system_account', 'revenue:' || p_order.purpose,
+          'currency', p_order.currency, 'amount', p_order.amount)));
+    return;
   end if;
+  if p_order.purpose = 'wallet_topup' then
+    v_wallet := settle.ensure_wallet(p_order.account_id, p_order.currency);
+  end if;
+  perform set_config('settle.ledger_direct', 'on', true);
   with tx as (
     insert into public.ledger_transactions (kind, idempotency_key, order_id, description)
-    values (v_kind, 'order_paid:' || p_order.id, p_order.id, v_description)
+    values (case when v_wallet is null then 'purchase' else 'topup' end,
+      'order_paid:' || p_order.id, p_order.id,
+      case when v_wallet is null then p_order.purpose || ' purchase via ' || p_order.gateway
+           else 'wallet top-up via ' || p_order.gateway end)
     on conflict (idempotency_key) do nothing
     returning id
+  ), legs as (
+    -- Credit first, then the gateway's clearing account: the order the legs were always written in.
+    insert into public.ledger_entries (transaction_id, wallet_id, account_id, system_account,
+      currency, amount)
+    select tx.id, l.wallet_id, l.account_id, l.system_account, p_order.currency, l.amount
+    from tx cross join (values
+      (v_wallet, case when v_wallet is not null then p_order.account_id end,
+       case when v_wallet is null then 'revenue:' || p_order.purpose end, p_order.amount, 1),
+      (null::uuid, null::uuid, 'gateway:' || p_order.gateway, -p_order.amount, 2)
+    ) as l (wallet_id, account_id, system_account, amount, n)
+    order by l.n
+    returning 1
   )
-  insert into public.ledger_entries (transaction_id, wallet_id, account_id, system_account,
-    currency, amount)
-  select tx.id, l.wallet_id, l.account_id, l.system_account, p_order.currency, l.amount
-  from tx cross join (values
-    (case when v_first is null then v_wallet end,
-     case when v_first is null then p_order.account_id end, v_first, v_first_amount, 1),
-    (null::uuid, null::uuid, v_second, -v_first_amount, 2)
-  ) as l (wallet_id, account_id, system_account, amount, n)
-  order by l.n;
+  select count(*) into v_legs from legs;
+  perform set_config('settle.ledger_direct', 'off', true);
+  if v_legs = 0 or v_wallet is null then
+    return;
+  end if;
+  perform set_config('settle.ledger_posting', 'on', true);
+  update public.wallets set balance = balance + p_order.amount, updated_at = now()
+  where id = v_wallet;
+  perform set_config('settle.ledger_posting', 'off', true);
+  if exists (select 1 from public.disputes d
+             where d.account_id = p_order.account_id and d.currency = p_order.currency
+               and d.shortfall > d.shortfall_covered) then
+    perform settle.cover_dispute_shortfall(v_wallet, p_order.account_id, p_order.currency);
+  end if;
 end
 $$;
+
+drop trigger ledger_entries_post on public.ledger_entries;
+create trigger ledger_entries_post after insert on public.ledger_entries
+  referencing new table as new_entries
+  for each statement
+  when (pg_trigger_depth() < 1 or current_setting('settle.ledger_direct', true) is distinct from 'on')
+  execute function settle.post_ledger_entries();
