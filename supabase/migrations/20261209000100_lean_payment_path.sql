@@ -24,6 +24,20 @@
 -- which may insert some of these rows itself, may execute them; user roles write none directly.
 -- Other tables keep their constraints: nothing on the payment path writes them more than once.
 
+-- What Postgres raises for a failed CHECK constraint, for the validators below.
+create function settle.fail_check(p_table text, p_constraint text) returns void
+language plpgsql immutable parallel safe
+as $$
+begin
+  raise exception using errcode = 'check_violation', schema = 'public', table = p_table,
+    constraint = p_constraint,
+    message = pg_catalog.format('new row for relation "%s" violates check constraint "%s"',
+      p_table, p_constraint);
+end
+$$;
+revoke execute on function settle.fail_check(text, text) from public, anon, authenticated;
+grant execute on function settle.fail_check(text, text) to service_role;
+
 create function settle.orders_checks(r public.orders)
 returns boolean
 language plpgsql immutable parallel safe
@@ -51,12 +65,10 @@ declare
     when ((r.status = ANY ('{paid,partially_refunded,refunded}'::text[])) OR r.amount_refunded = 0) is false then 'orders_unpaid_not_refunded_check'
   end;
 begin
-  if v_failed is null then
-    return true;
+  if v_failed is not null then
+    perform settle.fail_check('orders', v_failed);
   end if;
-  raise exception using errcode = 'check_violation', schema = 'public', table = 'orders',
-    constraint = v_failed,
-    message = pg_catalog.format('new row for relation "orders" violates check constraint "%s"', v_failed);
+  return true;
 end
 $$;
 revoke execute on function settle.orders_checks(public.orders) from public, anon, authenticated;
@@ -93,12 +105,10 @@ declare
     when (r.outcome = ANY ('{received,applied,no_effect,ignored,unknown_order,mismatch,failed}'::text[])) is false then 'webhook_events_outcome_check'
   end;
 begin
-  if v_failed is null then
-    return true;
+  if v_failed is not null then
+    perform settle.fail_check('webhook_events', v_failed);
   end if;
-  raise exception using errcode = 'check_violation', schema = 'public', table = 'webhook_events',
-    constraint = v_failed,
-    message = pg_catalog.format('new row for relation "webhook_events" violates check constraint "%s"', v_failed);
+  return true;
 end
 $$;
 revoke execute on function settle.webhook_events_checks(public.webhook_events) from public, anon, authenticated;
@@ -121,12 +131,10 @@ declare
     when (r.kind = ANY (ARRAY['topup'::text, 'purchase'::text, 'refund'::text, 'adjustment'::text, 'wallet_charge'::text, 'wallet_hold'::text, 'wallet_release'::text, 'wallet_refund'::text, 'escrow_funding'::text, 'escrow_settlement'::text, 'escrow_refund'::text, 'dispute_withdrawal'::text, 'dispute_reinstatement'::text, 'dispute_fee'::text, 'payout'::text, 'payout_sent'::text, 'payout_return'::text])) is false then 'ledger_transactions_kind_check'
   end;
 begin
-  if v_failed is null then
-    return true;
+  if v_failed is not null then
+    perform settle.fail_check('ledger_transactions', v_failed);
   end if;
-  raise exception using errcode = 'check_violation', schema = 'public', table = 'ledger_transactions',
-    constraint = v_failed,
-    message = pg_catalog.format('new row for relation "ledger_transactions" violates check constraint "%s"', v_failed);
+  return true;
 end
 $$;
 revoke execute on function settle.ledger_transactions_checks(public.ledger_transactions) from public, anon, authenticated;
@@ -148,12 +156,10 @@ declare
     when (r.system_account ~ '^[a-z_]+:[a-z0-9_]+$'::text) is false then 'ledger_entries_system_account_check'
   end;
 begin
-  if v_failed is null then
-    return true;
+  if v_failed is not null then
+    perform settle.fail_check('ledger_entries', v_failed);
   end if;
-  raise exception using errcode = 'check_violation', schema = 'public', table = 'ledger_entries',
-    constraint = v_failed,
-    message = pg_catalog.format('new row for relation "ledger_entries" violates check constraint "%s"', v_failed);
+  return true;
 end
 $$;
 revoke execute on function settle.ledger_entries_checks(public.ledger_entries) from public, anon, authenticated;
@@ -176,12 +182,10 @@ declare
     when (r.type ~ '^[a-z][a-z_]*\.[a-z][a-z_]*$'::text) is false then 'outbox_events_type_check'
   end;
 begin
-  if v_failed is null then
-    return true;
+  if v_failed is not null then
+    perform settle.fail_check('outbox_events', v_failed);
   end if;
-  raise exception using errcode = 'check_violation', schema = 'public', table = 'outbox_events',
-    constraint = v_failed,
-    message = pg_catalog.format('new row for relation "outbox_events" violates check constraint "%s"', v_failed);
+  return true;
 end
 $$;
 revoke execute on function settle.outbox_events_checks(public.outbox_events) from public, anon, authenticated;
