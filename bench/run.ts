@@ -1617,6 +1617,8 @@ const report = {
   machine: host,
   settings: {
     secondsPerPhase: opts.seconds,
+    // BENCH_SERVER_NICE (bench/lib/spawn.ts): the nice value of settle's servers and the peer's.
+    serverNice: Deno.env.get("BENCH_SERVER_NICE") || undefined,
     configs: {
       default: `as shipped: prepared statements ${opts.prepare ? "on" : "off"}, DB_POOL_MAX ${
         opts.pool || 10

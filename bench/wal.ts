@@ -29,6 +29,9 @@ const { values } = parseArgs({
     keep: { type: "boolean", default: false },
     apply: { type: "string" },
     "cpu-seconds": { type: "string", default: "8" },
+    // Extra pending orders beyond the passes' own (for probes run later against a --keep database).
+    "extra-orders": { type: "string", default: "0" },
+    "cpu-rounds": { type: "string", default: "3" },
   },
 });
 const events = Number(values.events);
@@ -43,7 +46,14 @@ await migrate(db);
 if (values.apply) await db.unsafe(await Deno.readTextFile(values.apply)).simple();
 const users = await createUsers(db, 200, "wal");
 const id = (k: number) => `order_W${String(k + 1).padStart(13, "0")}`;
-await insertOrders(db, users, 2 * events + 4 * cpuSeconds * 1500, () => 50_000, id);
+const cpuRounds = Number(values["cpu-rounds"]);
+await insertOrders(
+  db,
+  users,
+  2 * events + cpuRounds * cpuSeconds * 2000 + Number(values["extra-orders"]),
+  () => 50_000,
+  id,
+);
 if (preloadCount) {
   // Paid orders with their ledger, events and outbox rows, in bulk (the growth phase's preload).
   await preload(db, {
@@ -166,7 +176,7 @@ async function cpuPass() {
 
 try {
   if (cpuSeconds > 0) {
-    for (let i = 0; i < 3; i++) await cpuPass();
+    for (let i = 0; i < cpuRounds; i++) await cpuPass();
   }
   await pass("after a checkpoint", true);
   await pass("straight after", false);

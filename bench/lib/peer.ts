@@ -1,6 +1,7 @@
 // The peer: @supabase/stripe-sync-engine, pinned in bench/peer/package.json (and its lock),
 // installed with npm into .settle/bench-peer/ (gitignored) and run by bench/peer/server.mjs in a
 // Node process of its own, on a database of its own on the same server.
+import { applyServerNice } from "./spawn.ts";
 import type { Sql } from "../../dev/db.ts";
 import type { SentEvent } from "./checks.ts";
 
@@ -70,6 +71,7 @@ export async function startPeer(databaseUrl: string, webhookSecret: string): Pro
     buffered += decoder.decode(value, { stream: true });
   }
   const info = JSON.parse(buffered.slice(0, buffered.indexOf("\n")));
+  await applyServerNice(info.pid);
   (async () => {
     for (;;) if ((await reader.read()).done) break;
   })();

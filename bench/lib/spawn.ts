@@ -20,6 +20,26 @@ export interface ServerProcess {
  */
 export const SERVER_V8_FLAGS = ["--max-semi-space-size=4"];
 
+/**
+ * BENCH_SERVER_NICE: the scheduling priority (nice value) given to the HTTP servers under test,
+ * settle's function servers and the peer's alike, for a diagnosis: on 2 cores a single-threaded
+ * server shares the CPU with every runnable Postgres backend, which a production deployment (the
+ * functions and the database on their own machines) does not. Every thread of the process is set
+ * (Linux applies a nice value per thread); below 0 needs root. Unset: the servers run as started.
+ */
+export async function applyServerNice(pid: number): Promise<void> {
+  const nice = Deno.env.get("BENCH_SERVER_NICE");
+  if (nice === undefined || nice === "") return;
+  if (!/^-?\d+$/.test(nice)) throw new Error(`BENCH_SERVER_NICE must be an integer, not ${nice}`);
+  const tids: string[] = [];
+  for await (const t of Deno.readDir(`/proc/${pid}/task`)) tids.push(t.name);
+  const o = await new Deno.Command("renice", { args: ["-n", nice, "-p", ...tids], stdout: "null" })
+    .output();
+  if (!o.success) {
+    throw new Error(`renice ${nice} of ${pid} failed: ${new TextDecoder().decode(o.stderr)}`);
+  }
+}
+
 /** --v8-flags for the child: for a function server (stack) SERVER_V8_FLAGS, then the caller's. */
 function v8FlagsArg(mode: string, flags: string[] = []): string[] {
   const env = Deno.env.get("BENCH_SERVER_V8_FLAGS");
@@ -98,6 +118,7 @@ export async function startServer(
   const inspector = forwardStderr(child.stderr);
   const info = await readReadyLine(child.stdout, mode);
   const inspectorUrl = opts.inspect ? await inspector : undefined;
+  if (mode === "stack") await applyServerNice(info.pid);
   const writer = child.stdin.getWriter();
   return {
     functionsUrl: info.functionsUrl,
