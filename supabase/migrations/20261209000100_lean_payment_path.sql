@@ -200,7 +200,8 @@ alter table public.outbox_events
 -- Section - the duplicate check planned once
 -- Two statements where there was one with an OR: PL/pgSQL planned the OR'ed check afresh on
 -- every call (its custom plan, folding the null body key away, always looked cheaper than the
--- generic one), 34 µs an event. Otherwise as in 20261201000700_webhooks.sql.
+-- generic one; pg_stat_statements counted a plan per call, though the instruction probe finds
+-- it cheap). Otherwise as in 20261201000700_webhooks.sql.
 create or replace function settle.ingest_webhook(p_event settle.incoming_event, p_fast boolean default true)
 returns jsonb
 language plpgsql security definer set search_path = '' as $$
