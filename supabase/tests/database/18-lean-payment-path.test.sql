@@ -5,7 +5,7 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap;
-select plan(23);
+select plan(26);
 
 insert into auth.users (id, email) values
   ('00000000-0000-4000-8000-0000000018a1', 'lean-a@example.test');
@@ -139,6 +139,23 @@ select throws_ok(
   $t$$sql$,
   'ST400', null, 'with settle.ledger_direct on, a statement outside a trigger is still checked');
 select tests.logout();
+
+-- A session that switches the setting on for itself, then pays a wallet order: the purchase is
+-- posted from inside order_effects (trigger depth 1) by post_transaction, whose entries must still
+-- go through the trigger (the wallet debited), not be taken for post_order_payment's statement.
+select set_config('settle.ledger_direct', 'on', false);
+insert into public.orders (account_id, created_by, gateway, purpose, product_id, amount, currency)
+values (tests.personal('00000000-0000-4000-8000-0000000018a1'),
+  '00000000-0000-4000-8000-0000000018a1', 'wallet', 'product', 'sticker_pack', 300, 'INR');
+select lives_ok(
+  $$update public.orders set status = 'paid', paid_at = now()
+    where gateway = 'wallet' and created_by = '00000000-0000-4000-8000-0000000018a1'$$,
+  'a wallet purchase is paid while the session has settle.ledger_direct on');
+select is(tests.balance('00000000-0000-4000-8000-0000000018a1'), 700::bigint,
+  'the wallet was debited: a nested posting is checked and moved by the trigger');
+select is(current_setting('settle.ledger_direct', true), 'off',
+  'and the setting is off again after the posting');
+select set_config('settle.ledger_direct', 'off', false);
 
 select is((select count(*)::int from settle.ledger_audit()), 0, 'ledger_audit() is empty');
 
